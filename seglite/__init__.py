@@ -1,0 +1,3 @@
+"""seglite: semantic segmentation on lightweight backbones."""
+
+__version__ = "0.1.0"
