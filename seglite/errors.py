@@ -1,0 +1,13 @@
+"""Errors seglite raises for user input: the message names the file or argument and what was expected."""
+
+
+class SegliteError(Exception):
+    """Base of user-facing seglite errors; the command-line tools print the message without a traceback."""
+
+
+class DatasetNotFoundError(SegliteError, FileNotFoundError):
+    """A dataset root or split folder is missing."""
+
+
+class DataFormatError(SegliteError, ValueError):
+    """A dataset file is unreadable, unpaired or holds unexpected values."""

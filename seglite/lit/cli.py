@@ -1,0 +1,64 @@
+"""The ``seglite`` command: LightningCLI over ``SegmentationTask`` and a data module."""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+import pytorch_lightning as pl
+from pytorch_lightning.cli import LightningCLI
+
+from seglite.lit.task import SegmentationTask
+
+
+class SegliteCLI(LightningCLI):
+    """LightningCLI with the data module's classes linked into the model and a closing summary."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.num_classes", "model.model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        parser.link_arguments("data.palette", "model.palette", apply_on="instantiate")
+
+    def after_fit(self) -> None:
+        """Print the final validation scores and where the checkpoints are."""
+        trainer, task = self.trainer, self.model
+        if not trainer.is_global_zero:
+            return
+        scores = task.last_scores.get("val")
+        if scores is not None:
+            print(f"\nFinal validation (step {trainer.global_step}):\n{scores.table(task.class_names)}")
+            print(f"val mIoU: {100 * scores.miou:.2f}")
+        checkpoint = trainer.checkpoint_callback
+        if checkpoint is not None:
+            if checkpoint.best_model_path:
+                score = checkpoint.best_model_score
+                shown = f" (val/mIoU {100 * float(score):.2f})" if score is not None else ""
+                print(f"best checkpoint: {checkpoint.best_model_path}{shown}")
+            if checkpoint.last_model_path:
+                print(f"last checkpoint: {checkpoint.last_model_path}")
+
+
+def run_cli(args: Sequence[str] | None = None) -> SegliteCLI:
+    return SegliteCLI(
+        SegmentationTask,
+        pl.LightningDataModule,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": False},
+        args=args,
+        auto_configure_optimizers=False,
+    )
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Entry point of the ``seglite`` console script."""
+    from seglite.errors import SegliteError
+
+    try:
+        run_cli(args)
+    except SegliteError as error:  # a user-facing problem: the message says what to do
+        print(f"seglite: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

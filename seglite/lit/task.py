@@ -1,0 +1,206 @@
+"""The Lightning system that trains and evaluates a ``SegmentationModel``.
+
+The model is injected (LightningCLI picks backbone and head from the config); losses,
+metrics, optimisation and logging live here, never in the model.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_info
+from torch.optim.lr_scheduler import LambdaLR
+
+from seglite.inference.sliding import InferenceMode, predict_probabilities
+from seglite.lit.losses import SegmentationLoss
+from seglite.lit.metrics import confusion_matrix_metric, scores_from_confusion
+from seglite.lit.optim import poly_warmup_factor, split_decay_parameters
+from seglite.models.segmentor import SegmentationModel
+from seglite.visualization import colorize
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _cli_is_instantiating() -> bool:
+    """True while LightningCLI instantiates this module with the config as hyperparameters."""
+    try:  # private, but the only way to know; without it we fall back to ignoring the model
+        from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
+    except ImportError:  # pragma: no cover - older/newer Lightning
+        return False
+    return _given_hyperparameters.get() is not None
+
+
+class SegmentationTask(pl.LightningModule):
+    """Training, validation, test and prediction of a semantic segmentation model.
+
+    Args:
+        model: the network (e.g. ``seglite.models.LRASPP``); ``forward_with_aux`` gives
+            main and auxiliary logits at input size.
+        losses: loss name -> weight, names from ``ce``, ``ohem``, ``dice``, ``lovasz``, ``focal``.
+        class_weights: per-class cross-entropy weights.
+        aux_weight: weight of the auxiliary head's loss (same losses as the main output).
+        optimizer: SGD with Nesterov-free momentum (the DeepLab/torchvision recipe) or AdamW.
+        weight_decay: applied to conv/linear kernels only; norms, biases and depthwise
+            kernels are exempt (MobileNetV1 paper, section 3.2).
+        poly_power: the poly schedule ``(1 - step / total) ** power``, stepped per iteration.
+        warmup_steps: linear warm-up iterations from ``warmup_ratio * lr``.
+        class_names, palette: for logs and tables; linked from the data module by the CLI.
+        log_images: number of validation images logged as image | truth | prediction.
+        eval_mode, eval_crop_size, eval_stride, eval_flip, eval_scales: how validation and
+            test images are run (see ``seglite.inference.sliding.predict_probabilities``).
+    """
+
+    def __init__(
+        self,
+        model: SegmentationModel,
+        losses: dict[str, float] | None = None,
+        class_weights: list[float] | None = None,
+        ohem_threshold: float = 0.7,
+        ohem_min_kept: int = 100_000,
+        aux_weight: float = 0.4,
+        ignore_index: int = 255,
+        optimizer: Literal["sgd", "adamw"] = "sgd",
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 4e-5,
+        poly_power: float = 0.9,
+        warmup_steps: int = 0,
+        warmup_ratio: float = 1e-3,
+        class_names: list[str] | None = None,
+        palette: list[list[int]] | None = None,
+        log_images: int = 4,
+        eval_mode: InferenceMode = "whole",
+        eval_crop_size: tuple[int, int] = (1024, 1024),
+        eval_stride: tuple[int, int] = (768, 768),
+        eval_flip: bool = False,
+        eval_scales: list[float] | None = None,
+    ) -> None:
+        super().__init__()
+        if lr <= 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        if optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
+        if class_names is not None and len(class_names) != model.num_classes:
+            raise ValueError(
+                f"class_names has {len(class_names)} names but the model predicts {model.num_classes} classes"
+            )
+        # Under LightningCLI the hyperparameters are the config (model included as class_path +
+        # init_args), so load_from_checkpoint can rebuild the model; elsewhere the module itself
+        # must not be pickled into hparams.
+        self.save_hyperparameters(ignore=None if _cli_is_instantiating() else ["model"])
+        self.model = model
+        self.num_classes = model.num_classes
+        self.class_names = class_names or [str(index) for index in range(self.num_classes)]
+        self.palette = palette
+        self.loss = SegmentationLoss(
+            losses or {"ce": 1.0}, ignore_index, class_weights, ohem_threshold, ohem_min_kept
+        )
+        self.val_confusion = confusion_matrix_metric(self.num_classes, ignore_index)
+        self.test_confusion = confusion_matrix_metric(self.num_classes, ignore_index)
+        self.predict_options = dict(
+            mode=eval_mode, crop_size=tuple(eval_crop_size), stride=tuple(eval_stride),
+            flip=eval_flip, scales=tuple(eval_scales or (1.0,)),
+        )
+        self.last_scores = {}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    # ---------------------------------------------------------------- training
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        images, masks = batch["image"], batch["mask"]
+        logits, aux_logits = self.model.forward_with_aux(images)
+        loss = self.loss(logits, masks)
+        if aux_logits is not None and self.hparams.aux_weight > 0:
+            aux_loss = self.loss(aux_logits, masks)
+            self.log("train/aux_loss", aux_loss, batch_size=len(images))
+            loss = loss + self.hparams.aux_weight * aux_loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}, "
+                f"batch {batch_idx}); stopping. Lower the learning rate, add warm-up, or check the data"
+            )
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(images))
+        return loss
+
+    def configure_optimizers(self):
+        decay, no_decay = split_decay_parameters(self.model)
+        groups = [
+            {"params": decay, "weight_decay": self.hparams.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        if self.hparams.optimizer == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=self.hparams.lr, momentum=self.hparams.momentum)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr)
+        schedule = functools.partial(
+            poly_warmup_factor,
+            total_steps=max(1, int(self.trainer.estimated_stepping_batches)),
+            power=self.hparams.poly_power,
+            warmup_steps=self.hparams.warmup_steps,
+            warmup_ratio=self.hparams.warmup_ratio,
+        )
+        scheduler = LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---------------------------------------------------------------- evaluation
+    def _evaluate(self, batch: dict, confusion) -> torch.Tensor:
+        probabilities = predict_probabilities(self.model, batch["image"], **self.predict_options)
+        predictions = probabilities.argmax(dim=1)
+        confusion.update(predictions, batch["mask"])
+        return predictions
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        predictions = self._evaluate(batch, self.val_confusion)
+        if batch_idx == 0 and not self.trainer.sanity_checking:
+            self._log_overlays(batch, predictions)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_confusion)
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish_evaluation("val", self.val_confusion)
+
+    def on_test_epoch_end(self) -> None:
+        self._finish_evaluation("test", self.test_confusion)
+
+    def _finish_evaluation(self, stage: str, confusion) -> None:
+        scores = scores_from_confusion(confusion.compute())  # summed over DDP processes
+        confusion.reset()
+        self.log(f"{stage}/mIoU", scores.miou, sync_dist=False, prog_bar=stage == "val")
+        self.log(f"{stage}/pixel_accuracy", scores.pixel_accuracy, sync_dist=False)
+        self.log(f"{stage}/mean_accuracy", scores.mean_accuracy, sync_dist=False)
+        for name, value in zip(self.class_names, scores.iou.tolist()):
+            if value == value:  # NaN: class absent from labels and predictions
+                self.log(f"{stage}/IoU/{name}", value, sync_dist=False)
+        self.last_scores[stage] = scores
+        if not self.trainer.sanity_checking:
+            rank_zero_info(f"\n{stage} results (step {self.global_step}):\n{scores.table(self.class_names)}")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        probabilities = predict_probabilities(self.model, batch["image"], **self.predict_options)
+        return {"mask": probabilities.argmax(dim=1).to(torch.uint8), "path": batch.get("path")}
+
+    # ---------------------------------------------------------------- logging
+    def _log_overlays(self, batch: dict, predictions: torch.Tensor) -> None:
+        count = min(self.hparams.log_images, len(predictions))
+        loggers = [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
+        if count == 0 or not loggers or self.palette is None or self.global_rank != 0:
+            return
+        mean = torch.tensor(IMAGENET_MEAN, device=batch["image"].device).view(3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=batch["image"].device).view(3, 1, 1)
+        for index in range(count):
+            image = ((batch["image"][index] * std + mean).clamp(0, 1) * 255).byte().permute(1, 2, 0).cpu().numpy()
+            truth = colorize(batch["mask"][index].cpu().numpy(), self.palette)
+            predicted = colorize(predictions[index].cpu().numpy(), self.palette)
+            panel = np.concatenate([image, truth, predicted], axis=1)
+            for logger in loggers:
+                logger.experiment.add_image(
+                    f"val/overlay_{index}", panel, self.global_step, dataformats="HWC"
+                )

@@ -1,0 +1,189 @@
+"""MobileNetV3 Large and Small (Howard et al. 2019, "Searching for MobileNetV3")."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import partial
+from typing import Literal
+
+from torch import nn
+
+from ..layers import ConvBNAct, make_divisible
+from .base import check_output_stride, check_width_mult, plan_output_stride
+from .mobilenet_v1 import MobileNetClassifier, StagedBackbone, init_weights, last_stage_start
+from .mobilenet_v2 import InvertedResidual
+
+VARIANTS = ("large", "small")
+# TensorFlow's batch-norm defaults, which the paper's models (and torchvision's) use
+BATCH_NORM = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+
+
+@dataclass(frozen=True)
+class Bneck:
+    """A ``bneck`` row of MobileNetV3 Tables 1 and 2 (columns: operator, exp size, #out, SE, NL, s)."""
+
+    kernel_size: int
+    expanded_channels: int
+    out_channels: int
+    squeeze_excite: bool
+    activation: type[nn.Module]
+    stride: int
+
+
+STEM_CHANNELS = 16
+LAST_CONV_EXPANSION = 6  # the 1x1 conv after the bnecks: 160 -> 960 (Large), 96 -> 576 (Small)
+
+# MobileNetV3 paper, Table 1 (MobileNetV3-Large), after the 3x3 stride-2 conv to 16 channels
+# with h-swish. Hidden width of the classifier: Table 1's "conv2d 1x1, NBN, 1280".
+MOBILENET_V3_LARGE = [
+    Bneck(kernel_size=3, expanded_channels=16, out_channels=16, squeeze_excite=False, activation=nn.ReLU, stride=1),
+    Bneck(kernel_size=3, expanded_channels=64, out_channels=24, squeeze_excite=False, activation=nn.ReLU, stride=2),
+    Bneck(kernel_size=3, expanded_channels=72, out_channels=24, squeeze_excite=False, activation=nn.ReLU, stride=1),
+    Bneck(kernel_size=5, expanded_channels=72, out_channels=40, squeeze_excite=True, activation=nn.ReLU, stride=2),
+    Bneck(kernel_size=5, expanded_channels=120, out_channels=40, squeeze_excite=True, activation=nn.ReLU, stride=1),
+    Bneck(kernel_size=5, expanded_channels=120, out_channels=40, squeeze_excite=True, activation=nn.ReLU, stride=1),
+    Bneck(kernel_size=3, expanded_channels=240, out_channels=80, squeeze_excite=False, activation=nn.Hardswish, stride=2),
+    Bneck(kernel_size=3, expanded_channels=200, out_channels=80, squeeze_excite=False, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=3, expanded_channels=184, out_channels=80, squeeze_excite=False, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=3, expanded_channels=184, out_channels=80, squeeze_excite=False, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=3, expanded_channels=480, out_channels=112, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=3, expanded_channels=672, out_channels=112, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=5, expanded_channels=672, out_channels=160, squeeze_excite=True, activation=nn.Hardswish, stride=2),
+    Bneck(kernel_size=5, expanded_channels=960, out_channels=160, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=5, expanded_channels=960, out_channels=160, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+]
+LARGE_HIDDEN_CHANNELS = 1280
+
+# MobileNetV3 paper, Table 2 (MobileNetV3-Small), after the 3x3 stride-2 conv to 16 channels
+# with h-swish. The table marks SE on the last 1x1 conv (576); the authors' TF code
+# (slim mobilenet_v3.py) and torchvision have none there, and neither do we.
+MOBILENET_V3_SMALL = [
+    Bneck(kernel_size=3, expanded_channels=16, out_channels=16, squeeze_excite=True, activation=nn.ReLU, stride=2),
+    Bneck(kernel_size=3, expanded_channels=72, out_channels=24, squeeze_excite=False, activation=nn.ReLU, stride=2),
+    Bneck(kernel_size=3, expanded_channels=88, out_channels=24, squeeze_excite=False, activation=nn.ReLU, stride=1),
+    Bneck(kernel_size=5, expanded_channels=96, out_channels=40, squeeze_excite=True, activation=nn.Hardswish, stride=2),
+    Bneck(kernel_size=5, expanded_channels=240, out_channels=40, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=5, expanded_channels=240, out_channels=40, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=5, expanded_channels=120, out_channels=48, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=5, expanded_channels=144, out_channels=48, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=5, expanded_channels=288, out_channels=96, squeeze_excite=True, activation=nn.Hardswish, stride=2),
+    Bneck(kernel_size=5, expanded_channels=576, out_channels=96, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=5, expanded_channels=576, out_channels=96, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+]
+SMALL_HIDDEN_CHANNELS = 1024
+
+
+def _variant_table(variant: str) -> tuple[list[Bneck], int]:
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if variant == "large":
+        return list(MOBILENET_V3_LARGE), LARGE_HIDDEN_CHANNELS
+    return list(MOBILENET_V3_SMALL), SMALL_HIDDEN_CHANNELS
+
+
+def _reduce_tail(rows: list[Bneck]) -> list[Bneck]:
+    """Halve the last stage's filters (the paper's section 6.4 segmentation tail, torchvision's reduce_divider=2).
+
+    The stage's downsampling block expands its input, which is not reduced, so its expanded
+    width stays; the later blocks expand the halved width.
+    """
+    tail = last_stage_start([row.stride for row in rows])
+    reduced = rows[:tail]
+    for index, row in enumerate(rows[tail:]):
+        expanded = row.expanded_channels if index == 0 else row.expanded_channels // 2
+        reduced.append(dataclasses.replace(row, expanded_channels=expanded, out_channels=row.out_channels // 2))
+    return reduced
+
+
+class MobileNetV3(StagedBackbone):
+    """MobileNetV3 feature extractor (Howard et al. 2019, Tables 1 and 2), up to the last 1x1 conv.
+
+    Stages (Large / Small channels): ``stem`` 16 / 16, ``layer1`` 24 / 16, ``layer2`` 40 / 24,
+    ``layer3`` 112 / 48, ``layer4`` 960 / 576 (480 / 288 with ``reduced_tail``), at nominal
+    strides 2 to 32. ``layer2`` is LR-ASPP's 1/8 low-level feature.
+
+    Args:
+        variant: "large" (Table 1) or "small" (Table 2).
+        width_mult: width multiplier; channels are rounded to multiples of 8.
+        output_stride: 8, 16 or 32; later strides become dilation (atrous convolution).
+        reduced_tail: halve the filters of the last stage, as the paper does for segmentation
+            (section 6.4; torchvision's ``reduced_tail``).
+        in_channels: channels of the input image.
+    """
+
+    def __init__(
+        self,
+        variant: Literal["large", "small"] = "large",
+        width_mult: float = 1.0,
+        output_stride: int = 32,
+        reduced_tail: bool = False,
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        rows, _ = _variant_table(variant)
+        check_output_stride(output_stride)
+        check_width_mult(width_mult)
+        if reduced_tail:
+            rows = _reduce_tail(rows)
+        strides = [2] + [row.stride for row in rows] + [1]  # stem conv, bnecks, last 1x1 conv
+        plan = plan_output_stride(strides, output_stride)
+
+        channels = make_divisible(STEM_CHANNELS * width_mult)
+        blocks: list[nn.Module] = [
+            ConvBNAct(in_channels, channels, 3, plan[0].stride, norm_layer=BATCH_NORM, activation=nn.Hardswish)
+        ]
+        for row, geometry in zip(rows, plan[1:]):
+            expanded = make_divisible(row.expanded_channels * width_mult)
+            out_channels = make_divisible(row.out_channels * width_mult)
+            blocks.append(
+                InvertedResidual(
+                    channels,
+                    expanded,
+                    out_channels,
+                    row.kernel_size,
+                    geometry.stride,
+                    geometry.dilation,
+                    residual=row.stride == 1 and channels == out_channels,
+                    activation=row.activation,
+                    norm_layer=BATCH_NORM,
+                    squeeze_channels=make_divisible(expanded // 4) if row.squeeze_excite else 0,
+                )
+            )
+            channels = out_channels
+        last_channels = LAST_CONV_EXPANSION * channels
+        blocks.append(ConvBNAct(channels, last_channels, 1, norm_layer=BATCH_NORM, activation=nn.Hardswish))
+        self._set_stages(blocks, strides, plan)
+        init_weights(self)
+
+
+class MobileNetV3Classifier(MobileNetClassifier):
+    """MobileNetV3 ImageNet classifier, torchvision's ``mobilenet_v3_large`` / ``_small`` layout.
+
+    Backbone, global average pooling, linear to 1280 (Large) or 1024 (Small) channels, h-swish,
+    dropout, linear (the 1x1 convs without BN of Tables 1 and 2). At ``width_mult=1`` it has
+    torchvision's parameter count and loads its weights with ``load_torchvision_weights``.
+    """
+
+    def __init__(
+        self,
+        variant: Literal["large", "small"] = "large",
+        num_classes: int = 1000,
+        width_mult: float = 1.0,
+        dropout: float = 0.2,
+        reduced_tail: bool = False,
+        in_channels: int = 3,
+    ) -> None:
+        _, hidden_channels = _variant_table(variant)
+        backbone = MobileNetV3(variant, width_mult, reduced_tail=reduced_tail, in_channels=in_channels)
+        # torchvision halves the hidden width with the tail
+        hidden_channels = make_divisible(hidden_channels // (2 if reduced_tail else 1) * width_mult)
+        head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(1),
+            nn.Linear(backbone.out_channels, hidden_channels),
+            nn.Hardswish(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_channels, num_classes),
+        )
+        super().__init__(backbone, head)
