@@ -1,7 +1,29 @@
 """seglite models: backbones, heads and segmentation models (plain ``nn.Module``s)."""
 
 from .backbones import Backbone, FeatureInfo
-from .factory import build_backbone, build_classifier
+from .factory import PRESETS, build_backbone, build_classifier, build_model, build_preset
+from .heads import ASPP, DeepLabV3Head, DeepLabV3PlusHead, FCNHead, LRASPPHead, RASPPHead
+from .segmentor import LRASPP, RASPP, DeepLabV3, DeepLabV3Plus, SegmentationModel
 from .weights import load_torchvision_weights
 
-__all__ = ["Backbone", "FeatureInfo", "build_backbone", "build_classifier", "load_torchvision_weights"]
+__all__ = [
+    "ASPP",
+    "Backbone",
+    "DeepLabV3",
+    "DeepLabV3Head",
+    "DeepLabV3Plus",
+    "DeepLabV3PlusHead",
+    "FCNHead",
+    "FeatureInfo",
+    "LRASPP",
+    "LRASPPHead",
+    "PRESETS",
+    "RASPP",
+    "RASPPHead",
+    "SegmentationModel",
+    "build_backbone",
+    "build_classifier",
+    "build_model",
+    "build_preset",
+    "load_torchvision_weights",
+]

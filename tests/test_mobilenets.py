@@ -1,0 +1,217 @@
+"""MobileNetV1/V2/V3 backbones: sizes against torchvision and the papers, weight transfer, output stride."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from seglite.models.backbones.mobilenet_v1 import MobileNetV1, MobileNetV1Classifier
+from seglite.models.backbones.mobilenet_v2 import InvertedResidual, MobileNetV2, MobileNetV2Classifier
+from seglite.models.backbones.mobilenet_v3 import MobileNetV3, MobileNetV3Classifier
+from seglite.models.weights import load_torchvision_weights
+
+FEATURE_NAMES = ["stem", "layer1", "layer2", "layer3", "layer4"]
+NOMINAL_STRIDES = [2, 4, 8, 16, 32]
+SMALL = (64, 96)
+
+
+def large(**options):
+    return MobileNetV3("large", **options)
+
+
+def small(**options):
+    return MobileNetV3("small", **options)
+
+
+# family: (backbone builder, channels of stem .. layer4 at width 1, read off the papers' tables)
+FAMILIES = {
+    "mobilenet_v1": (MobileNetV1, [64, 128, 256, 512, 1024]),
+    "mobilenet_v2": (MobileNetV2, [16, 24, 32, 96, 320]),
+    "mobilenet_v3_large": (large, [16, 24, 40, 112, 960]),
+    "mobilenet_v3_small": (small, [16, 16, 24, 48, 576]),
+}
+
+# family: (our classifier, torchvision's builder, torchvision's exact parameter count at width 1)
+TORCHVISION = {
+    "mobilenet_v2": (MobileNetV2Classifier, torchvision.models.mobilenet_v2, 3_504_872),
+    "mobilenet_v3_large": (
+        lambda **options: MobileNetV3Classifier("large", **options),
+        torchvision.models.mobilenet_v3_large,
+        5_483_032,
+    ),
+    "mobilenet_v3_small": (
+        lambda **options: MobileNetV3Classifier("small", **options),
+        torchvision.models.mobilenet_v3_small,
+        2_542_856,
+    ),
+}
+
+# family: (our classifier, MAdds at 224x224 in the papers: V1 Table 8, V2 Table 4, V3 Table 3)
+PAPER_MADDS = {
+    "mobilenet_v1": (MobileNetV1Classifier, 569e6),
+    "mobilenet_v2": (MobileNetV2Classifier, 300e6),
+    "mobilenet_v3_large": (TORCHVISION["mobilenet_v3_large"][0], 219e6),
+    "mobilenet_v3_small": (TORCHVISION["mobilenet_v3_small"][0], 56e6),
+}
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def randomise(model: nn.Module) -> nn.Module:
+    """Random biases, BN affine parameters and running statistics (torchvision initialises them
+    to constants), so that a transfer that drops or swaps any of them changes the output."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5, generator=generator)
+                module.running_var.uniform_(0.5, 1.5, generator=generator)
+                module.running_mean.normal_(0, 0.1, generator=generator)
+            if isinstance(getattr(module, "bias", None), torch.Tensor):
+                module.bias.normal_(0, 0.1, generator=generator)
+    return model.eval()
+
+
+def image(height: int = 64, width: int = 64) -> torch.Tensor:
+    return torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("family", sorted(TORCHVISION))
+@pytest.mark.parametrize("width_mult", [1.0, 0.5])
+def test_parameter_count_equals_torchvision(family: str, width_mult: float) -> None:
+    build, build_torchvision, torchvision_params = TORCHVISION[family]
+    ours = count_parameters(build(width_mult=width_mult))
+    assert ours == count_parameters(build_torchvision(width_mult=width_mult))
+    if width_mult == 1.0:
+        assert ours == torchvision_params
+
+
+def test_mobilenet_v1_parameter_count_matches_paper() -> None:
+    assert count_parameters(MobileNetV1Classifier()) == pytest.approx(4.2e6, rel=0.03)  # paper Table 8
+
+
+@pytest.mark.parametrize("family", sorted(PAPER_MADDS))
+def test_multiply_adds_at_224_match_paper(family: str) -> None:
+    build, paper_madds = PAPER_MADDS[family]
+    model = build().eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, 224, 224))
+    assert counter.get_total_flops() / 2 == pytest.approx(paper_madds, rel=0.03)
+
+
+@pytest.mark.parametrize("family", sorted(TORCHVISION))
+def test_torchvision_weights_give_torchvision_outputs(family: str) -> None:
+    build, build_torchvision, _ = TORCHVISION[family]
+    reference = randomise(build_torchvision(weights=None))
+    ours = load_torchvision_weights(build(), reference.state_dict()).eval()
+    backbone = load_torchvision_weights(FAMILIES[family][0](), reference.state_dict()).eval()
+    # MobileNetV2's backbone stops before torchvision's last 1x1 conv; MobileNetV3's includes it
+    reference_features = reference.features[:-1] if family == "mobilenet_v2" else reference.features
+    x = image()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(backbone(x)["layer4"], reference_features(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["mobilenet_v3_large", "mobilenet_v3_small"])
+def test_torchvision_reduced_tail_weights_load(family: str) -> None:
+    build, build_torchvision, _ = TORCHVISION[family]
+    reference = randomise(build_torchvision(weights=None, reduced_tail=True))
+    ours = load_torchvision_weights(build(reduced_tail=True), reference.state_dict()).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(image()), reference(image()), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("model", "torchvision_model"),
+    [
+        (lambda: large(reduced_tail=True), torchvision.models.mobilenet_v3_large),
+        (lambda: MobileNetV2(width_mult=0.5), torchvision.models.mobilenet_v2),
+        (lambda: MobileNetV2Classifier(num_classes=10), torchvision.models.mobilenet_v2),
+        (lambda: MobileNetV3Classifier("large"), torchvision.models.mobilenet_v3_small),
+    ],
+)
+def test_mismatched_torchvision_weights_raise(model, torchvision_model) -> None:
+    with pytest.raises(ValueError, match="does not fit|tensors but"):
+        load_torchvision_weights(model(), torchvision_model(weights=None).state_dict())
+
+
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_features_match_reported_strides_and_channels(family: str, output_stride: int) -> None:
+    build, channels = FAMILIES[family]
+    backbone = build(output_stride=output_stride).eval()
+    strides = [min(stride, output_stride) for stride in NOMINAL_STRIDES]
+    assert [(info.name, info.channels, info.stride) for info in backbone.feature_info] == list(
+        zip(FEATURE_NAMES, channels, strides)
+    )
+    assert backbone.output_stride == output_stride and backbone.out_channels == channels[-1]
+    height, width = SMALL
+    with torch.no_grad():
+        features = backbone(image(height, width))
+    assert list(features) == FEATURE_NAMES
+    for info in backbone.feature_info:
+        assert features[info.name].shape == (2, info.channels, height // info.stride, width // info.stride)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_output_stride_changes_geometry_not_weights(family: str) -> None:
+    build, _ = FAMILIES[family]
+    dense, dilated = build(output_stride=32), build(output_stride=8)
+    assert [(key, value.shape) for key, value in dense.state_dict().items()] == [
+        (key, value.shape) for key, value in dilated.state_dict().items()
+    ]
+
+    def residuals(model: nn.Module) -> list[bool]:
+        return [module.residual for module in model.modules() if isinstance(module, InvertedResidual)]
+
+    assert residuals(dense) == residuals(dilated)
+    dilations = [module.dilation[0] for module in dilated.modules() if isinstance(module, nn.Conv2d)]
+    assert max(dilations) == 4  # two strides turned into dilation
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_reduced_tail_halves_last_stage(family: str) -> None:
+    build, channels = FAMILIES[family]
+    backbone = build(reduced_tail=True, output_stride=16)
+    assert [info.channels for info in backbone.feature_info] == channels[:-1] + [channels[-1] // 2]
+    with torch.no_grad():
+        assert backbone(image())["layer4"].shape[1] == channels[-1] // 2
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_width_mult_scales_channels(family: str) -> None:
+    build, channels = FAMILIES[family]
+    backbone = build(width_mult=0.5)
+    narrow = [info.channels for info in backbone.feature_info]
+    assert all(value % 8 == 0 for value in narrow)
+    assert all(value < full for value, full in zip(narrow, channels) if full > 16)
+    with torch.no_grad():
+        assert [feature.shape[1] for feature in backbone(image()).values()] == narrow
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"output_stride": 4}, "output_stride"),
+        ({"output_stride": 64}, "output_stride"),
+        ({"width_mult": 0}, "width_mult"),
+        ({"width_mult": -1.0}, "width_mult"),
+    ],
+)
+def test_bad_arguments_raise(family: str, options: dict, argument: str) -> None:
+    with pytest.raises(ValueError, match=argument):
+        FAMILIES[family][0](**options)
+
+
+def test_unknown_mobilenet_v3_variant_raises() -> None:
+    with pytest.raises(ValueError, match="variant.*large.*small"):
+        MobileNetV3("medium")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="variant"):
+        MobileNetV3Classifier("tiny")  # type: ignore[arg-type]
