@@ -29,6 +29,15 @@ FEATURE_NAMES = ["stem", "layer1", "layer2", "layer3", "layer4"]
 SMALL = (64, 96)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The models are small at these sizes; on shared cores extra threads only spin-wait."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def count_params(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
@@ -68,8 +77,9 @@ def test_shufflenet_v1_params_and_macs_match_authors(groups: int) -> None:
     params, macs = V1_REFERENCE[groups]
     model = ShuffleNetV1Classifier(groups=groups)
     assert count_params(model) == pytest.approx(params, rel=0.03)
-    assert count_macs(model) == pytest.approx(macs, rel=0.03)
-    assert count_macs(model) == pytest.approx(140e6, rel=0.03)  # the paper's Table 2 budget
+    measured = count_macs(model)
+    assert measured == pytest.approx(macs, rel=0.03)
+    assert measured == pytest.approx(140e6, rel=0.03)  # the paper's Table 2 budget
 
 
 @pytest.mark.parametrize("width_mult", list(V2_REFERENCE))

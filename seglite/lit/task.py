@@ -161,8 +161,9 @@ class SegmentationTask(pl.LightningModule):
         if batch_idx == 0 and not self.trainer.sanity_checking:
             self._log_overlays(batch, predictions)
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, self.test_confusion)
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        # returned for callbacks' on_test_batch_end (e.g. the Cityscapes export); Lightning keeps no copy
+        return self._evaluate(batch, self.test_confusion)
 
     def on_validation_epoch_end(self) -> None:
         self._finish_evaluation("val", self.val_confusion)

@@ -69,10 +69,7 @@ class SegliteEncoder(nn.Module, EncoderMixin):
             in_channels=self._in_channels,
             **self._backbone_options,
         )
-        names = [info.name for info in self.backbone.feature_info]
-        if names != list(FEATURE_NAMES):
-            raise ValueError(f"{type(self).__name__} needs the features {FEATURE_NAMES}, the backbone has {names}")
-        self._out_channels = [self._in_channels] + [info.channels for info in self.backbone.feature_info]
+        self._out_channels = [self._in_channels] + [self.backbone.feature(name).channels for name in FEATURE_NAMES]
 
     def set_in_channels(self, in_channels: int, pretrained: bool = True) -> None:
         if in_channels != self._in_channels:

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Protocol, Sequence, TypeVar
 
 import torch
 from torch import nn
 
 from ..layers import ConvBNAct, make_divisible
 from .base import FEATURE_NAMES, Backbone, BlockGeometry, FeatureInfo, check_output_stride, check_width_mult, plan_output_stride
+
+
+class TableRow(Protocol):
+    """What the table helpers read from a row of an architecture table (a frozen dataclass)."""
+
+    stride: int
+    out_channels: int
+
+
+Row = TypeVar("Row", bound=TableRow)
 
 
 def init_weights(module: nn.Module) -> None:
@@ -32,9 +42,15 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def last_stage_start(strides: Sequence[int]) -> int:
-    """Index of the last downsampling row of a table: the rows from there on are the last stage."""
-    return max(index for index, stride in enumerate(strides) if stride > 1)
+def last_stage_start(rows: Sequence[Row]) -> int:
+    """Index of the last downsampling row of an architecture table: the last stage starts there."""
+    return max(index for index, row in enumerate(rows) if row.stride > 1)
+
+
+def halve_last_stage(rows: Sequence[Row]) -> list[Row]:
+    """The table with the ``out_channels`` of its last stage halved: ``reduced_tail`` (MobileNetV3 section 6.4)."""
+    tail = last_stage_start(rows)
+    return [*rows[:tail], *(dataclasses.replace(row, out_channels=row.out_channels // 2) for row in rows[tail:])]
 
 
 class StagedBackbone(Backbone):
@@ -153,10 +169,7 @@ class MobileNetV1(StagedBackbone):
         super().__init__()
         check_output_stride(output_stride)
         check_width_mult(width_mult)
-        rows = list(MOBILENET_V1_LAYERS)
-        if reduced_tail:
-            tail = last_stage_start([row.stride for row in rows])
-            rows[tail:] = [dataclasses.replace(row, out_channels=row.out_channels // 2) for row in rows[tail:]]
+        rows = halve_last_stage(MOBILENET_V1_LAYERS) if reduced_tail else MOBILENET_V1_LAYERS
         strides = [2] + [row.stride for row in rows]
         plan = plan_output_stride(strides, output_stride)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -10,7 +9,7 @@ from torch import nn
 
 from ..layers import ActivationLayer, ConvBNAct, NormLayer, SqueezeExcite, make_divisible
 from .base import check_output_stride, check_width_mult, plan_output_stride
-from .mobilenet_v1 import MobileNetClassifier, StagedBackbone, init_weights, last_stage_start
+from .mobilenet_v1 import MobileNetClassifier, StagedBackbone, halve_last_stage, init_weights
 
 
 class InvertedResidual(nn.Module):
@@ -119,10 +118,7 @@ class MobileNetV2(StagedBackbone):
         super().__init__()
         check_output_stride(output_stride)
         check_width_mult(width_mult)
-        stages = list(MOBILENET_V2_STAGES)
-        if reduced_tail:
-            tail = last_stage_start([stage.stride for stage in stages])
-            stages[tail:] = [dataclasses.replace(stage, out_channels=stage.out_channels // 2) for stage in stages[tail:]]
+        stages = halve_last_stage(MOBILENET_V2_STAGES) if reduced_tail else MOBILENET_V2_STAGES
         # one (expansion, out_channels, stride) per block: the first block of a row has its stride
         rows = [
             (stage.expansion, stage.out_channels, stage.stride if repeat == 0 else 1)

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..layers import ConvBNAct, make_divisible
 from .base import check_output_stride, check_width_mult, plan_output_stride
-from .mobilenet_v1 import MobileNetClassifier, StagedBackbone, init_weights, last_stage_start
+from .mobilenet_v1 import MobileNetClassifier, StagedBackbone, halve_last_stage, init_weights, last_stage_start
 from .mobilenet_v2 import InvertedResidual
 
 VARIANTS = ("large", "small")
@@ -83,17 +83,16 @@ def _variant_table(variant: str) -> tuple[list[Bneck], int]:
 
 
 def _reduce_tail(rows: list[Bneck]) -> list[Bneck]:
-    """Halve the last stage's filters (the paper's section 6.4 segmentation tail, torchvision's reduce_divider=2).
+    """Halve the last stage's filters (section 6.4; torchvision's ``reduce_divider=2``).
 
     The stage's downsampling block expands its input, which is not reduced, so its expanded
-    width stays; the later blocks expand the halved width.
+    width stays; the blocks after it expand the halved width.
     """
-    tail = last_stage_start([row.stride for row in rows])
-    reduced = rows[:tail]
-    for index, row in enumerate(rows[tail:]):
-        expanded = row.expanded_channels if index == 0 else row.expanded_channels // 2
-        reduced.append(dataclasses.replace(row, expanded_channels=expanded, out_channels=row.out_channels // 2))
-    return reduced
+    first_expanding_halved = last_stage_start(rows) + 1
+    rows = halve_last_stage(rows)
+    return rows[:first_expanding_halved] + [
+        dataclasses.replace(row, expanded_channels=row.expanded_channels // 2) for row in rows[first_expanding_halved:]
+    ]
 
 
 class MobileNetV3(StagedBackbone):

@@ -48,6 +48,13 @@ def check_choice(name: str, value: object, allowed: Sequence[object]) -> None:
         raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
 
 
+def depthwise_bn(channels: int, geometry: BlockGeometry) -> ConvBNAct:
+    """3x3 depthwise conv and BN without ReLU, as in both ShuffleNets (V1 section 3.2, after Xception)."""
+    return ConvBNAct(
+        channels, channels, 3, stride=geometry.stride, dilation=geometry.dilation, groups=channels, activation=None
+    )
+
+
 class ShuffleNetLayout(Backbone):
     """conv1 -> maxpool -> stage2 -> stage3 -> stage4 -> conv5, the macro layout of both ShuffleNets.
 
@@ -138,15 +145,7 @@ class ShuffleV1Unit(nn.Module):
         assert bottleneck % groups == 0 and branch_channels % groups == 0, (in_channels, out_channels, groups)
         self.groups = groups
         self.compress = ConvBNAct(in_channels, bottleneck, 1, groups=groups if group_first_conv else 1)
-        self.depthwise = ConvBNAct(
-            bottleneck,
-            bottleneck,
-            3,
-            stride=geometry.stride,
-            dilation=geometry.dilation,
-            groups=bottleneck,
-            activation=None,
-        )
+        self.depthwise = depthwise_bn(bottleneck, geometry)
         self.expand = ConvBNAct(bottleneck, branch_channels, 1, groups=groups, activation=None)
         # an atrous unit (planned stride 1) pools with stride 1 too, which keeps the size
         self.shortcut = nn.AvgPool2d(3, stride=geometry.stride, padding=1) if downsample else nn.Identity()

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..layers import ConvBNAct, channel_shuffle
 from .base import BlockGeometry
-from .shufflenet_v1 import ShuffleNetClassifierHead, ShuffleNetLayout, check_choice
+from .shufflenet_v1 import ShuffleNetClassifierHead, ShuffleNetLayout, check_choice, depthwise_bn
 
 
 @dataclass(frozen=True)
@@ -47,23 +47,11 @@ class ShuffleV2Unit(nn.Module):
         branch_channels = out_channels // 2
         assert downsample or in_channels == out_channels, (in_channels, out_channels)
         self.downsample = downsample
-
-        def depthwise(channels: int) -> ConvBNAct:
-            return ConvBNAct(
-                channels,
-                channels,
-                3,
-                stride=geometry.stride,
-                dilation=geometry.dilation,
-                groups=channels,
-                activation=None,
-            )
-
         if downsample:
-            self.branch1 = nn.Sequential(depthwise(in_channels), ConvBNAct(in_channels, branch_channels, 1))
+            self.branch1 = nn.Sequential(depthwise_bn(in_channels, geometry), ConvBNAct(in_channels, branch_channels, 1))
         self.branch2 = nn.Sequential(
             ConvBNAct(in_channels if downsample else branch_channels, branch_channels, 1),
-            depthwise(branch_channels),
+            depthwise_bn(branch_channels, geometry),
             ConvBNAct(branch_channels, branch_channels, 1),
         )
 

@@ -1,0 +1,97 @@
+"""Reading images and label maps, and the checks every data set shares.
+
+OpenCV answers an unreadable file with ``None``; these helpers turn that into an error that
+names the file, and pair image and label files so that a missing partner is reported up front.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import cv2
+import numpy as np
+import torch
+
+IGNORE_INDEX = 255
+DATA_README = "data/README.md"
+DEMO_HINT = (
+    f"See the data section of the README ({DATA_README}) for where to put the data, "
+    "or write the synthetic demo set with `python tools/make_demo_data.py data/demo` "
+    "and train on it with `python tools/train.py configs/lraspp_mnv3.yaml configs/demo.yaml`."
+)
+
+_SHOWN_UNMATCHED = 5
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an 8-bit colour image as an ``(H, W, 3)`` RGB uint8 array."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
+    if image is None:
+        raise OSError(f"cannot read image {path}: the file is missing, unreadable or not a valid image")
+    return image
+
+
+def read_label(path: str | Path) -> np.ndarray:
+    """Read a single-channel label map (class or label ids) as an ``(H, W)`` integer array."""
+    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if label is None:
+        raise OSError(f"cannot read label map {path}: the file is missing, unreadable or not a valid image")
+    if label.ndim != 2:
+        raise ValueError(
+            f"label map {path} has {label.shape[2]} channels; expected a single-channel PNG of class ids "
+            "(a colour-coded mask must be converted to ids first)"
+        )
+    if label.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"label map {path} has pixel type {label.dtype}; expected 8- or 16-bit integers")
+    return label
+
+
+def check_size(image: np.ndarray, label: np.ndarray, image_path: Path, label_path: Path) -> None:
+    if image.shape[:2] != label.shape[:2]:
+        raise ValueError(
+            f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label map {label_path} "
+            f"is {label.shape[1]}x{label.shape[0]}; they must have the same size"
+        )
+
+
+def require_dir(path: Path, what: str, layout: str) -> None:
+    """Raise ``FileNotFoundError`` naming ``path`` and the expected layout when it is not a folder."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} not found: {path} is not a folder.\nExpected layout:\n{layout}\n{DEMO_HINT}")
+
+
+def pair_files(
+    images: Mapping[str, Path], labels: Mapping[str, Path], images_dir: Path, labels_dir: Path
+) -> list[tuple[Path, Path]]:
+    """Match image and label files by key; any file without its partner is an error naming the first few."""
+    for have, lack, have_dir, lack_dir, kind in (
+        (images, labels, images_dir, labels_dir, "label"),
+        (labels, images, labels_dir, images_dir, "image"),
+    ):
+        unmatched = sorted(key for key in have if key not in lack)
+        if unmatched:
+            shown = ", ".join(str(have[key]) for key in unmatched[:_SHOWN_UNMATCHED])
+            raise FileNotFoundError(
+                f"{len(unmatched)} file(s) in {have_dir} have no matching {kind} file in {lack_dir}; "
+                f"first: {shown}"
+            )
+    return [(images[key], labels[key]) for key in sorted(images)]
+
+
+def make_sample(
+    image: np.ndarray,
+    mask: np.ndarray,
+    path: Path,
+    transform: Callable[..., Mapping[str, Any]] | None,
+) -> dict[str, Any]:
+    """Apply an albumentations-style ``transform(image=, mask=)`` and build the sample dict.
+
+    A tensor mask comes back as int64, whatever the transform produced, so losses can use it as is.
+    """
+    if transform is not None:
+        out = transform(image=image, mask=mask)
+        image, mask = out["image"], out["mask"]
+        if isinstance(mask, torch.Tensor):
+            mask = mask.long()
+    return {"image": image, "mask": mask, "path": str(path)}

@@ -1,0 +1,293 @@
+"""Write test results: per-class JSON and CSV, a confusion-matrix image, Cityscapes-format predictions.
+
+``EvaluationWriter`` is a Lightning callback, so ``seglite test`` and ``tools/test.py`` share it::
+
+    seglite test --config C --ckpt_path P \\
+        --trainer.callbacks+=seglite.inference.evaluation.EvaluationWriter \\
+        --trainer.callbacks.output_dir results/val
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities import rank_zero_info
+
+from seglite.errors import SegliteError
+from seglite.inference.sliding import predict_probabilities
+from seglite.lit.metrics import SegmentationScores
+
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "per_class_iou.csv"
+CONFUSION_IMAGE = "confusion_matrix.png"
+CITYSCAPES_FOLDER = "cityscapes"  # point CITYSCAPES_RESULTS here: it must hold nothing but the predictions
+CITYSCAPES_IMAGE_SUFFIX = "_leftImg8bit"
+
+
+class ResultsExistError(SegliteError, FileExistsError):
+    """Result files of an earlier evaluation are in the output folder and overwriting was not asked for."""
+
+
+def existing_results(output_dir: Path, cityscapes: bool = False, extra: Sequence[str] = ()) -> list[Path]:
+    """The result files (and a non-empty Cityscapes folder) that writing to ``output_dir`` would replace."""
+    output_dir = Path(output_dir)
+    found = [output_dir / name for name in (RESULTS_JSON, RESULTS_CSV, CONFUSION_IMAGE, *extra)]
+    found = [path for path in found if path.exists()]
+    folder = output_dir / CITYSCAPES_FOLDER
+    if cityscapes and folder.is_dir() and any(folder.iterdir()):
+        found.append(folder)
+    return found
+
+
+def check_results_writable(output_dir: Path, cityscapes: bool = False, overwrite: bool = False, extra: Sequence[str] = ()) -> None:
+    """Raise ``ResultsExistError`` naming the files an evaluation would overwrite, unless ``overwrite``."""
+    found = existing_results(output_dir, cityscapes, extra)
+    if found and not overwrite:
+        shown = ", ".join(str(path) for path in found)
+        raise ResultsExistError(f"results already exist ({shown}); pass --overwrite to replace them or choose another output folder")
+
+
+# ------------------------------------------------------------------ per-class tables
+def results_dict(scores: SegmentationScores, class_names: Sequence[str], **settings: Any) -> dict[str, Any]:
+    """The scores as plain JSON data: summary, one entry per class and the raw confusion matrix."""
+    confusion = scores.confusion.double()
+    ground_truth = confusion.sum(dim=1).tolist()
+    predicted = confusion.sum(dim=0).tolist()
+    classes = []
+    for index, name in enumerate(class_names):
+        true_positive = float(confusion[index, index])
+        classes.append(
+            {
+                "train_id": index,
+                "name": name,
+                "iou": _number(float(scores.iou[index])),
+                "accuracy": true_positive / ground_truth[index] if ground_truth[index] > 0 else None,
+                "ground_truth_pixels": int(ground_truth[index]),
+                "predicted_pixels": int(predicted[index]),
+            }
+        )
+    return {
+        **settings,
+        "miou": scores.miou,
+        "pixel_accuracy": scores.pixel_accuracy,
+        "mean_accuracy": scores.mean_accuracy,
+        "classes": classes,
+        "confusion": scores.confusion.tolist(),  # rows: ground truth, columns: prediction
+    }
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else value  # JSON has no NaN
+
+
+def write_results(
+    output_dir: Path, scores: SegmentationScores, class_names: Sequence[str], **settings: Any
+) -> dict[str, Path]:
+    """Write ``results.json``, ``per_class_iou.csv`` and ``confusion_matrix.png``; returns their paths."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results = results_dict(scores, class_names, **settings)
+    paths = {"json": output_dir / RESULTS_JSON, "csv": output_dir / RESULTS_CSV, "confusion": output_dir / CONFUSION_IMAGE}
+    paths["json"].write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    columns = ["train_id", "name", "iou", "accuracy", "ground_truth_pixels", "predicted_pixels"]
+    with paths["csv"].open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(results["classes"])
+        writer.writerow({"name": "mean", "iou": results["miou"], "accuracy": results["mean_accuracy"]})
+    if not cv2.imwrite(str(paths["confusion"]), confusion_image(scores.confusion, class_names)):
+        raise OSError(f"cannot write {paths['confusion']}")
+    return paths
+
+
+# ------------------------------------------------------------------ confusion-matrix image
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_DARK = np.array([110, 50, 10], dtype=np.float32)  # BGR of a fully filled cell (dark blue)
+
+
+def confusion_image(confusion: torch.Tensor | np.ndarray, class_names: Sequence[str], cell: int = 34) -> np.ndarray:
+    """A BGR image of the row-normalised confusion matrix in percent, class names on both axes.
+
+    Rows are ground truth, columns predictions; a row without ground-truth pixels is grey.
+    Drawn with OpenCV so that matplotlib is not needed.
+    """
+    confusion = np.asarray(confusion, dtype=np.float64)
+    count = len(confusion)
+    if len(class_names) != count:
+        raise ValueError(f"class_names has {len(class_names)} names for a {count}x{count} confusion matrix")
+    row_sums = confusion.sum(axis=1, keepdims=True)
+    normalised = np.divide(confusion, row_sums, out=np.zeros_like(confusion), where=row_sums > 0)
+
+    name_scale, value_scale, thickness = 0.45, 0.36, 1
+    name_width = max(cv2.getTextSize(name, _FONT, name_scale, thickness)[0][0] for name in class_names) + 12
+    axis_band = 22  # room for the axis titles
+    left, top = axis_band + name_width, axis_band + name_width
+    side = count * cell
+    titles = ("prediction (% of each ground-truth row)", "ground truth")
+    spans = [max(side, cv2.getTextSize(text, _FONT, 0.5, 1)[0][0] + 4) for text in titles]
+    image = np.full((top + spans[1] + 10, left + spans[0] + 10, 3), 255, dtype=np.uint8)
+
+    for row in range(count):
+        for column in range(count):
+            x, y = left + column * cell, top + row * cell
+            value = normalised[row, column]
+            if row_sums[row, 0] == 0:
+                color = (220, 220, 220)
+            else:
+                color = tuple(int(c) for c in 255 - (255 - _DARK) * value)
+            cv2.rectangle(image, (x, y), (x + cell - 1, y + cell - 1), color, -1)
+            if row_sums[row, 0] > 0 and value >= 0.005:
+                text = f"{100 * value:.0f}"
+                (width, height), _ = cv2.getTextSize(text, _FONT, value_scale, thickness)
+                ink = (255, 255, 255) if value > 0.5 else (0, 0, 0)
+                origin = (x + (cell - width) // 2, y + (cell + height) // 2)
+                cv2.putText(image, text, origin, _FONT, value_scale, ink, thickness, cv2.LINE_AA)
+    cv2.rectangle(image, (left - 1, top - 1), (left + side, top + side), (0, 0, 0), 1)
+
+    # row names, right-aligned against the matrix
+    for row, name in enumerate(class_names):
+        (width, height), _ = cv2.getTextSize(name, _FONT, name_scale, thickness)
+        origin = (left - 6 - width, top + row * cell + (cell + height) // 2)
+        cv2.putText(image, name, origin, _FONT, name_scale, (0, 0, 0), thickness, cv2.LINE_AA)
+    # column names: drawn as rows of a strip, then turned to read bottom-up above the matrix
+    strip = np.full((side, name_width, 3), 255, dtype=np.uint8)
+    for column, name in enumerate(class_names):
+        (_, height), _ = cv2.getTextSize(name, _FONT, name_scale, thickness)
+        cv2.putText(strip, name, (6, column * cell + (cell + height) // 2), _FONT, name_scale, (0, 0, 0), thickness, cv2.LINE_AA)
+    image[top - name_width : top, left : left + side] = cv2.rotate(strip, cv2.ROTATE_90_COUNTERCLOCKWISE)
+
+    for text, span, rotate in zip(titles, spans, (False, True)):
+        band = np.full((axis_band, span, 3), 255, dtype=np.uint8)
+        width = cv2.getTextSize(text, _FONT, 0.5, 1)[0][0]
+        start = max(2, (side - width) // 2)
+        # turned counter-clockwise, the band's right end lands at the matrix's top
+        x = span - start - width if rotate else start
+        cv2.putText(band, text, (x, axis_band - 7), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        if rotate:
+            image[top : top + span, :axis_band] = cv2.rotate(band, cv2.ROTATE_90_COUNTERCLOCKWISE)
+        else:
+            image[:axis_band, left : left + span] = band
+    return image
+
+
+# ------------------------------------------------------------------ Cityscapes benchmark format
+def cityscapes_prediction_name(image_path: str | Path) -> str:
+    """``<name>_leftImg8bit.png`` for an input image ``<name>_leftImg8bit.<ext>`` (or ``<name>.<ext>``).
+
+    The official evaluation finds the prediction of ``<city>_<seq>_<frame>_gtFine_labelIds.png``
+    by the pattern ``<city>_<seq>_<frame>*.png``.
+    """
+    stem = Path(image_path).stem
+    if stem.endswith(CITYSCAPES_IMAGE_SUFFIX):
+        stem = stem[: -len(CITYSCAPES_IMAGE_SUFFIX)]
+    return f"{stem}{CITYSCAPES_IMAGE_SUFFIX}.png"
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from the image header, without decoding the pixels."""
+    try:
+        from PIL import Image  # installed with torchvision
+
+        with Image.open(path) as image:
+            return image.height, image.width
+    except (ImportError, OSError):
+        return None
+
+
+def write_cityscapes_prediction(train_ids: np.ndarray, image_path: str | Path, folder: Path) -> Path:
+    """Write one prediction as a label-id PNG at the input image's full size; returns its path.
+
+    Predictions made at a reduced size (a data module that downscales for testing) are
+    enlarged with nearest-neighbour sampling: the benchmark compares at full resolution.
+    """
+    from seglite.data import trainids_to_labelids
+
+    label_ids = trainids_to_labelids(np.asarray(train_ids))
+    size = _image_size(Path(image_path))
+    if size is not None and size != label_ids.shape:
+        label_ids = cv2.resize(label_ids, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    path = Path(folder) / cityscapes_prediction_name(image_path)
+    if not cv2.imwrite(str(path), label_ids):
+        raise OSError(f"cannot write prediction {path}")
+    return path
+
+
+# ------------------------------------------------------------------ the callback
+class EvaluationWriter(pl.Callback):
+    """Writes a test run's results into ``output_dir``; optionally Cityscapes benchmark predictions.
+
+    The export takes the (N, H, W) train ids that ``SegmentationTask.test_step`` returns and the
+    image ``path`` that seglite's data sets put in each batch.
+
+    Args:
+        output_dir: folder of ``results.json``, ``per_class_iou.csv``, ``confusion_matrix.png``
+            and, with ``export_cityscapes``, ``cityscapes/<name>_leftImg8bit.png`` label-id PNGs.
+        export_cityscapes: write the predictions for ``csEvalPixelLevelSemanticLabeling`` or a
+            benchmark submission.
+        overwrite: replace results of an earlier run; otherwise their presence is an error.
+        settings: recorded in ``results.json`` (config, checkpoint, split, inference mode...).
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        export_cityscapes: bool = False,
+        overwrite: bool = False,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.export_cityscapes = export_cityscapes
+        self.overwrite = overwrite
+        self.settings = dict(settings or {})
+        self.exported = 0
+
+    @property
+    def cityscapes_dir(self) -> Path:
+        return self.output_dir / CITYSCAPES_FOLDER
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "test":
+            return
+        check_results_writable(self.output_dir, self.export_cityscapes, self.overwrite)
+        if self.export_cityscapes:
+            if self.overwrite and self.cityscapes_dir.is_dir():
+                # stale files would be found twice by the official script's pattern search
+                for stale in self.cityscapes_dir.glob("*.png"):
+                    stale.unlink()
+            self.cityscapes_dir.mkdir(parents=True, exist_ok=True)
+        self.exported = 0
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if not self.export_cityscapes:
+            return
+        if "path" not in batch:
+            raise SegliteError("Cityscapes export needs each batch to carry the image 'path', as the seglite data sets do")
+        if not isinstance(outputs, torch.Tensor):  # a test_step that returns nothing: predict again
+            probabilities = predict_probabilities(pl_module.model, batch["image"], **pl_module.predict_options)
+            outputs = probabilities.argmax(dim=1)
+        for prediction, image_path in zip(outputs.to(torch.uint8).cpu().numpy(), batch["path"]):
+            write_cityscapes_prediction(prediction, image_path, self.cityscapes_dir)
+            self.exported += 1
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.export_cityscapes:
+            rank_zero_info(f"Cityscapes-format predictions ({self.exported} on rank 0): {self.cityscapes_dir}")
+        if not trainer.is_global_zero:
+            return
+        scores = getattr(pl_module, "last_scores", {}).get("test")
+        if scores is None:
+            return
+        if int(scores.confusion.sum()) == 0:
+            rank_zero_info("no labelled pixels in this split (e.g. Cityscapes test): no scores written")
+            return
+        class_names = getattr(pl_module, "class_names", None) or [str(i) for i in range(len(scores.iou))]
+        paths = write_results(self.output_dir, scores, class_names, **self.settings)
+        rank_zero_info("results: " + ", ".join(str(path) for path in paths.values()))

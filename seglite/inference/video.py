@@ -1,0 +1,419 @@
+"""Segment a video file, a camera or a folder of frames into an overlay video.
+
+Decoding, inference and encoding overlap: a reader thread decodes frames into a bounded
+queue, the calling thread runs the model on batches, and a writer thread draws the overlays
+and encodes them. OpenCV's decoder and encoder and numpy's blending release the GIL, so
+end-to-end throughput approaches the model's own when the model is the slowest stage.
+"""
+
+from __future__ import annotations
+
+import glob
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol, Sequence
+
+import cv2
+import numpy as np
+
+from seglite.errors import SegliteError
+from seglite.visualization import overlay, palette_array
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# Output container -> (fourcc, OpenCV writer backend). OpenCV's FFmpeg writer silently drops
+# the last row or column of odd-sized frames, so those containers get frames padded to even
+# sides; OpenCV's own MJPEG/AVI writer keeps any size exactly.
+VIDEO_FORMATS = {
+    ".mp4": ("mp4v", cv2.CAP_FFMPEG),
+    ".m4v": ("mp4v", cv2.CAP_FFMPEG),
+    ".mov": ("mp4v", cv2.CAP_FFMPEG),
+    ".mkv": ("mp4v", cv2.CAP_FFMPEG),
+    ".avi": ("MJPG", cv2.CAP_OPENCV_MJPEG),
+}
+DEFAULT_FPS = 30.0
+
+
+class VideoIOError(SegliteError, OSError):
+    """A video input that cannot be opened or decoded, or an output that cannot be written."""
+
+
+class OutputExistsError(SegliteError, FileExistsError):
+    """An output file or folder already exists and overwriting was not asked for."""
+
+
+class SegmentationPredictor(Protocol):
+    """What the pipeline needs of ``seglite.inference.predictor.Predictor``."""
+
+    palette: Sequence[Sequence[int]]
+
+    def predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]: ...
+
+
+def to_bgr(frame: np.ndarray) -> np.ndarray:
+    """A decoded frame (grey, BGR or BGRA; 8 or 16 bits) as an HxWx3 uint8 BGR image."""
+    if frame.dtype == np.uint16:
+        frame = cv2.convertScaleAbs(frame, alpha=255.0 / 65535.0)
+    elif frame.dtype != np.uint8:
+        raise VideoIOError(f"unsupported frame type {frame.dtype}: expected 8- or 16-bit images")
+    channels = 1 if frame.ndim == 2 else frame.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if channels == 3:
+        return frame
+    if channels == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    raise VideoIOError(f"unsupported frame with {channels} channels: expected 1 (grey), 3 (BGR) or 4 (BGRA)")
+
+
+@dataclass
+class Frame:
+    index: int
+    name: str  # file stem for image sources, frame_NNNNNN otherwise; names the mask PNG
+    bgr: np.ndarray
+    rgb: np.ndarray | None = None  # what the model takes, converted in the reader thread
+
+
+class FrameSource:
+    """Frames of a video file, a camera or a list of image files, all at the first frame's size.
+
+    Opening reads the first frame, so an unreadable input fails here rather than mid-run.
+    """
+
+    def __init__(self, description: str, fps: float | None, frame_count: int | None) -> None:
+        self.description = description
+        self.fps = fps
+        self.frame_count = frame_count
+        self.first = self._read(0)
+        if self.first is None:
+            raise VideoIOError(f"no frame could be decoded from {description}")
+        self.size = (self.first.shape[1], self.first.shape[0])  # (width, height), as OpenCV takes it
+
+    def _read(self, index: int) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def _name(self, index: int) -> str:
+        return f"frame_{index:06d}"
+
+    def frames(self) -> Iterator[Frame]:
+        index, frame = 0, self.first
+        while frame is not None:
+            if frame.shape[:2] != self.first.shape[:2]:  # frame folders may mix sizes
+                frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+            yield Frame(index, self._name(index), frame)
+            index += 1
+            frame = self._read(index)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class CaptureSource(FrameSource):
+    """A video file or camera through ``cv2.VideoCapture``."""
+
+    def __init__(self, capture: cv2.VideoCapture, description: str, camera: bool = False) -> None:
+        self.capture = capture
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        count = 0 if camera else int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        try:
+            super().__init__(description, fps if 0 < fps < 1000 else None, count if count > 0 else None)
+        except BaseException:
+            capture.release()
+            raise
+
+    def _read(self, index: int) -> np.ndarray | None:
+        ok, frame = self.capture.read()
+        return to_bgr(frame) if ok and frame is not None else None
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+class ImageFilesSource(FrameSource):
+    """A sorted list of image files, e.g. a folder of extracted frames."""
+
+    def __init__(self, paths: Sequence[Path], description: str) -> None:
+        self.paths = list(paths)
+        super().__init__(description, None, len(self.paths))
+
+    def _read(self, index: int) -> np.ndarray | None:
+        if index >= len(self.paths):
+            return None
+        # IMREAD_UNCHANGED keeps grey, BGRA and 16-bit frames as they are; to_bgr converts them
+        frame = cv2.imread(str(self.paths[index]), cv2.IMREAD_UNCHANGED)
+        if frame is None:
+            raise VideoIOError(f"cannot read image {self.paths[index]} (missing, empty or not an image)")
+        return to_bgr(frame)
+
+    def _name(self, index: int) -> str:
+        return self.paths[index].stem
+
+
+def open_source(source: str | int) -> FrameSource:
+    """Open a video file, a camera index (``0`` or ``"0"``), a folder of images or a glob of images."""
+    if isinstance(source, int) or (source.isdigit() and not Path(source).exists()):
+        index = int(source)
+        capture = cv2.VideoCapture(index)
+        if not capture.isOpened():
+            raise VideoIOError(f"cannot open camera {index}")
+        return CaptureSource(capture, f"camera {index}", camera=True)
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if not files:
+            raise VideoIOError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {path}")
+        return ImageFilesSource(files, f"folder {path}")
+    if path.is_file():
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            return ImageFilesSource([path], f"image {path}")
+        capture = cv2.VideoCapture(str(path))
+        if not capture.isOpened():
+            raise VideoIOError(f"cannot open video {path}: not a video OpenCV's decoders can read")
+        return CaptureSource(capture, f"video {path}")
+    if glob.has_magic(source):
+        files = sorted(Path(p) for p in glob.glob(source) if Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise VideoIOError(f"no images match {source!r}")
+        return ImageFilesSource(files, f"images {source!r}")
+    raise VideoIOError(f"input not found: {source} (expected a video file, a camera index, a folder or a glob of images)")
+
+
+def check_new_outputs(paths: Sequence[Path | None], overwrite: bool) -> None:
+    """Refuse outputs that exist (non-empty folders count) unless ``overwrite``."""
+    if overwrite:
+        return
+    for path in paths:
+        if path is None or not path.exists():
+            continue
+        if path.is_dir() and not any(path.iterdir()):
+            continue
+        raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
+
+
+def _make_folder(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise VideoIOError(f"cannot create output folder {path}: {error.strerror or error}") from error
+
+
+class VideoSink:
+    """An OpenCV video writer that checks that it opened, keeps odd frame sizes and is always released.
+
+    Containers in ``VIDEO_FORMATS``: ``.mp4``/``.m4v``/``.mov``/``.mkv`` (MPEG-4 'mp4v'; odd
+    sides are padded by one replicated row/column, since OpenCV's FFmpeg writer would crop them)
+    and ``.avi`` (Motion JPEG, any size exactly).
+    """
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], overwrite: bool = False) -> None:
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in VIDEO_FORMATS:
+            raise VideoIOError(f"cannot write video {path}: use one of {', '.join(VIDEO_FORMATS)}")
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        check_new_outputs([path], overwrite)
+        _make_folder(path.parent)
+        fourcc, backend = VIDEO_FORMATS[suffix]
+        width, height = size
+        self.path = path
+        self.frame_shape = (height, width)
+        self.padding = (height % 2, width % 2) if backend == cv2.CAP_FFMPEG else (0, 0)
+        encoded_size = (width + self.padding[1], height + self.padding[0])
+        self.writer = cv2.VideoWriter(str(path), backend, cv2.VideoWriter_fourcc(*fourcc), fps, encoded_size)
+        if not self.writer.isOpened():
+            raise VideoIOError(f"cannot write video {path}: OpenCV's '{fourcc}' writer did not open it")
+        self.frames_written = 0
+
+    def write(self, bgr: np.ndarray) -> None:
+        if bgr.shape[:2] != self.frame_shape:
+            raise ValueError(f"frame of size {bgr.shape[:2]} written to a {self.frame_shape} video")
+        if any(self.padding):
+            bgr = cv2.copyMakeBorder(bgr, 0, self.padding[0], 0, self.padding[1], cv2.BORDER_REPLICATE)
+        self.writer.write(bgr)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        # release() writes the container index: without it an MP4 is unplayable
+        self.writer.release()
+
+    def __enter__(self) -> VideoSink:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+@dataclass
+class VideoStats:
+    """Frame counts and timings of a run; ``model_seconds`` is the time spent inside the predictor."""
+
+    frames: int = 0  # written to the output
+    frames_predicted: int = 0
+    model_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+    @property
+    def model_fps(self) -> float:
+        return self.frames_predicted / self.model_seconds if self.model_seconds > 0 else 0.0
+
+    @property
+    def end_to_end_fps(self) -> float:
+        return self.frames / self.total_seconds if self.total_seconds > 0 else 0.0
+
+
+_END = object()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class VideoPipeline:
+    """Reader thread -> model (calling thread) -> writer thread, joined by bounded queues.
+
+    ``stats`` stays readable after an interruption: everything predicted before it is
+    written, and the caller's ``VideoSink`` context releases the file, so it stays playable.
+
+    Args:
+        predictor: a ``Predictor`` (``predict_batch`` of RGB uint8 images, ``palette``).
+        batch_size: frames per ``predict_batch`` call.
+        opacity: overlay opacity, 0 (frame only) to 1 (colours only).
+        side_by_side: write ``frame | overlay``, twice the input width.
+        masks_dir: also write each frame's train-id mask as ``<frame name>.png`` there.
+        queue_batches: capacity of each queue, in batches.
+    """
+
+    def __init__(
+        self,
+        predictor: SegmentationPredictor,
+        batch_size: int = 1,
+        opacity: float = 0.5,
+        side_by_side: bool = False,
+        masks_dir: Path | None = None,
+        queue_batches: int = 4,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not 0.0 <= opacity <= 1.0:
+            raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+        self.predictor = predictor
+        self.batch_size = batch_size
+        self.opacity = opacity
+        self.side_by_side = side_by_side
+        self.masks_dir = Path(masks_dir) if masks_dir is not None else None
+        self.queue_batches = queue_batches
+        self.palette_bgr = np.ascontiguousarray(palette_array(predictor.palette)[:, ::-1])
+        self.stats = VideoStats()
+
+    def output_size(self, frame_size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of the written video for frames of ``frame_size``."""
+        width, height = frame_size
+        return (2 * width if self.side_by_side else width, height)
+
+    def compose(self, bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The output frame: the overlay, or the input and the overlay side by side."""
+        blended = overlay(bgr, mask, self.palette_bgr, self.opacity)
+        return np.concatenate([bgr, blended], axis=1) if self.side_by_side else blended
+
+    def run(self, source: FrameSource, sink: VideoSink, max_frames: int | None = None, progress: bool = True) -> VideoStats:
+        """Segment ``source`` into ``sink``; returns (and keeps in ``stats``) counts and timings."""
+        from tqdm import tqdm
+
+        if self.masks_dir is not None:
+            _make_folder(self.masks_dir)
+        self.stats = stats = VideoStats()
+        stop = threading.Event()
+        decoded: queue.Queue = queue.Queue(self.queue_batches)
+        predicted: queue.Queue = queue.Queue(self.queue_batches)
+        writer_failure: list[BaseException] = []
+        reader = threading.Thread(target=self._read, args=(source, max_frames, decoded, stop), daemon=True)
+        writer = threading.Thread(target=self._write, args=(sink, predicted, writer_failure, stop), daemon=True)
+        total = source.frame_count if max_frames is None else min(max_frames, source.frame_count or max_frames)
+        bar = tqdm(total=total, unit="frame", desc="segmenting", disable=not progress, dynamic_ncols=True)
+        start = time.perf_counter()
+        reader.start()
+        writer.start()
+        try:
+            while True:
+                item = decoded.get()
+                if item is _END:
+                    break
+                if isinstance(item, _Failure):
+                    raise item.error
+                if writer_failure:
+                    raise writer_failure[0]
+                tick = time.perf_counter()
+                masks = self.predictor.predict_batch([frame.rgb for frame in item])
+                stats.model_seconds += time.perf_counter() - tick
+                stats.frames_predicted += len(item)
+                _put(predicted, list(zip(item, masks)), stop)
+                bar.update(len(item))
+                bar.set_postfix(model_fps=f"{stats.model_fps:.1f}", refresh=False)
+        finally:
+            stop.set()  # the reader quits; the writer finishes what was predicted
+            _put(predicted, _END, None)
+            while writer.is_alive():
+                writer.join(0.1)
+            stats.total_seconds = time.perf_counter() - start
+            bar.close()
+        if writer_failure:
+            raise writer_failure[0]
+        return stats
+
+    def _read(self, source: FrameSource, max_frames: int | None, decoded: queue.Queue, stop: threading.Event) -> None:
+        try:
+            batch: list[Frame] = []
+            for frame in source.frames():
+                if stop.is_set() or (max_frames is not None and frame.index >= max_frames):
+                    break
+                frame.rgb = cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
+                batch.append(frame)
+                if len(batch) == self.batch_size:
+                    _put(decoded, batch, stop)
+                    batch = []
+            if batch:
+                _put(decoded, batch, stop)
+            _put(decoded, _END, stop)
+        except BaseException as error:  # re-raised in the calling thread
+            _put(decoded, _Failure(error), stop)
+
+    def _write(self, sink: VideoSink, predicted: queue.Queue, failure: list, stop: threading.Event) -> None:
+        while True:
+            item = predicted.get()
+            if item is _END:
+                return
+            if failure:
+                continue  # drain, so the model thread never blocks on a full queue
+            try:
+                for frame, mask in item:
+                    sink.write(self.compose(frame.bgr, mask))
+                    if self.masks_dir is not None:
+                        path = self.masks_dir / f"{frame.name}.png"
+                        if not cv2.imwrite(str(path), mask):
+                            raise VideoIOError(f"cannot write mask {path}")
+                    self.stats.frames += 1
+            except BaseException as error:
+                failure.append(error)
+                stop.set()
+
+
+def _put(target: queue.Queue, item: object, stop: threading.Event | None) -> None:
+    """Put, giving up once ``stop`` is set so a thread never waits on a consumer that quit."""
+    while True:
+        try:
+            target.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            if stop is not None and stop.is_set():
+                return

@@ -1,0 +1,143 @@
+"""Heads and SegmentationModel on a tiny fake backbone (independent of the real backbone families)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from seglite.models import (
+    LRASPP,
+    RASPP,
+    DeepLabV3,
+    DeepLabV3Plus,
+    DeepLabV3PlusHead,
+    FCNHead,
+    LRASPPHead,
+    SegmentationModel,
+)
+from seglite.models.backbones.base import FEATURE_NAMES, Backbone, FeatureInfo, plan_output_stride
+from seglite.models.heads import ClampedAvgPool2d, scaled_atrous_rates
+from seglite.models.layers import ConvBNAct
+
+MODEL_CLASSES = (LRASPP, RASPP, DeepLabV3, DeepLabV3Plus)
+SIZES = ((64, 64), (97, 131))
+
+
+class TinyBackbone(Backbone):
+    """Five 3x3 conv stages of nominal stride 2 following seglite's output-stride plan."""
+
+    def __init__(self, channels: tuple[int, ...] = (8, 12, 16, 20, 24), output_stride: int = 32) -> None:
+        super().__init__()
+        plan = plan_output_stride([2] * len(channels), output_stride)
+        stages, previous = [], 3
+        self.feature_info = []
+        for name, width, geometry in zip(FEATURE_NAMES, channels, plan):
+            stages.append(ConvBNAct(previous, width, 3, stride=geometry.stride, dilation=geometry.dilation))
+            self.feature_info.append(FeatureInfo(name, width, geometry.total_stride))
+            previous = width
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = {}
+        for info, stage in zip(self.feature_info, self.stages):
+            x = stage(x)
+            features[info.name] = x
+        return features
+
+
+@pytest.mark.parametrize("output_stride", (8, 16, 32))
+@pytest.mark.parametrize("model_class", MODEL_CLASSES, ids=lambda cls: cls.__name__)
+def test_logits_at_input_size(model_class: type[SegmentationModel], output_stride: int) -> None:
+    model = model_class(TinyBackbone(output_stride=output_stride), num_classes=5, aux=True).eval()
+    assert model.num_classes == 5
+    with torch.no_grad():
+        for size in SIZES:
+            logits = model(torch.randn(2, 3, *size))
+            assert logits.shape == (2, 5, *size)
+            assert torch.isfinite(logits).all()
+
+
+def test_training_mode_gives_aux_logits() -> None:
+    model = LRASPP(TinyBackbone(), num_classes=4, aux=True).train()
+    logits, aux_logits = model.forward_with_aux(torch.randn(2, 3, 97, 131))
+    assert logits.shape == aux_logits.shape == (2, 4, 97, 131)
+    (logits.mean() + aux_logits.mean()).backward()
+    assert model.aux_head.classifier.weight.grad is not None
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 4, 64, 64)  # forward: always logits only
+    assert LRASPP(TinyBackbone(), num_classes=4).forward_with_aux(torch.randn(2, 3, 32, 32))[1] is None
+
+
+@pytest.mark.parametrize(("size", "padded"), (((64, 96), (64, 96)), ((97, 131), (112, 144))))
+def test_pads_to_the_output_stride_only_where_needed(size: tuple[int, int], padded: tuple[int, int]) -> None:
+    model = RASPP(TinyBackbone(output_stride=16), num_classes=3).eval()
+    seen = []
+    model.backbone.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
+    with torch.no_grad():
+        model(torch.randn(1, 3, *size))
+    assert seen == [padded]
+
+
+def test_lraspp_head_resolution_and_paper_pooling_on_large_maps() -> None:
+    features = {"layer2": torch.randn(1, 16, 128, 256), "layer4": torch.randn(1, 24, 64, 128)}
+    for pooling in ("global", "paper"):
+        head = LRASPPHead(24, 16, num_classes=3, pooling=pooling).eval()
+        with torch.no_grad():
+            assert head(features).shape == (1, 3, 128, 256)
+    # 64x128 pooled by 49x49 with stride (16, 20): a 1x4 gate map, stretched over the feature
+    assert head.scale(features["layer4"]).shape == (1, 128, 1, 4)
+
+
+def test_clamped_pool_falls_back_to_global_pooling_on_small_maps() -> None:
+    pool = ClampedAvgPool2d((49, 49), (16, 20))
+    x = torch.randn(2, 3, 32, 64)
+    pooled = pool(x)
+    assert pooled.shape == (2, 3, 1, 1)  # 32 < 49: whole height; (64 - 49) // 20 + 1 = 1 column... of width 49
+    torch.testing.assert_close(pooled, x[..., :49].mean(dim=(2, 3), keepdim=True))
+    small = torch.randn(1, 3, 5, 7)
+    torch.testing.assert_close(pool(small), small.mean(dim=(2, 3), keepdim=True))
+
+
+def test_atrous_rates_follow_the_backbone_stride() -> None:
+    assert scaled_atrous_rates(8) == (12, 24, 36)
+    assert scaled_atrous_rates(16) == (6, 12, 18)
+    assert scaled_atrous_rates(32) == (3, 6, 9)
+    for output_stride, rates in ((8, (12, 24, 36)), (16, (6, 12, 18)), (32, (3, 6, 9))):
+        for model_class in (DeepLabV3, DeepLabV3Plus):
+            model = model_class(TinyBackbone(output_stride=output_stride), num_classes=2, separable=False)
+            dilations = tuple(branch[0].dilation[0] for branch in model.head.aspp.branches[1:-1])
+            assert dilations == rates
+
+
+def test_head_with_wrong_channels_is_refused_with_the_numbers() -> None:
+    backbone = TinyBackbone()
+    with pytest.raises(ValueError, match=r"LRASPPHead expects 99 channels in feature 'layer4' but TinyBackbone gives 24"):
+        SegmentationModel(backbone, LRASPPHead(99, 16, num_classes=3))
+    with pytest.raises(ValueError, match=r"aux_head FCNHead expects 7 channels in feature 'layer3'.* gives 20"):
+        SegmentationModel(backbone, LRASPPHead(24, 16, num_classes=3), FCNHead(7, 3))
+
+
+def test_missing_feature_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"LRASPPHead reads feature 'layer9'.*available: \['stem'"):
+        LRASPP(TinyBackbone(), low_feature="layer9")
+    with pytest.raises(ValueError, match=r"FCNHead reads feature 'layer7'"):
+        DeepLabV3(TinyBackbone(), aux=True, aux_feature="layer7")
+
+
+def test_deeplabv3plus_needs_a_stride_4_low_level_feature() -> None:
+    with pytest.raises(ValueError, match=r"DeepLabV3PlusHead needs feature 'layer2' at stride 4 .* stride 8"):
+        DeepLabV3Plus(TinyBackbone(), low_feature="layer2")
+    head = DeepLabV3PlusHead(24, 8, num_classes=3, low_feature="stem")
+    with pytest.raises(ValueError, match=r"needs feature 'stem' at stride 4 .* stride 2"):
+        SegmentationModel(TinyBackbone(), head)
+
+
+def test_invalid_head_options_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"pooling must be one of \('global', 'paper'\), got 'max'"):
+        LRASPP(TinyBackbone(), pooling="max")
+    with pytest.raises(ValueError, match=r"num_classes must be a positive integer, got 0"):
+        RASPP(TinyBackbone(), num_classes=0)
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        DeepLabV3(TinyBackbone(), dropout=1.5)
+    with pytest.raises(ValueError, match=r"aux_head predicts 3 classes but head predicts 5"):
+        SegmentationModel(TinyBackbone(), LRASPPHead(24, 16, num_classes=5), FCNHead(20, 3))

@@ -1,0 +1,79 @@
+"""Shared building blocks (layers.py) and the output-stride plan (backbones/base.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torchvision.models._utils import _make_divisible
+from torchvision.ops.misc import Conv2dNormActivation, SqueezeExcitation
+
+from seglite.models.backbones.base import check_output_stride, check_width_mult, plan_output_stride
+from seglite.models.layers import ConvBNAct, SqueezeExcite, channel_shuffle, make_divisible
+
+
+def test_channel_shuffle_interleaves_groups() -> None:
+    x = torch.arange(9.0).view(1, 9, 1, 1)
+    assert channel_shuffle(x, 3).flatten().tolist() == [0, 3, 6, 1, 4, 7, 2, 5, 8]
+    with pytest.raises(ValueError, match="groups"):
+        channel_shuffle(x, 2)
+
+
+def test_make_divisible_equals_torchvision() -> None:
+    for value in [3.0, 8.0, 12.0, 15.9, 16.0, 17.0, 24 * 0.35, 32 * 0.75, 320 * 1.4, 1280 * 0.5, 99.0]:
+        assert make_divisible(value) == _make_divisible(value, 8), value
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3, 5])
+@pytest.mark.parametrize("dilation", [1, 2, 4])
+def test_conv_bn_act_keeps_size_and_torchvision_layout(kernel_size: int, dilation: int) -> None:
+    ours = ConvBNAct(4, 8, kernel_size, dilation=dilation, activation=nn.Hardswish)
+    assert ours(torch.zeros(1, 4, 9, 11)).shape == (1, 8, 9, 11)
+    reference = Conv2dNormActivation(4, 8, kernel_size, dilation=dilation, activation_layer=nn.Hardswish)
+    assert ours[0].padding == reference[0].padding
+    assert {key: value.shape for key, value in ours.state_dict().items()} == {
+        key: value.shape for key, value in reference.state_dict().items()
+    }
+    assert ConvBNAct(4, 8, norm_layer=None)[0].bias is not None
+
+
+def test_squeeze_excite_equals_torchvision() -> None:
+    reference = SqueezeExcitation(16, 8, scale_activation=nn.Hardsigmoid)
+    with torch.no_grad():
+        for parameter in reference.parameters():
+            parameter.normal_()
+    ours = SqueezeExcite(16, 8)
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 16, 5, 5)
+    torch.testing.assert_close(ours(x), reference(x))
+
+
+# nominal strides of seven blocks: four downsamplings, a stride-1 block, a fifth downsampling, a stride-1 block
+STRIDES = [2, 2, 2, 2, 1, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("output_stride", "strides", "dilations", "total_strides"),
+    [
+        (32, [2, 2, 2, 2, 1, 2, 1], [1, 1, 1, 1, 1, 1, 1], [2, 4, 8, 16, 16, 32, 32]),
+        # the block that gives up its stride keeps the previous dilation; the blocks after it double theirs
+        (16, [2, 2, 2, 2, 1, 1, 1], [1, 1, 1, 1, 1, 1, 2], [2, 4, 8, 16, 16, 16, 16]),
+        (8, [2, 2, 2, 1, 1, 1, 1], [1, 1, 1, 1, 2, 2, 4], [2, 4, 8, 8, 8, 8, 8]),
+    ],
+)
+def test_plan_output_stride(output_stride: int, strides: list, dilations: list, total_strides: list) -> None:
+    plan = plan_output_stride(STRIDES, output_stride)
+    assert [block.stride for block in plan] == strides
+    assert [block.dilation for block in plan] == dilations
+    assert [block.total_stride for block in plan] == total_strides
+
+
+def test_argument_checks_name_the_argument() -> None:
+    for output_stride in (4, 24, 64):
+        with pytest.raises(ValueError, match="output_stride.*8, 16, 32"):
+            check_output_stride(output_stride)
+    with pytest.raises(ValueError, match="output_stride"):
+        plan_output_stride(STRIDES, 12)
+    for width_mult in (0, -0.5, "1"):
+        with pytest.raises(ValueError, match="width_mult"):
+            check_width_mult(width_mult)  # type: ignore[arg-type]
