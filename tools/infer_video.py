@@ -29,10 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model = parser.add_argument_group("model")
     model.add_argument("--checkpoint", type=Path, help="Lightning checkpoint of a seglite model")
     model.add_argument("--onnx", type=Path, help="ONNX model to run; with --checkpoint and --backend onnxruntime, where to export it")
-    model.add_argument("--backend", choices=("torch", "onnxruntime"), default=None, help="default: torch for a checkpoint, onnxruntime for --onnx alone")
+    model.add_argument("--backend", choices=("torch", "onnxruntime"), default=None, help="default: onnxruntime when --onnx is given, else torch")
     model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     model.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), help="inference size; masks are resized back to each frame (default: the frame's size)")
     model.add_argument("--batch", type=int, default=1, help="frames per model call (default: 1)")
+    model.add_argument("--channels-last", action="store_true", help="channels-last memory format (torch backend; faster on CPU)")
     output = parser.add_argument_group("output")
     output.add_argument("--opacity", type=float, default=0.5, help="overlay opacity, 0 (frame only) to 1 (colours only); default 0.5")
     output.add_argument("--side-by-side", action="store_true", help="write the frame and its overlay side by side (twice the width)")
@@ -44,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.checkpoint is None and args.onnx is None:
         parser.error("give the model: --checkpoint CKPT or --onnx MODEL")
+    if args.onnx is not None and args.backend == "torch":
+        parser.error("--onnx runs in onnxruntime: drop --backend torch, or --onnx to run the checkpoint in torch")
+    args.backend = args.backend or ("onnxruntime" if args.onnx is not None else "torch")
     if args.batch < 1:
         parser.error(f"--batch must be at least 1, got {args.batch}")
     if args.max_frames is not None and args.max_frames < 1:
@@ -58,13 +62,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_predictor(args: argparse.Namespace):
     from seglite.inference.predictor import Predictor
 
-    for path in (args.checkpoint, None if args.checkpoint else args.onnx):
-        if path is not None and not path.is_file():
-            raise SegliteError(f"model not found: {path}")
     size = tuple(args.size) if args.size else None
     if args.checkpoint is None:
-        return Predictor.from_onnx(args.onnx, device=args.device, size=size)
-    return Predictor.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend or "torch", size=size, onnx_path=args.onnx)
+        return Predictor.from_onnx(args.onnx, device=args.device, size=size, batch_size=args.batch)
+    return Predictor.from_checkpoint(
+        args.checkpoint, device=args.device, backend=args.backend, size=size, onnx_path=args.onnx,
+        channels_last=args.channels_last, batch_size=args.batch,
+    )
 
 
 def report(stats: VideoStats, output: Path) -> None:
@@ -79,7 +83,10 @@ def run(args: argparse.Namespace) -> VideoStats:
         raise SegliteError(f"the output {args.output} is the input; choose another path")
     check_new_outputs([args.output, args.masks], args.overwrite)
     with open_source(args.input) as source:
-        predictor = load_predictor(args)
+        try:
+            predictor = load_predictor(args)
+        except ValueError as error:  # options the model cannot take, e.g. --size for a fixed-size ONNX model
+            raise SegliteError(str(error)) from error
         pipeline = VideoPipeline(predictor, args.batch, args.opacity, args.side_by_side, args.masks)
         fps = args.fps or source.fps or DEFAULT_FPS
         with VideoSink(args.output, fps, pipeline.output_size(source.size), overwrite=args.overwrite) as sink:

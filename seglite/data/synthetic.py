@@ -526,7 +526,7 @@ def sample_scene(rng: np.random.Generator, height: int, width: int, length: floa
     street = Street(
         kerb=kerb,
         walk=(rng.uniform(2.5, 4.0), rng.uniform(2.5, 4.0)),
-        verge=(rng.uniform(0.0, 3.0), rng.uniform(0.8, 3.0)),
+        verge=(rng.uniform(0.0, 4.0), rng.uniform(1.5, 4.5)),
         centre_line=-rng.uniform(1.5, 2.0),
         paints={k: Paint.of(rng, k) for k in ("road", "road mark", "sidewalk", "ground", "parking")}
         | {"terrain left": Paint.of(rng, "terrain"), "terrain right": Paint.of(rng, "terrain")},
@@ -591,11 +591,15 @@ def sample_scene(rng: np.random.Generator, height: int, width: int, length: floa
     lanes = [("car", kerb_right - 1.1, 0.0)] * int(rng.integers(1, 3))  # parked
     lanes += [("car", rng.uniform(-0.3, 0.3), 1.0)] * int(rng.integers(1, 3))  # ahead in our lane
     lanes += [("car", street.centre_line - 1.8, -1.0)] * int(rng.integers(0, 3))  # oncoming
-    lanes += [("truck", rng.choice([0.0, street.centre_line - 1.8]), 1.0), ("bus", street.centre_line - 1.8, -1.0)]
+    # truck and bus take our lane or the opposite one, the tram runs by the left kerb
+    heavy = rng.permutation([(0.0, 1.0), (street.centre_line - 1.8, -1.0)])
+    lanes += [("truck", *heavy[0]), ("bus", *heavy[1])]
     if rng.random() < 0.9:
         lanes.append(("train", kerb_left + 1.8, -1.0))
     for kind, x, direction in lanes:
         z = depth_for(x, 12 if kind == "car" else 16, 55 if kind != "train" else 35)
+        if kind == "bus" and direction < 0:  # keep the oncoming bus clear of the tram
+            z = rng.uniform(14, 20) if rng.random() < 0.5 else rng.uniform(55, 70)
         speed = direction * rng.uniform(6, 12)
         scene.things.append((z, vehicle(rng, kind, x + rng.uniform(-0.2, 0.2), z), speed))
     for look in ("static", "unlabeled"):

@@ -89,7 +89,15 @@ class RandomScaleCrop(A.DualTransform):
         cols = max(0, -left), min(crop_width, scaled_width - left)
         source_rows = [min(max(round((r + top) * height / scaled_height), 0), height) for r in rows]
         source_cols = [min(max(round((c + left) * width / scaled_width), 0), width) for c in cols]
-        return {"rows": rows, "cols": cols, "source_rows": source_rows, "source_cols": source_cols}
+        return {
+            "top": top,
+            "left": left,
+            "scaled_size": (scaled_height, scaled_width),
+            "rows": rows,
+            "cols": cols,
+            "source_rows": source_rows,
+            "source_cols": source_cols,
+        }
 
     def _resample(self, image: np.ndarray, pad_value: float, interpolation: int, **params: Any) -> np.ndarray:
         (row0, row1), (col0, col1) = params["rows"], params["cols"]

@@ -22,18 +22,16 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info
 
 from seglite.errors import SegliteError
+from seglite.inference.export import OutputExistsError
 from seglite.inference.sliding import predict_probabilities
 from seglite.lit.metrics import SegmentationScores
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "per_class_iou.csv"
 CONFUSION_IMAGE = "confusion_matrix.png"
+CONFIG_FILE = "config.yaml"  # where tools/test.py has Lightning save the evaluation's config
 CITYSCAPES_FOLDER = "cityscapes"  # point CITYSCAPES_RESULTS here: it must hold nothing but the predictions
 CITYSCAPES_IMAGE_SUFFIX = "_leftImg8bit"
-
-
-class ResultsExistError(SegliteError, FileExistsError):
-    """Result files of an earlier evaluation are in the output folder and overwriting was not asked for."""
 
 
 def existing_results(output_dir: Path, cityscapes: bool = False, extra: Sequence[str] = ()) -> list[Path]:
@@ -48,11 +46,11 @@ def existing_results(output_dir: Path, cityscapes: bool = False, extra: Sequence
 
 
 def check_results_writable(output_dir: Path, cityscapes: bool = False, overwrite: bool = False, extra: Sequence[str] = ()) -> None:
-    """Raise ``ResultsExistError`` naming the files an evaluation would overwrite, unless ``overwrite``."""
+    """Raise ``OutputExistsError`` naming the files an evaluation would overwrite, unless ``overwrite``."""
     found = existing_results(output_dir, cityscapes, extra)
     if found and not overwrite:
         shown = ", ".join(str(path) for path in found)
-        raise ResultsExistError(f"results already exist ({shown}); pass --overwrite to replace them or choose another output folder")
+        raise OutputExistsError(f"results already exist ({shown}); pass --overwrite to replace them or choose another output folder")
 
 
 # ------------------------------------------------------------------ per-class tables
@@ -289,5 +287,8 @@ class EvaluationWriter(pl.Callback):
             rank_zero_info("no labelled pixels in this split (e.g. Cityscapes test): no scores written")
             return
         class_names = getattr(pl_module, "class_names", None) or [str(i) for i in range(len(scores.iou))]
-        paths = write_results(self.output_dir, scores, class_names, **self.settings)
+        settings = dict(self.settings)
+        if hasattr(pl_module, "predict_options"):  # what actually ran, config and overrides merged
+            settings["inference"] = dict(pl_module.predict_options)
+        paths = write_results(self.output_dir, scores, class_names, **settings)
         rank_zero_info("results: " + ", ".join(str(path) for path in paths.values()))

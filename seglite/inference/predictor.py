@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -148,6 +148,9 @@ class OnnxRunner:
         self.input_size = (height, width) if isinstance(height, int) and isinstance(width, int) else None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.num_classes = self.session.get_outputs()[0].shape[1]
+        if not isinstance(self.num_classes, int):
+            shown = "the exported model" if isinstance(model, bytes) else str(model)
+            raise ModelLoadError(f"{shown}: the class axis of output 1 has no fixed size; export it with tools/export.py")
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         logits = self.session.run(None, {self.input_name: batch.numpy()})[0]
@@ -244,14 +247,13 @@ class Predictor:
         names, palette = task.class_names, task.palette
         if backend == "torch":
             return cls(TorchRunner(task.model, device, channels_last), task.num_classes, names, palette, size, batch_size)
-        from seglite.inference.export import export_onnx, onnx_metadata  # export imports this module
+        from seglite.inference.export import export_onnx, onnx_metadata, onnx_model_bytes  # export imports this module
 
         checkpoint_hash = file_sha256(path)
         metadata = onnx_metadata(names, palette, None, checkpoint_hash)
         sample_size = size or (256, 512)
         if onnx_path is None:
-            model = export_onnx(task.model, None, sample_size, dynamic=True, metadata=metadata)
-            return cls.from_onnx(model, device, size, batch_size)
+            return cls.from_onnx(onnx_model_bytes(task.model, sample_size, True, metadata=metadata), device, size, batch_size)
         onnx_path = Path(onnx_path)
         if onnx_path.exists():
             recorded = OnnxRunner(onnx_path).metadata.get(META_CHECKPOINT_SHA256)
@@ -308,37 +310,42 @@ class Predictor:
         """``(H, W)`` uint8 train ids of an ``(H, W, 3)`` RGB uint8 image."""
         return self.predict_batch([check_image(image)])[0]
 
-    def predict_logits(self, image: np.ndarray) -> np.ndarray:
-        """``(C, H, W)`` float32 logits of an RGB uint8 image, at its resolution."""
-        check_image(image)
-        return self._logits([image])[0][0].cpu().numpy()
-
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Masks of several images (sizes may differ); images that share an input size run as one batch."""
-        return [logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy() for logits in self._logits(images)]
-
-    def _logits(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        """(1, C, H, W) logits per image at its size, in order."""
         if not isinstance(images, (list, tuple)):
             raise TypeError(f"images must be a list of (H, W, 3) uint8 arrays, got {type(images).__name__}")
+        masks: list[np.ndarray | None] = [None] * len(images)
+        for index, logits in self._iter_logits(images):
+            masks[index] = logits.argmax(dim=0).to(torch.uint8).cpu().numpy()
+        return masks
+
+    def predict_logits(self, image: np.ndarray) -> np.ndarray:
+        """``(C, H, W)`` float32 logits of an ``(H, W, 3)`` RGB uint8 image, at its resolution."""
+        check_image(image)
+        return next(self._iter_logits([image]))[1].cpu().numpy()
+
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """The network input of an RGB uint8 image: resized to ``size`` if set, normalised, ``(3, h, w)`` float32."""
+        return self._transform(image=check_image(image))["image"]
+
+    def _iter_logits(self, images: Sequence[np.ndarray]) -> Iterator[tuple[int, torch.Tensor]]:
+        """(index, (C, H, W) logits at the image's size) for every image, batch by batch."""
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for index, image in enumerate(images):
-            check_image(image, f"images[{index}]")
+            check_image(image, f"images[{index}]")  # all checked before the first batch runs
             groups[self.size or image.shape[:2]].append(index)
-        results: list[torch.Tensor | None] = [None] * len(images)
         for indices in groups.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
-                batch = torch.stack([self._transform(image=images[index])["image"] for index in chunk])
+                batch = torch.stack([self.preprocess(images[index]) for index in chunk])
                 for index, logits in zip(chunk, self.runner(batch)):
-                    results[index] = self._resize(logits[None], images[index].shape[:2])
-        return results
+                    yield index, self._resize(logits, images[index].shape[:2])
 
     @staticmethod
     def _resize(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         if logits.shape[-2:] == size:
             return logits
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
 
     def __repr__(self) -> str:
         return (

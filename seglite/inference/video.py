@@ -19,7 +19,9 @@ from typing import Iterator, Protocol, Sequence
 import cv2
 import numpy as np
 
+from seglite.data.datamodule import default_palette
 from seglite.errors import SegliteError
+from seglite.inference.export import OutputExistsError
 from seglite.visualization import overlay, palette_array
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -41,14 +43,11 @@ class VideoIOError(SegliteError, OSError):
     """A video input that cannot be opened or decoded, or an output that cannot be written."""
 
 
-class OutputExistsError(SegliteError, FileExistsError):
-    """An output file or folder already exists and overwriting was not asked for."""
-
-
 class SegmentationPredictor(Protocol):
     """What the pipeline needs of ``seglite.inference.predictor.Predictor``."""
 
-    palette: Sequence[Sequence[int]]
+    palette: Sequence[Sequence[int]] | None
+    class_names: Sequence[str]
 
     def predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]: ...
 
@@ -196,7 +195,7 @@ def check_new_outputs(paths: Sequence[Path | None], overwrite: bool) -> None:
             continue
         if path.is_dir() and not any(path.iterdir()):
             continue
-        raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
+        raise OutputExistsError(f"output {path} exists; pass --overwrite to replace it or choose another path")
 
 
 def _make_folder(path: Path) -> None:
@@ -313,7 +312,10 @@ class VideoPipeline:
         self.side_by_side = side_by_side
         self.masks_dir = Path(masks_dir) if masks_dir is not None else None
         self.queue_batches = queue_batches
-        self.palette_bgr = np.ascontiguousarray(palette_array(predictor.palette)[:, ::-1])
+        palette = predictor.palette
+        if palette is None:  # e.g. an ONNX model exported without metadata
+            palette = default_palette(len(predictor.class_names))
+        self.palette_bgr = np.ascontiguousarray(palette_array(palette)[:, ::-1])
         self.stats = VideoStats()
 
     def output_size(self, frame_size: tuple[int, int]) -> tuple[int, int]:

@@ -17,7 +17,8 @@ try:
     from segmentation_models_pytorch.encoders._base import EncoderMixin
 except ImportError as error:  # pragma: no cover - smp is an install requirement
     raise ImportError(
-        "seglite.models.smp needs segmentation-models-pytorch: pip install segmentation-models-pytorch"
+        f"seglite.models.smp needs segmentation-models-pytorch ({error}): pip install segmentation-models-pytorch",
+        name="segmentation_models_pytorch",
     ) from error
 
 from .backbones.base import FEATURE_NAMES
@@ -42,7 +43,7 @@ class SegliteEncoder(nn.Module, EncoderMixin):
         backbone_options: further backbone arguments (``width_mult``, ``reduced_tail``, ...).
     """
 
-    # seglite backbones return a dict built with Python control flow TorchScript was not tested on
+    # TorchScript cannot compile seglite backbones (class-level module annotations); torch.export can
     _is_torch_scriptable = False
 
     def __init__(

@@ -14,7 +14,15 @@ import torch
 from torch import nn
 
 from ..layers import ConvBNAct, make_divisible
-from .base import FEATURE_NAMES, Backbone, BlockGeometry, FeatureInfo, check_output_stride, check_width_mult, plan_output_stride
+from .base import (
+    FEATURE_NAMES,
+    Backbone,
+    BlockGeometry,
+    FeatureInfo,
+    check_output_stride,
+    check_width_mult,
+    plan_output_stride,
+)
 
 
 class TableRow(Protocol):

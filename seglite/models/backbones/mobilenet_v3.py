@@ -21,10 +21,14 @@ BATCH_NORM = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
 
 @dataclass(frozen=True)
 class Bneck:
-    """A ``bneck`` row of MobileNetV3 Tables 1 and 2 (columns: operator, exp size, #out, SE, NL, s)."""
+    """A ``bneck`` row of MobileNetV3 Tables 1 and 2.
+
+    The paper's columns: operator (``kernel_size``), exp size (``expanded``), #out
+    (``out_channels``), SE (``squeeze_excite``), NL (``activation``: ReLU or h-swish), s (``stride``).
+    """
 
     kernel_size: int
-    expanded_channels: int
+    expanded: int
     out_channels: int
     squeeze_excite: bool
     activation: type[nn.Module]
@@ -37,21 +41,21 @@ LAST_CONV_EXPANSION = 6  # the 1x1 conv after the bnecks: 160 -> 960 (Large), 96
 # MobileNetV3 paper, Table 1 (MobileNetV3-Large), after the 3x3 stride-2 conv to 16 channels
 # with h-swish. Hidden width of the classifier: Table 1's "conv2d 1x1, NBN, 1280".
 MOBILENET_V3_LARGE = [
-    Bneck(kernel_size=3, expanded_channels=16, out_channels=16, squeeze_excite=False, activation=nn.ReLU, stride=1),
-    Bneck(kernel_size=3, expanded_channels=64, out_channels=24, squeeze_excite=False, activation=nn.ReLU, stride=2),
-    Bneck(kernel_size=3, expanded_channels=72, out_channels=24, squeeze_excite=False, activation=nn.ReLU, stride=1),
-    Bneck(kernel_size=5, expanded_channels=72, out_channels=40, squeeze_excite=True, activation=nn.ReLU, stride=2),
-    Bneck(kernel_size=5, expanded_channels=120, out_channels=40, squeeze_excite=True, activation=nn.ReLU, stride=1),
-    Bneck(kernel_size=5, expanded_channels=120, out_channels=40, squeeze_excite=True, activation=nn.ReLU, stride=1),
-    Bneck(kernel_size=3, expanded_channels=240, out_channels=80, squeeze_excite=False, activation=nn.Hardswish, stride=2),
-    Bneck(kernel_size=3, expanded_channels=200, out_channels=80, squeeze_excite=False, activation=nn.Hardswish, stride=1),
-    Bneck(kernel_size=3, expanded_channels=184, out_channels=80, squeeze_excite=False, activation=nn.Hardswish, stride=1),
-    Bneck(kernel_size=3, expanded_channels=184, out_channels=80, squeeze_excite=False, activation=nn.Hardswish, stride=1),
-    Bneck(kernel_size=3, expanded_channels=480, out_channels=112, squeeze_excite=True, activation=nn.Hardswish, stride=1),
-    Bneck(kernel_size=3, expanded_channels=672, out_channels=112, squeeze_excite=True, activation=nn.Hardswish, stride=1),
-    Bneck(kernel_size=5, expanded_channels=672, out_channels=160, squeeze_excite=True, activation=nn.Hardswish, stride=2),
-    Bneck(kernel_size=5, expanded_channels=960, out_channels=160, squeeze_excite=True, activation=nn.Hardswish, stride=1),
-    Bneck(kernel_size=5, expanded_channels=960, out_channels=160, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=3, expanded=16, out_channels=16, squeeze_excite=False, activation=nn.ReLU, stride=1),
+    Bneck(kernel_size=3, expanded=64, out_channels=24, squeeze_excite=False, activation=nn.ReLU, stride=2),
+    Bneck(kernel_size=3, expanded=72, out_channels=24, squeeze_excite=False, activation=nn.ReLU, stride=1),
+    Bneck(kernel_size=5, expanded=72, out_channels=40, squeeze_excite=True, activation=nn.ReLU, stride=2),
+    Bneck(kernel_size=5, expanded=120, out_channels=40, squeeze_excite=True, activation=nn.ReLU, stride=1),
+    Bneck(kernel_size=5, expanded=120, out_channels=40, squeeze_excite=True, activation=nn.ReLU, stride=1),
+    Bneck(kernel_size=3, expanded=240, out_channels=80, squeeze_excite=False, activation=nn.Hardswish, stride=2),
+    Bneck(kernel_size=3, expanded=200, out_channels=80, squeeze_excite=False, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=3, expanded=184, out_channels=80, squeeze_excite=False, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=3, expanded=184, out_channels=80, squeeze_excite=False, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=3, expanded=480, out_channels=112, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=3, expanded=672, out_channels=112, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=5, expanded=672, out_channels=160, squeeze_excite=True, activation=nn.Hardswish, stride=2),
+    Bneck(kernel_size=5, expanded=960, out_channels=160, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=5, expanded=960, out_channels=160, squeeze_excite=True, activation=nn.Hardswish, stride=1),
 ]
 LARGE_HIDDEN_CHANNELS = 1280
 
@@ -59,17 +63,17 @@ LARGE_HIDDEN_CHANNELS = 1280
 # with h-swish. The table marks SE on the last 1x1 conv (576); the authors' TF code
 # (slim mobilenet_v3.py) and torchvision have none there, and neither do we.
 MOBILENET_V3_SMALL = [
-    Bneck(kernel_size=3, expanded_channels=16, out_channels=16, squeeze_excite=True, activation=nn.ReLU, stride=2),
-    Bneck(kernel_size=3, expanded_channels=72, out_channels=24, squeeze_excite=False, activation=nn.ReLU, stride=2),
-    Bneck(kernel_size=3, expanded_channels=88, out_channels=24, squeeze_excite=False, activation=nn.ReLU, stride=1),
-    Bneck(kernel_size=5, expanded_channels=96, out_channels=40, squeeze_excite=True, activation=nn.Hardswish, stride=2),
-    Bneck(kernel_size=5, expanded_channels=240, out_channels=40, squeeze_excite=True, activation=nn.Hardswish, stride=1),
-    Bneck(kernel_size=5, expanded_channels=240, out_channels=40, squeeze_excite=True, activation=nn.Hardswish, stride=1),
-    Bneck(kernel_size=5, expanded_channels=120, out_channels=48, squeeze_excite=True, activation=nn.Hardswish, stride=1),
-    Bneck(kernel_size=5, expanded_channels=144, out_channels=48, squeeze_excite=True, activation=nn.Hardswish, stride=1),
-    Bneck(kernel_size=5, expanded_channels=288, out_channels=96, squeeze_excite=True, activation=nn.Hardswish, stride=2),
-    Bneck(kernel_size=5, expanded_channels=576, out_channels=96, squeeze_excite=True, activation=nn.Hardswish, stride=1),
-    Bneck(kernel_size=5, expanded_channels=576, out_channels=96, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=3, expanded=16, out_channels=16, squeeze_excite=True, activation=nn.ReLU, stride=2),
+    Bneck(kernel_size=3, expanded=72, out_channels=24, squeeze_excite=False, activation=nn.ReLU, stride=2),
+    Bneck(kernel_size=3, expanded=88, out_channels=24, squeeze_excite=False, activation=nn.ReLU, stride=1),
+    Bneck(kernel_size=5, expanded=96, out_channels=40, squeeze_excite=True, activation=nn.Hardswish, stride=2),
+    Bneck(kernel_size=5, expanded=240, out_channels=40, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=5, expanded=240, out_channels=40, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=5, expanded=120, out_channels=48, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=5, expanded=144, out_channels=48, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=5, expanded=288, out_channels=96, squeeze_excite=True, activation=nn.Hardswish, stride=2),
+    Bneck(kernel_size=5, expanded=576, out_channels=96, squeeze_excite=True, activation=nn.Hardswish, stride=1),
+    Bneck(kernel_size=5, expanded=576, out_channels=96, squeeze_excite=True, activation=nn.Hardswish, stride=1),
 ]
 SMALL_HIDDEN_CHANNELS = 1024
 
@@ -88,10 +92,10 @@ def _reduce_tail(rows: list[Bneck]) -> list[Bneck]:
     The stage's downsampling block expands its input, which is not reduced, so its expanded
     width stays; the blocks after it expand the halved width.
     """
-    first_expanding_halved = last_stage_start(rows) + 1
+    first_halved_expansion = last_stage_start(rows) + 1
     rows = halve_last_stage(rows)
-    return rows[:first_expanding_halved] + [
-        dataclasses.replace(row, expanded_channels=row.expanded_channels // 2) for row in rows[first_expanding_halved:]
+    return rows[:first_halved_expansion] + [
+        dataclasses.replace(row, expanded=row.expanded // 2) for row in rows[first_halved_expansion:]
     ]
 
 
@@ -133,7 +137,7 @@ class MobileNetV3(StagedBackbone):
             ConvBNAct(in_channels, channels, 3, plan[0].stride, norm_layer=BATCH_NORM, activation=nn.Hardswish)
         ]
         for row, geometry in zip(rows, plan[1:]):
-            expanded = make_divisible(row.expanded_channels * width_mult)
+            expanded = make_divisible(row.expanded * width_mult)
             out_channels = make_divisible(row.out_channels * width_mult)
             blocks.append(
                 InvertedResidual(

@@ -1,0 +1,339 @@
+"""Lightning DataModules for Cityscapes (or the synthetic demo set) and for folder data sets.
+
+Both expose ``num_classes``, ``class_names`` and ``palette`` so that the model and the logs can
+be configured from the data (LightningCLI ``link_arguments``).
+"""
+
+from __future__ import annotations
+
+import colorsys
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from .cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_LAYOUT, CITYSCAPES_PALETTE, CityscapesDataset
+from .folder import FOLDER_LAYOUT, FolderDataset
+from .io import DATA_README
+from .synthetic import make_demo_dataset
+from .transforms import eval_transform, train_transform
+
+DEMO_COMMAND = "python tools/train.py configs/lraspp_mnv3.yaml configs/demo.yaml"
+
+
+def _seed_worker(worker_id: int) -> None:
+    """One OpenCV thread per loader worker, and a distinct augmentation stream in each.
+
+    albumentations seeds its transforms once, in the main process; forked workers would all
+    draw the same "random" crops without a reseed from the per-worker seed torch provides.
+    """
+    cv2.setNumThreads(1)
+    info = get_worker_info()
+    transform = getattr(info.dataset, "transform", None) if info is not None else None
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(info.seed % 2**32)
+
+
+def _pin_memory_available() -> bool:
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "is_available"):
+        return bool(accelerator.is_available())
+    return torch.cuda.is_available()
+
+
+class SegmentationDataModule(pl.LightningDataModule):
+    """Loaders, transforms and class metadata shared by the concrete data modules.
+
+    Subclasses provide ``_dataset(split, transform)``, ``_check_data()`` and the class metadata.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 8,
+        val_batch_size: int = 1,
+        num_workers: int = 4,
+        crop_size: tuple[int, int] = (768, 768),
+        scale_range: tuple[float, float] = (0.5, 2.0),
+        base_size: tuple[int, int] | None = None,
+        eval_size: tuple[int, int] | None = None,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        train_split: str = "train",
+        val_split: str = "val",
+        test_split: str = "val",
+        predict_split: str = "test",
+    ) -> None:
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("val_batch_size", val_batch_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size
+        self.num_workers = num_workers
+        self.crop_size = tuple(crop_size)
+        self.scale_range = tuple(scale_range)
+        self.base_size = None if base_size is None else tuple(base_size)
+        self.eval_size = None if eval_size is None else tuple(eval_size)
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.splits = {"train": train_split, "val": val_split, "test": test_split, "predict": predict_split}
+        # built now so a bad size or range fails at construction, not in a worker
+        self.train_transform = train_transform(self.crop_size, self.scale_range, self.base_size)
+        self.eval_transform = eval_transform(self.eval_size)
+        self.datasets: dict[str, Dataset] = {}
+
+    # --- class metadata, for the model and the logs
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @property
+    def palette(self) -> np.ndarray:
+        """``(num_classes, 3)`` uint8 RGB colours."""
+        raise NotImplementedError
+
+    def _dataset(self, split: str, transform: Any) -> Dataset:
+        raise NotImplementedError
+
+    def _check_data(self) -> None:
+        """Raise ``FileNotFoundError`` saying where the data is expected and how to get it."""
+
+    def setup(self, stage: str | None = None) -> None:
+        self._check_data()
+        self.train_transform.set_random_seed(torch.initial_seed() % 2**32)
+        # no stage: train and val; the test and predict splits are opened when their loader is asked for
+        roles = {"validate": ("val",), "test": ("test",), "predict": ("predict",)}.get(stage or "fit", ("train", "val"))
+        for role in roles:
+            if role not in self.datasets:
+                transform = self.train_transform if role == "train" else self.eval_transform
+                self.datasets[role] = self._dataset(self.splits[role], transform)
+
+    def _loader(self, role: str, batch_size: int, shuffle: bool) -> DataLoader:
+        if role not in self.datasets:
+            self.setup({"train": "fit", "val": "validate"}.get(role, role))
+        workers = self.num_workers
+        return DataLoader(
+            self.datasets[role],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle,  # a last batch of one breaks BatchNorm
+            num_workers=workers,
+            pin_memory=self.pin_memory and _pin_memory_available(),
+            persistent_workers=self.persistent_workers and workers > 0,
+            worker_init_fn=_seed_worker if workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.val_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.val_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", self.val_batch_size, shuffle=False)
+
+
+class CityscapesDataModule(SegmentationDataModule):
+    """Cityscapes fine annotations (19 classes), or the synthetic demo set in the same layout.
+
+    Args:
+        root: folder holding ``leftImg8bit/`` and ``gtFine/``.
+        batch_size: training batch size.
+        val_batch_size: batch size of the val, test and predict loaders (full-size images
+            unless ``eval_size`` is set).
+        num_workers: loader worker processes (each runs OpenCV on one thread).
+        crop_size: training crop ``(height, width)``.
+        scale_range: random scale range, relative to ``base_size``.
+        base_size: ``(height, width)`` the random scale is relative to; ``None``: the image size.
+        eval_size: resize val/test/predict images (and masks) to ``(height, width)``; ``None``
+            keeps full resolution.
+        pin_memory: pin batches when an accelerator is present.
+        persistent_workers: keep loader workers alive between epochs (with ``num_workers > 0``).
+        test_split: split used by ``trainer.test`` (Cityscapes test labels are withheld, so ``val``).
+        predict_split: split used by ``trainer.predict``.
+        demo: when ``root`` holds no data, ``prepare_data`` writes the synthetic demo set there.
+        demo_num_train: demo training images.
+        demo_num_val: demo validation images.
+        demo_num_test: demo test (unlabelled) images.
+        demo_size: demo image ``(height, width)``.
+        demo_seed: demo generator seed.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/cityscapes",
+        batch_size: int = 8,
+        val_batch_size: int = 1,
+        num_workers: int = 4,
+        crop_size: tuple[int, int] = (768, 768),
+        scale_range: tuple[float, float] = (0.5, 2.0),
+        base_size: tuple[int, int] | None = None,
+        eval_size: tuple[int, int] | None = None,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        test_split: Literal["train", "val", "test"] = "val",
+        predict_split: Literal["train", "val", "test"] = "test",
+        demo: bool = False,
+        demo_num_train: int = 200,
+        demo_num_val: int = 30,
+        demo_num_test: int = 10,
+        demo_size: tuple[int, int] = (256, 512),
+        demo_seed: int = 0,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            val_batch_size=val_batch_size,
+            num_workers=num_workers,
+            crop_size=crop_size,
+            scale_range=scale_range,
+            base_size=base_size,
+            eval_size=eval_size,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+            test_split=test_split,
+            predict_split=predict_split,
+        )
+        self.save_hyperparameters()
+        self.root = root
+        self.demo = demo
+        self.demo_options = {
+            "num_train": demo_num_train,
+            "num_val": demo_num_val,
+            "num_test": demo_num_test,
+            "size": tuple(demo_size),
+            "seed": demo_seed,
+        }
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CITYSCAPES_CLASSES
+
+    @property
+    def palette(self) -> np.ndarray:
+        return CITYSCAPES_PALETTE
+
+    def _missing(self) -> bool:
+        return not (Path(self.root) / "leftImg8bit").is_dir()
+
+    def prepare_data(self) -> None:
+        if self.demo and self._missing():
+            make_demo_dataset(self.root, **self.demo_options)
+
+    def _check_data(self) -> None:
+        if self.demo and self._missing():
+            self.prepare_data()
+        if self._missing():
+            raise FileNotFoundError(
+                f"Cityscapes not found: {Path(self.root) / 'leftImg8bit'} does not exist.\n"
+                f"Expected layout:\n{CITYSCAPES_LAYOUT}\n"
+                f"Download it as {DATA_README} describes and point to it with `--data.root PATH`, "
+                f"or train on the synthetic demo set instead: `{DEMO_COMMAND}`."
+            )
+
+    def _dataset(self, split: str, transform: Any) -> Dataset:
+        return CityscapesDataset(self.root, split, transform)  # type: ignore[arg-type]
+
+
+def default_palette(num_classes: int) -> np.ndarray:
+    """Distinct colours for ``num_classes`` classes (hues spread by the golden ratio)."""
+    colours = [
+        colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65 + 0.35 * (i % 2), 0.95 - 0.3 * ((i // 2) % 2))
+        for i in range(num_classes)
+    ]
+    return np.array(np.round(np.array(colours) * 255), dtype=np.uint8).reshape(num_classes, 3)
+
+
+class FolderDataModule(SegmentationDataModule):
+    """A custom data set in ``root/<split>/images`` and ``root/<split>/masks`` (see :class:`FolderDataset`).
+
+    Args:
+        root: folder holding one sub-folder per split.
+        num_classes: number of classes (mask values ``0..num_classes-1``, 255 ignored). Required:
+            no default could be right for a custom data set.
+        class_names: a name per class; ``None`` gives ``class_0``, ``class_1``, ...
+        palette: an RGB colour per class; ``None`` gives distinct generated colours.
+        train_split: folder name of the training split; likewise ``val_split``,
+            ``test_split`` and ``predict_split``.
+
+    The other arguments are as in :class:`CityscapesDataModule`.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        num_classes: int,
+        class_names: list[str] | None = None,
+        palette: list[tuple[int, int, int]] | None = None,
+        batch_size: int = 8,
+        val_batch_size: int = 1,
+        num_workers: int = 4,
+        crop_size: tuple[int, int] = (512, 512),
+        scale_range: tuple[float, float] = (0.5, 2.0),
+        base_size: tuple[int, int] | None = None,
+        eval_size: tuple[int, int] | None = None,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        train_split: str = "train",
+        val_split: str = "val",
+        test_split: str = "val",
+        predict_split: str = "test",
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            val_batch_size=val_batch_size,
+            num_workers=num_workers,
+            crop_size=crop_size,
+            scale_range=scale_range,
+            base_size=base_size,
+            eval_size=eval_size,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+            train_split=train_split,
+            val_split=val_split,
+            test_split=test_split,
+            predict_split=predict_split,
+        )
+        if not isinstance(num_classes, int) or not 1 <= num_classes <= 255:
+            raise ValueError(f"num_classes must be an integer from 1 to 255, got {num_classes!r}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"class_names has {len(class_names)} names but num_classes is {num_classes}")
+        palette_array = default_palette(num_classes) if palette is None else np.asarray(palette)
+        if palette_array.shape != (num_classes, 3) or palette_array.min() < 0 or palette_array.max() > 255:
+            raise ValueError(f"palette must be {num_classes} RGB triples of 0..255, got shape {palette_array.shape}")
+        self.save_hyperparameters()
+        self.root = root
+        self._num_classes = num_classes
+        self._class_names = tuple(class_names) if class_names is not None else tuple(f"class_{i}" for i in range(num_classes))
+        self._palette = palette_array.astype(np.uint8)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self._class_names
+
+    @property
+    def palette(self) -> np.ndarray:
+        return self._palette
+
+    def _check_data(self) -> None:
+        if not (Path(self.root) / self.splits["train"]).is_dir() and not (Path(self.root) / self.splits["val"]).is_dir():
+            raise FileNotFoundError(
+                f"folder data set not found at {self.root}.\nExpected layout:\n{FOLDER_LAYOUT}\n"
+                f"Point to it with `--data.root PATH` (see {DATA_README}), or train on the synthetic demo set: "
+                f"`{DEMO_COMMAND}`."
+            )
+
+    def _dataset(self, split: str, transform: Any) -> Dataset:
+        return FolderDataset(self.root, split, self._num_classes, transform)

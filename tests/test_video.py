@@ -1,0 +1,211 @@
+"""tools/infer_video.py and seglite.inference.video: sources, sizes, errors, interruption."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from seglite.data import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+from seglite.errors import SegliteError
+from seglite.inference.predictor import Predictor
+from seglite.inference.video import to_bgr
+from seglite.models import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+HEIGHT, WIDTH = 61, 97  # odd on purpose
+FPS = 12.0
+
+
+def load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    torch.manual_seed(0)
+    model = build_model("mobilenet_v3_small", "lraspp", num_classes=19, width_mult=0.5)
+    return Predictor.from_model(model, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE)
+
+
+@pytest.fixture()
+def tool(monkeypatch, predictor):
+    """The video tool with its model loading replaced by the tiny in-memory predictor."""
+    module = load_tool("infer_video")
+    monkeypatch.setattr(module, "load_predictor", lambda args: predictor)
+    return module
+
+
+def frame(index: int, height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:
+    """A BGR frame with a moving bright square, so frames differ."""
+    image = np.full((height, width, 3), (40, 90, 140), dtype=np.uint8)
+    left = (index * 7) % max(1, width - 20)
+    image[10:30, left : left + 20] = (250, 250, 250)
+    return image
+
+
+def write_video(path: Path, count: int, height: int = HEIGHT, width: int = WIDTH) -> Path:
+    # OpenCV's own MJPEG writer keeps odd sizes (its FFmpeg writer would crop them)
+    writer = cv2.VideoWriter(str(path), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), FPS, (width, height))
+    assert writer.isOpened()
+    for index in range(count):
+        writer.write(frame(index, height, width))
+    writer.release()
+    return path
+
+
+def read_video(path: Path) -> tuple[int, tuple[int, int], float]:
+    """(frame count, (height, width), fps) by decoding every frame."""
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened(), f"{path} is not a readable video"
+    count, shape = 0, None
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        count, shape = count + 1, image.shape[:2]
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    return count, shape, fps
+
+
+@pytest.fixture()
+def odd_video(tmp_path) -> Path:
+    return write_video(tmp_path / "input.avi", 7)
+
+
+def run_tool(tool, *args: str) -> int:
+    return tool.main([*map(str, args), "--checkpoint", "unused.ckpt", "--no-progress"])
+
+
+def test_odd_sized_video_keeps_frames_size_and_fps(tool, odd_video, tmp_path, capsys):
+    output = tmp_path / "out" / "overlay.avi"
+    assert run_tool(tool, odd_video, output, "--batch", "3", "--masks", tmp_path / "masks") == 0
+    assert read_video(output) == (7, (HEIGHT, WIDTH), FPS)
+    masks = sorted((tmp_path / "masks").glob("*.png"))
+    assert [path.name for path in masks] == [f"frame_{index:06d}.png" for index in range(7)]
+    mask = cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (HEIGHT, WIDTH) and mask.dtype == np.uint8 and mask.max() < 19
+    printed = capsys.readouterr().out
+    assert "frames: 7" in printed and "model-only fps" in printed and "end-to-end fps" in printed
+
+
+def test_mp4_pads_odd_sides_to_even(tool, odd_video, tmp_path):
+    output = tmp_path / "overlay.mp4"
+    assert run_tool(tool, odd_video, output, "--side-by-side", "--max-frames", "5") == 0
+    # mp4v through OpenCV's FFmpeg writer needs even sides: one replicated row/column is added
+    assert read_video(output) == (5, (HEIGHT + 1, 2 * WIDTH), FPS)
+
+
+def test_overlay_opacity(predictor, tmp_path):
+    from seglite.inference.video import VideoPipeline
+
+    image = frame(0)
+    mask = predictor.predict(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    assert np.array_equal(VideoPipeline(predictor, opacity=0.0).compose(image, mask), image)
+    colours = VideoPipeline(predictor, opacity=1.0).compose(image, mask)
+    assert np.array_equal(colours, CITYSCAPES_PALETTE[mask][:, :, ::-1])  # BGR in the video
+
+
+def test_frames_folder_with_grey_bgra_and_16_bit_frames(tool, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_bgr.png"), frame(0))
+    cv2.imwrite(str(folder / "b_grey.png"), cv2.cvtColor(frame(1), cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(folder / "c_bgra.png"), cv2.cvtColor(frame(2), cv2.COLOR_BGR2BGRA))
+    cv2.imwrite(str(folder / "d_grey16.png"), cv2.cvtColor(frame(3), cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257)
+    (folder / "notes.txt").write_text("not a frame")
+    output = tmp_path / "folder.avi"
+    assert run_tool(tool, folder, output, "--masks", tmp_path / "masks", "--fps", "5") == 0
+    assert read_video(output) == (4, (HEIGHT, WIDTH), 5.0)
+    assert sorted(path.stem for path in (tmp_path / "masks").glob("*.png")) == ["a_bgr", "b_grey", "c_bgra", "d_grey16"]
+    # a glob of frames works too
+    assert run_tool(tool, str(folder / "*_grey*.png"), tmp_path / "glob.avi") == 0
+    assert read_video(tmp_path / "glob.avi")[0] == 2
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.full((5, 7), 200, np.uint8),
+        np.full((5, 7, 1), 200, np.uint8),
+        np.full((5, 7, 4), 200, np.uint8),
+        np.full((5, 7), 200 * 257, np.uint16),
+    ],
+    ids=["grey", "grey-1-channel", "bgra", "grey-16-bit"],
+)
+def test_to_bgr(image):
+    converted = to_bgr(image)
+    assert converted.shape == (5, 7, 3) and converted.dtype == np.uint8
+    assert (converted == 200).all()
+
+
+def test_missing_input_and_unwritable_output_are_clear_errors(tool, odd_video, tmp_path, capsys):
+    assert run_tool(tool, tmp_path / "missing.mp4", tmp_path / "out.mp4") == 2
+    assert "input not found" in capsys.readouterr().err
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    assert run_tool(tool, broken, tmp_path / "out.mp4") == 2
+    assert "broken.mp4" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    assert run_tool(tool, odd_video, blocker / "out.mp4") == 2
+    assert "cannot create output folder" in capsys.readouterr().err
+    assert run_tool(tool, odd_video, tmp_path / "out.gif") == 2
+    assert "cannot write video" in capsys.readouterr().err
+
+
+def test_existing_output_needs_overwrite(tool, odd_video, tmp_path, capsys):
+    output = tmp_path / "out.avi"
+    output.write_bytes(b"precious")
+    assert run_tool(tool, odd_video, output) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert output.read_bytes() == b"precious"
+    assert run_tool(tool, odd_video, output, "--overwrite") == 0
+    assert read_video(output)[0] == 7
+
+
+class FailingPredictor:
+    """Delegates to a predictor and raises ``error`` on call number ``fail_at`` of predict_batch."""
+
+    def __init__(self, predictor: Predictor, error: BaseException, fail_at: int) -> None:
+        self.predictor, self.error, self.fail_at, self.calls = predictor, error, fail_at, 0
+        self.palette, self.class_names = predictor.palette, predictor.class_names
+
+    def predict_batch(self, images):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise self.error
+        return self.predictor.predict_batch(images)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_interrupted_run_leaves_a_playable_file(tool, predictor, odd_video, tmp_path, monkeypatch, capsys, suffix):
+    monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, KeyboardInterrupt(), 3))
+    output = tmp_path / f"interrupted{suffix}"
+    assert run_tool(tool, odd_video, output, "--batch", "2") == 130
+    assert read_video(output)[0] == 4  # the two batches predicted before Ctrl-C
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_failure_mid_run_leaves_a_playable_file(tool, predictor, odd_video, tmp_path, monkeypatch):
+    monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, RuntimeError("boom"), 2))
+    output = tmp_path / "failed.mp4"
+    with pytest.raises(RuntimeError, match="boom"):
+        run_tool(tool, odd_video, output)
+    assert read_video(output)[0] == 1
+
+
+def test_model_errors_are_reported_without_traceback(odd_video, tmp_path, capsys):
+    tool = load_tool("infer_video")  # the real loader
+    assert tool.main([str(odd_video), str(tmp_path / "out.mp4"), "--checkpoint", str(tmp_path / "none.ckpt")]) == 2
+    assert "none.ckpt" in capsys.readouterr().err
+    with pytest.raises(SegliteError):
+        tool.run(tool.parse_args([str(odd_video), str(odd_video), "--checkpoint", "x.ckpt"]))

@@ -1,0 +1,181 @@
+"""Segment images into mask PNGs and colour overlays.
+
+    python tools/predict.py photo.jpg --checkpoint last.ckpt --output out/
+    python tools/predict.py data/demo/leftImg8bit/val --onnx model.onnx --output out/ --color
+    python tools/predict.py "frames/*.png" --checkpoint last.ckpt --size 512 1024 --output out/
+
+For every input image NAME.EXT the output folder gets NAME_mask.png (train ids 0..C-1, or the
+palette's colours with --color) and NAME_overlay.png (the mask blended over the image). Folders
+are searched recursively and their sub-folders are kept in the output. Existing outputs are
+never replaced without --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from seglite.data.folder import IMAGE_EXTENSIONS
+from seglite.errors import SegliteError
+
+MASK_SUFFIX = "_mask.png"
+OVERLAY_SUFFIX = "_overlay.png"
+SHOWN = 5
+
+
+class PredictToolError(SegliteError):
+    """An input, output or option of tools/predict.py is unusable."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", help="image files, folders or quoted globs such as 'frames/*.png'")
+    parser.add_argument("--output", type=Path, required=True, help="output folder")
+    model = parser.add_argument_group("model")
+    model.add_argument("--checkpoint", type=Path, help="Lightning checkpoint of a seglite model")
+    model.add_argument("--onnx", type=Path, help="ONNX model of tools/export.py; with --checkpoint and --backend onnxruntime, where to export it")
+    model.add_argument("--backend", choices=("torch", "onnxruntime"), help="default: torch for a checkpoint, onnxruntime for --onnx alone")
+    model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    model.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), help="inference size; masks are resized back to each image (default: the image's size)")
+    model.add_argument("--batch", type=int, default=1, help="images per model call (default: 1)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--color", action="store_true", help="colour masks in the palette instead of train ids")
+    output.add_argument("--no-overlay", action="store_true", help="write the masks only")
+    output.add_argument("--opacity", type=float, default=0.5, help="overlay opacity, 0 (image only) to 1 (colours only); default 0.5")
+    output.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    args = parser.parse_args(argv)
+    if args.checkpoint is None and args.onnx is None:
+        parser.error("give the model: --checkpoint CKPT or --onnx MODEL")
+    if args.batch < 1:
+        parser.error(f"--batch must be at least 1, got {args.batch}")
+    if args.size is not None and min(args.size) < 1:
+        parser.error(f"--size must be positive, got {args.size}")
+    if not 0.0 <= args.opacity <= 1.0:
+        parser.error(f"--opacity must be between 0 and 1, got {args.opacity}")
+    return args
+
+
+def find_images(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """(image file, output path stem relative to the output folder) for every input, in order."""
+    found: list[tuple[Path, Path]] = []
+    for source in inputs:
+        path = Path(source)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            if not files:
+                raise PredictToolError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {path}")
+            found += [(file, file.relative_to(path).with_suffix("")) for file in files]
+        elif path.is_file():
+            found.append((path, Path(path.stem)))
+        elif glob.has_magic(source):
+            files = sorted(Path(p) for p in glob.glob(source, recursive=True) if Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+            if not files:
+                raise PredictToolError(f"no images match {source!r}")
+            found += [(file, Path(file.stem)) for file in files]
+        else:
+            raise PredictToolError(f"input not found: {path} (expected an image file, a folder or a glob of images)")
+    by_stem: dict[Path, Path] = {}
+    for file, stem in found:
+        if stem in by_stem and by_stem[stem].resolve() != file.resolve():
+            raise PredictToolError(f"{by_stem[stem]} and {file} would write the same outputs ({stem}{MASK_SUFFIX}); rename one or run them separately")
+        by_stem[stem] = file
+    return [(file, stem) for stem, file in by_stem.items()]
+
+
+def output_paths(stem: Path, output: Path, overlay: bool) -> list[Path]:
+    paths = [output / f"{stem}{MASK_SUFFIX}"]
+    return paths + [output / f"{stem}{OVERLAY_SUFFIX}"] if overlay else paths
+
+
+def check_outputs(images: list[tuple[Path, Path]], output: Path, overlay: bool, overwrite: bool) -> None:
+    """Refuse an output folder that is a file or not writable, and outputs that exist unless ``overwrite``."""
+    if output.exists() and not output.is_dir():
+        raise PredictToolError(f"output {output} is a file; give a folder")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PredictToolError(f"cannot create output folder {output}: {error.strerror or error}") from error
+    if not overwrite:
+        existing = [path for _, stem in images for path in output_paths(stem, output, overlay) if path.exists()]
+        if existing:
+            shown = ", ".join(str(path) for path in existing[:SHOWN])
+            more = f" and {len(existing) - SHOWN} more" if len(existing) > SHOWN else ""
+            raise PredictToolError(f"outputs exist: {shown}{more}; pass --overwrite to replace them or choose another folder")
+
+
+def load_predictor(args: argparse.Namespace):
+    from seglite.inference.predictor import Predictor
+
+    size = tuple(args.size) if args.size else None
+    if args.checkpoint is None:
+        return Predictor.from_onnx(args.onnx, device=args.device, size=size, batch_size=args.batch)
+    backend = args.backend or "torch"
+    return Predictor.from_checkpoint(args.checkpoint, args.device, backend, size, args.onnx, batch_size=args.batch)
+
+
+def fallback_palette(num_classes: int) -> np.ndarray:
+    """Cityscapes colours for up to 19 classes, fixed random colours beyond (a model without a palette)."""
+    from seglite.data import CITYSCAPES_PALETTE
+
+    if num_classes <= len(CITYSCAPES_PALETTE):
+        return CITYSCAPES_PALETTE[:num_classes]
+    return np.random.default_rng(0).integers(0, 256, size=(num_classes, 3), dtype=np.uint8)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bgr = image if image.ndim == 2 else np.ascontiguousarray(image[..., ::-1])
+    try:
+        written = cv2.imwrite(str(path), bgr)
+    except cv2.error as error:
+        raise PredictToolError(f"cannot write {path}: {error}") from error
+    if not written:
+        raise PredictToolError(f"cannot write {path} (is the folder writable and the disk not full?)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from seglite.data.io import read_rgb
+    from seglite.visualization import colorize, overlay, palette_array
+
+    images = find_images(args.inputs)
+    overlay_wanted = not args.no_overlay
+    check_outputs(images, args.output, overlay_wanted, args.overwrite)
+    predictor = load_predictor(args)
+    palette = palette_array(predictor.palette if predictor.palette is not None else fallback_palette(predictor.num_classes))
+    for start in range(0, len(images), args.batch):
+        chunk = images[start : start + args.batch]
+        rgb = []
+        for file, _ in chunk:
+            try:
+                rgb.append(read_rgb(file))
+            except OSError as error:
+                raise PredictToolError(str(error)) from error
+        for (file, stem), image, mask in zip(chunk, rgb, predictor.predict_batch(rgb)):
+            paths = output_paths(stem, args.output, overlay_wanted)
+            write_png(paths[0], colorize(mask, palette) if args.color else mask)
+            if overlay_wanted:
+                write_png(paths[1], overlay(image, mask, palette, args.opacity))
+    kinds = "masks and overlays" if overlay_wanted else "masks"
+    print(f"wrote {kinds} of {len(images)} image(s) to {args.output}")
+    return len(images)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        run(args)
+    except SegliteError as error:
+        print(f"predict: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
