@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -31,7 +34,9 @@ def test_counts_a_conv_by_hand() -> None:
         ("lraspp_mobilenet_v3_small", 16, FULL, 2.90),
     ),
 )
-def test_lraspp_presets_match_the_paper(preset: str, output_stride: int, size: tuple[int, int], paper_gmadds: float) -> None:
+def test_lraspp_presets_match_the_paper(
+    preset: str, output_stride: int, size: tuple[int, int], paper_gmadds: float
+) -> None:
     with torch.device("meta"):  # shapes only: nothing is computed
         model = build_preset(preset, output_stride=output_stride)
     _, macs = count_params_and_macs(model, size)
@@ -43,3 +48,11 @@ def test_meta_and_cpu_counts_agree() -> None:
     with torch.device("meta"):
         meta_model = build_preset("lraspp_mobilenet_v3_small", num_classes=3)
     assert count_params_and_macs(model, (64, 96)) == count_params_and_macs(meta_model, (64, 96))
+
+
+def test_the_tool_prints_a_row_per_backbone_and_preset() -> None:
+    tool = runpy.run_path(str(Path(__file__).parents[1] / "tools" / "complexity.py"))
+    presets = tool["preset_table"]([(64, 128)], num_classes=19)
+    assert len(presets) == 2 + len(tool["preset_rows"]())
+    assert presets[2].startswith("| lraspp_mobilenet_v3_large | 16 | 1.747 | 1.51 |")
+    assert len(tool["backbone_table"](32)) == 2 + len(tool["BACKBONES"])

@@ -54,6 +54,15 @@ def numpy_scores(pairs: list[tuple[np.ndarray, np.ndarray]], num_classes: int = 
     return iou, correct / labelled
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny inputs gain nothing from intra-op threads, and on a busy machine spinning OpenMP threads cost seconds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory) -> Path:
     return make_demo_dataset(tmp_path_factory.mktemp("demo"), num_train=2, num_val=3, num_test=1, size=(64, 128), video=False)

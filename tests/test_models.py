@@ -70,7 +70,8 @@ def test_wrong_names_are_refused() -> None:
 
 
 def test_wrong_combinations_are_refused() -> None:
-    with pytest.raises(ValueError, match=r"DeepLabV3PlusHead needs feature 'layer2' at stride 4 but MobileNetV2 gives it at stride 8"):
+    message = r"DeepLabV3PlusHead needs feature 'layer2' at stride 4 but MobileNetV2 gives it at stride 8"
+    with pytest.raises(ValueError, match=message):
         build_model("mobilenet_v2", "deeplabv3plus", width_mult=0.25, low_feature="layer2")
     with pytest.raises(ValueError, match=r"LRASPPHead reads feature 'layer5', which MobileNetV3 does not have"):
         build_model("mobilenet_v3_small", "lraspp", width_mult=0.25, high_feature="layer5")

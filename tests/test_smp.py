@@ -40,7 +40,8 @@ def test_encoder_strides_channels_and_depth(output_stride: int) -> None:
     # smp's tests/encoders/base.py::test_dilated and test_depth, on one family
     x = torch.randn(1, 3, 64, 64)
     for depth in (3, 5):
-        encoder = smp.encoders.get_encoder("seglite_mobilenet_v3_small", depth=depth, output_stride=output_stride).eval()
+        encoder = smp.encoders.get_encoder("seglite_mobilenet_v3_small", depth=depth, output_stride=output_stride)
+        encoder.eval()
         with torch.no_grad():
             features = encoder(x)
         nominal = [1, 2, 4, 8, 16, 32][: depth + 1]

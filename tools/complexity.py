@@ -55,31 +55,27 @@ BACKBONES = [
 ]
 
 FULL, HALF = (1024, 2048), (512, 1024)
-PAPER_PRESETS = {
-    ("lraspp_mobilenet_v3_large", 16): PaperPreset("lraspp_mobilenet_v3_large", params_m=1.51, madds_g={FULL: 9.74, HALF: 2.48}),
-    ("lraspp_mobilenet_v3_large", 32): PaperPreset("lraspp_mobilenet_v3_large", {"output_stride": 32}, madds_g={FULL: 7.74, HALF: 1.98}),
-    ("lraspp_mobilenet_v3_small", 16): PaperPreset("lraspp_mobilenet_v3_small", params_m=0.47, madds_g={FULL: 2.90, HALF: 0.74}),
-    ("lraspp_mobilenet_v3_small", 32): PaperPreset("lraspp_mobilenet_v3_small", {"output_stride": 32}, madds_g={FULL: 2.06, HALF: 0.53}),
-    ("raspp_mobilenet_v3_large", 16): PaperPreset("raspp_mobilenet_v3_large", params_m=3.60, madds_g={FULL: 18.43}),
-    ("lraspp_mobilenet_v2", 16): PaperPreset("lraspp_mobilenet_v2", params_m=0.98, madds_g={FULL: 12.57}),
-    ("raspp_mobilenet_v2", 16): PaperPreset("raspp_mobilenet_v2", params_m=2.11, madds_g={FULL: 21.29}),
-}
+OS32 = {"output_stride": 32}
+# At each preset's own settings (output stride 16), then the output-stride-32 rows of Table 8
+PAPER_PRESETS = [
+    PaperPreset("lraspp_mobilenet_v3_large", params_m=1.51, madds_g={FULL: 9.74, HALF: 2.48}),
+    PaperPreset("lraspp_mobilenet_v3_small", params_m=0.47, madds_g={FULL: 2.90, HALF: 0.74}),
+    PaperPreset("raspp_mobilenet_v3_large", params_m=3.60, madds_g={FULL: 18.43}),
+    PaperPreset("lraspp_mobilenet_v2", params_m=0.98, madds_g={FULL: 12.57}),
+    PaperPreset("raspp_mobilenet_v2", params_m=2.11, madds_g={FULL: 21.29}),
+    PaperPreset("lraspp_mobilenet_v3_large", OS32, madds_g={FULL: 7.74, HALF: 1.98}),
+    PaperPreset("lraspp_mobilenet_v3_small", OS32, madds_g={FULL: 2.06, HALF: 0.53}),
+]
 
 
 def preset_rows() -> list[PaperPreset]:
-    """Every preset at its own settings, then the extra output strides the paper reports."""
-    rows = [PAPER_PRESETS.get((name, 16), PaperPreset(name)) for name in PRESETS]
-    return rows + [row for (_, output_stride), row in PAPER_PRESETS.items() if output_stride != 16]
+    """Every preset at its own settings, then the extra settings the paper reports."""
+    own = {row.name: row for row in PAPER_PRESETS if not row.options}
+    return [own.get(name, PaperPreset(name)) for name in PRESETS] + [row for row in PAPER_PRESETS if row.options]
 
 
 def _number(value: float | None, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
-
-
-def _count_on_meta(build: Any, input_size: tuple[int, int]) -> tuple[int, int]:
-    with torch.device("meta"):
-        model = build()
-    return count_params_and_macs(model, input_size)
 
 
 def backbone_table(size: int) -> list[str]:
@@ -88,28 +84,30 @@ def backbone_table(size: int) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for row in BACKBONES:
-        params, macs = _count_on_meta(lambda: build_classifier(row.name, **row.options), (size, size))
-        lines.append(
-            f"| {row.label} | {params / 1e6:.3f} | {_number(row.params_m, 1)} | {macs / 1e6:.0f} | {_number(row.madds_m, 0)} |"
-        )
+        with torch.device("meta"):
+            model = build_classifier(row.name, **row.options)
+        params, macs = count_params_and_macs(model, (size, size))
+        cells = [row.label, f"{params / 1e6:.3f}", _number(row.params_m, 1)]
+        cells += [f"{macs / 1e6:.0f}", _number(row.madds_m, 0)]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def preset_table(sizes: list[tuple[int, int]], num_classes: int) -> list[str]:
-    size_columns = "".join(f" GMACs {h}x{w} | paper |" for h, w in sizes)
+    size_columns = "".join(f" GMACs {height}x{width} | paper |" for height, width in sizes)
     lines = [
         f"| preset ({num_classes} classes) | output stride | params (M) | paper params (M) |{size_columns}",
         "|---|---|---|---|" + "---|---|" * len(sizes),
     ]
     for row in preset_rows():
-        build = lambda: build_preset(row.name, num_classes=num_classes, **row.options)  # noqa: E731
         with torch.device("meta"):
-            output_stride = build().backbone.output_stride
-        cells = []
+            model = build_preset(row.name, num_classes=num_classes, **row.options)
+        params = sum(parameter.numel() for parameter in model.parameters())
+        cells = [row.name, str(model.backbone.output_stride), f"{params / 1e6:.3f}", _number(row.params_m, 2)]
         for size in sizes:
-            params, macs = _count_on_meta(build, size)
-            cells.append(f" {macs / 1e9:.2f} | {_number(row.madds_g.get(size), 2)} |")
-        lines.append(f"| {row.name} | {output_stride} | {params / 1e6:.3f} | {_number(row.params_m, 2)} |" + "".join(cells))
+            _, macs = count_params_and_macs(model, size)
+            cells += [f"{macs / 1e9:.2f}", _number(row.madds_g.get(size), 2)]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 

@@ -512,8 +512,11 @@ class Scene:
     blur: bool = False
 
 
-def sample_scene(rng: np.random.Generator, height: int, width: int, length: float = 120.0) -> Scene:
-    """Lay out one street: ground, facades on both sides, then everything standing in it."""
+def sample_scene(rng: np.random.Generator, height: int, width: int, travel: float = 0.0) -> Scene:
+    """Lay out one street: camera, ground and facades, then what stands in it.
+
+    ``travel`` (metres) is how far a video will drive: the street is populated that much further.
+    """
     camera = Camera(
         image_height=height,
         image_width=width,
@@ -522,15 +525,15 @@ def sample_scene(rng: np.random.Generator, height: int, width: int, length: floa
         focal=width * rng.uniform(1.0, 1.2),
         height=rng.uniform(1.1, 1.4),
     )
-    kerb = (-rng.uniform(4.5, 7.5), rng.uniform(2.2, 3.8))
+    parking_start = rng.uniform(8, 25)
     street = Street(
-        kerb=kerb,
+        kerb=(-rng.uniform(4.5, 7.5), rng.uniform(2.2, 3.8)),
         walk=(rng.uniform(2.5, 4.0), rng.uniform(2.5, 4.0)),
         verge=(rng.uniform(0.0, 4.0), rng.uniform(1.5, 4.5)),
         centre_line=-rng.uniform(1.5, 2.0),
         paints={k: Paint.of(rng, k) for k in ("road", "road mark", "sidewalk", "ground", "parking")}
         | {"terrain left": Paint.of(rng, "terrain"), "terrain right": Paint.of(rng, "terrain")},
-        parking=(lambda z: (z, z + rng.uniform(10, 25)))(rng.uniform(8, 25)) if rng.random() < 0.4 else None,
+        parking=(parking_start, parking_start + rng.uniform(10, 25)) if rng.random() < 0.4 else None,
     )
     scene = Scene(camera=camera, street=street, sky=Paint.of(rng, "sky"), ego=Paint.of(rng, "ego vehicle"))
     scene.ego_height = rng.uniform(0.05, 0.12) * height
@@ -538,48 +541,59 @@ def sample_scene(rng: np.random.Generator, height: int, width: int, length: floa
     scene.lighting = tuple(rng.uniform(0.72, 1.25) * rng.uniform(0.93, 1.07, 3))
     scene.noise = rng.uniform(2.0, 7.0)
     scene.blur = bool(rng.random() < 0.5)
+    for side in (-1, 1):
+        x_building = street.line(side, "building")
+        z = camera.nearest_visible(x_building) - rng.uniform(5, 15)
+        while z < 120.0 + travel:
+            run = rng.uniform(8, 25)
+            wall, glass = Paint.of(rng, "building"), Paint.of(rng, "window", "building")
+            scene.facades.append((z, facade(side, x_building, z, z + run, rng.uniform(7, 24), wall, glass, windows=True)))
+            z += run + (rng.uniform(2, 6) if rng.random() < 0.25 else 0.0)
+    for offset in np.arange(0.0, travel + 1e-6, 40.0):
+        populate(scene, rng, float(offset))
+    return scene
+
+
+def populate(scene: Scene, rng: np.random.Generator, offset: float) -> None:
+    """Add one street section's walls, fences, hedges, trees, poles, people and vehicles, ``offset`` metres on."""
+    camera, street = scene.camera, scene.street
 
     def depth_for(x: float, low: float, high: float) -> float:
         """A depth between low and high at which lateral position x is on screen."""
         low = max(low, camera.nearest_visible(x) + 2.0)
-        return rng.uniform(low, max(high, low + 5.0))
+        return offset + rng.uniform(low, max(high, low + 5.0))
 
     for side in (-1, 1):
         x_building = street.line(side, "building")
-        z = camera.nearest_visible(x_building) - rng.uniform(5, 15)
-        while z < length:
-            run = rng.uniform(8, 25)
-            scene.facades.append((z, facade(side, x_building, z, z + run, rng.uniform(7, 24), Paint.of(rng, "building"),
-                                            Paint.of(rng, "window", "building"), windows=True)))
-            z += run + (rng.uniform(2, 6) if rng.random() < 0.25 else 0.0)
         x_boundary = x_building - side * 0.3
         for kind, heights in (("wall", (1.2, 2.8)), ("fence", (1.0, 2.0))):
             for _ in range(int(rng.integers(1, 3)) if side == 1 else int(rng.integers(0, 2))):
-                z0 = depth_for(x_boundary, 8, 45)
-                scene.boundaries.append((z0, boundary(side, x_boundary, z0, z0 + rng.uniform(6, 20), rng.uniform(*heights), Paint.of(rng, kind))))
+                z = depth_for(x_boundary, 8, 45)
+                paint = Paint.of(rng, kind)
+                scene.boundaries.append((z, boundary(side, x_boundary, z, z + rng.uniform(6, 20), rng.uniform(*heights), paint)))
         verge_mid = (street.line(side, "walk") + x_building) / 2
         if rng.random() < 0.6 and street.verge[0 if side < 0 else 1] > 0.8:
-            z0 = depth_for(verge_mid, 8, 50)
-            scene.boundaries.append((z0 - 0.1, boundary(side, verge_mid, z0, z0 + rng.uniform(5, 20), rng.uniform(0.7, 1.4), Paint.of(rng, "vegetation"))))
+            z = depth_for(verge_mid, 8, 50)
+            hedge = boundary(side, verge_mid, z, z + rng.uniform(5, 20), rng.uniform(0.7, 1.4), Paint.of(rng, "vegetation"))
+            scene.boundaries.append((z - 0.1, hedge))
         for _ in range(int(rng.integers(1, 4))):
             x = verge_mid + rng.uniform(-0.3, 0.3)
             z = depth_for(x, 10, 60)
             scene.things.append((z, tree(rng, x, z), 0.0))
 
     kerb_left, kerb_right = street.line(-1, "kerb"), street.line(1, "kerb")
-    walk_right = street.line(1, "walk")
+    walk_left, walk_right = street.line(-1, "walk"), street.line(1, "walk")
     attachments = ["light", "sign"] + list(rng.choice(["light", "sign", "none"], int(rng.integers(1, 4))))
     for i, attachment in enumerate(attachments):
         side = 1 if i % 2 == 0 or rng.random() < 0.3 else -1
         x = street.line(side, "kerb") + side * rng.uniform(0.4, 0.8)
         z = depth_for(x, 10, 40)
-        scene.things.append((z, pole(rng, x, z, side, attachment), 0.0))
+        scene.things.append((z, pole(rng, x, z, side, str(attachment)), 0.0))
     for _ in range(int(rng.integers(2, 6))):
-        side = 1 if rng.random() < 0.7 else -1
         if rng.random() < 0.15:  # crossing the road
             x = rng.uniform(kerb_left + 1, kerb_right - 0.5)
         else:
-            x = rng.uniform(street.line(side, "kerb"), street.line(side, "walk")) if side > 0 else rng.uniform(street.line(side, "walk"), street.line(side, "kerb"))
+            x = rng.uniform(kerb_right, walk_right) if rng.random() < 0.7 else rng.uniform(walk_left, kerb_left)
         z = depth_for(x, 9, 35)
         scene.things.append((z, person(rng, x, z), 0.0))
     riders = int(rng.integers(1, 3))
@@ -599,7 +613,7 @@ def sample_scene(rng: np.random.Generator, height: int, width: int, length: floa
     for kind, x, direction in lanes:
         z = depth_for(x, 12 if kind == "car" else 16, 55 if kind != "train" else 35)
         if kind == "bus" and direction < 0:  # keep the oncoming bus clear of the tram
-            z = rng.uniform(14, 20) if rng.random() < 0.5 else rng.uniform(55, 70)
+            z = offset + (rng.uniform(14, 20) if rng.random() < 0.5 else rng.uniform(55, 70))
         speed = direction * rng.uniform(6, 12)
         scene.things.append((z, vehicle(rng, kind, x + rng.uniform(-0.2, 0.2), z), speed))
     for look in ("static", "unlabeled"):
@@ -607,7 +621,6 @@ def sample_scene(rng: np.random.Generator, height: int, width: int, length: floa
             x = rng.uniform(walk_right - 1.0, walk_right - 0.3)
             z = depth_for(x, 10, 50)
             scene.things.append((z, clutter(rng, x, z, look), 0.0))
-    return scene
 
 
 @dataclass
@@ -726,10 +739,12 @@ def make_demo_dataset(
     height, width = size
     if height < 32 or width < 32:
         raise ValueError(f"size must be at least 32x32, got {size}")
+    counts = {"train": num_train, "val": num_val, "test": num_test}
+    for split, count in counts.items():
+        if not isinstance(count, int) or count < 0:
+            raise ValueError(f"num_{split} must be an integer >= 0, got {count!r}")
     root = Path(root)
-    for split_index, (split, count) in enumerate((("train", num_train), ("val", num_val), ("test", num_test))):
-        if count < 0:
-            raise ValueError(f"num_{split} must be >= 0, got {count}")
+    for split_index, (split, count) in enumerate(counts.items()):
         city = SPLIT_CITIES[split]
         image_dir, label_dir = root / "leftImg8bit" / split / city, root / "gtFine" / split / city
         image_dir.mkdir(parents=True, exist_ok=True)
@@ -751,7 +766,7 @@ def write_demo_video(path: str | Path, size: tuple[int, int] = (256, 512), secon
     """Write an MP4 (OpenCV, ``mp4v``) of the camera driving down one synthetic street."""
     height, width = size
     rng = np.random.default_rng([seed, 99])
-    scene = sample_scene(rng, height, width, length=120.0 + 8.0 * seconds)
+    scene = sample_scene(rng, height, width, travel=Scene.camera_speed * seconds)
     fields = Fields.make(rng, height, width)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():

@@ -165,12 +165,12 @@ def train_transform(
             RandomScaleCrop(crop_size, tuple(scale_range), None if base_size is None else tuple(base_size))
         ]
     else:
-        geometric = [] if base_size is None else [A.Resize(*base_size, interpolation=cv2.INTER_LINEAR)]
+        geometric = [] if base_size is None else [A.Resize(*base_size, mask_interpolation=cv2.INTER_NEAREST_EXACT)]
         geometric += [
             A.RandomScale(
                 scale_limit=(scale_range[0] - 1.0, scale_range[1] - 1.0),
                 interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_NEAREST,
+                mask_interpolation=cv2.INTER_NEAREST_EXACT,
                 p=1.0,
             ),
             A.RandomCrop(*crop_size, pad_if_needed=True, fill=0, fill_mask=IGNORE_INDEX),
@@ -193,7 +193,7 @@ def eval_transform(size: _Size | None = None) -> A.Compose:
     ``size``; ``None`` keeps the original resolution.
     """
     _check_size("size", None if size is None else tuple(size), allow_none=True)
-    resize = [] if size is None else [A.Resize(*size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST)]
+    resize = [] if size is None else [A.Resize(*size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST_EXACT)]
     return A.Compose(
         [*resize, A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value=255.0), ToTensorV2()]
     )

@@ -304,15 +304,16 @@ def export_torchscript(
     output = check_output(output, overwrite)
     model = _cpu_eval_copy(model)
     example = torch.zeros(1, 3, *trace_size(size))
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        traced = torch.jit.trace(model, example, check_trace=False)
     extra = {TORCHSCRIPT_METADATA: json.dumps({key: json.loads(value) for key, value in (metadata or {}).items()})}
     buffer = io.BytesIO()
-    torch.jit.save(traced, buffer, _extra_files=extra)
-    data = buffer.getvalue()
-    loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    with torch.no_grad(), warnings.catch_warnings():
+        # TorchScript is deprecated in favour of torch.export, but it is what C++ / mobile runtimes load today
+        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit.*deprecated")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, example, check_trace=False)
+        torch.jit.save(traced, buffer, _extra_files=extra)
+        data = buffer.getvalue()
+        loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
     reports = check_export(model, loaded, check_sizes(size, True), 2)
     write_atomically(output, lambda path: path.write_bytes(data))
     return reports

@@ -117,7 +117,11 @@ class TorchRunner:
 
 
 class OnnxRunner:
-    """Runs an ONNX model (a file path or its serialised bytes) in ONNX Runtime."""
+    """Runs an ONNX model (a file path or its serialised bytes) in ONNX Runtime.
+
+    ``num_threads`` defaults to ``torch.get_num_threads()``, so that ``torch.set_num_threads``
+    governs both backends.
+    """
 
     def __init__(self, model: str | Path | bytes, device: str = "cpu", num_threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -132,25 +136,34 @@ class OnnxRunner:
             index = str(device).partition(":")[2] or "0"
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(index)}))
         options = ort.SessionOptions()
-        if num_threads is not None:
-            options.intra_op_num_threads = num_threads
+        # one thread setting for both backends: torch's (its default is also the number of cores)
+        options.intra_op_num_threads = num_threads or torch.get_num_threads()
         source = model if isinstance(model, bytes) else str(model)
+        shown = "the exported model" if isinstance(model, bytes) else str(model)
         try:
             self.session = ort.InferenceSession(source, options, providers=providers)
         except Exception as error:  # onnxruntime raises its own exception types for malformed models
-            shown = "the exported model" if isinstance(model, bytes) else str(model)
             raise ModelLoadError(f"cannot load ONNX model {shown}: {error}") from error
-        graph_input = self.session.get_inputs()[0]
-        self.input_name = graph_input.name
-        batch, _, height, width = graph_input.shape
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) < 1 or len(outputs[0].shape) != 4:
+            raise ModelLoadError(
+                f"{shown} is not a segmentation model of tools/export.py: expected one (N, 3, H, W) input "
+                f"and (N, C, H, W) logits, found inputs {[i.shape for i in inputs]} and outputs {[o.shape for o in outputs]}"
+            )
+        self.input_name = inputs[0].name
+        batch, _, height, width = inputs[0].shape
         # exported sizes are ints where static and names (strings) where dynamic
         self.batch_size = batch if isinstance(batch, int) else None
         self.input_size = (height, width) if isinstance(height, int) and isinstance(width, int) else None
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.num_classes = self.session.get_outputs()[0].shape[1]
+        # seglite's entries are JSON-encoded (see seglite.inference.export.onnx_metadata)
+        self.metadata = {
+            key: json.loads(value)
+            for key, value in self.session.get_modelmeta().custom_metadata_map.items()
+            if key.startswith("seglite.")
+        }
+        self.num_classes = outputs[0].shape[1]
         if not isinstance(self.num_classes, int):
-            shown = "the exported model" if isinstance(model, bytes) else str(model)
-            raise ModelLoadError(f"{shown}: the class axis of output 1 has no fixed size; export it with tools/export.py")
+            raise ModelLoadError(f"{shown}: the class axis of the logits has no fixed size; export it with tools/export.py")
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         logits = self.session.run(None, {self.input_name: batch.numpy()})[0]
@@ -293,7 +306,7 @@ class Predictor:
             size = runner.input_size
         if runner.batch_size is not None:
             batch_size = min(batch_size, runner.batch_size)
-        meta = {key: json.loads(value) for key, value in runner.metadata.items() if key.startswith("seglite.")}
+        meta = runner.metadata
         return cls(
             runner,
             runner.num_classes,

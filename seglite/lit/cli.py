@@ -10,6 +10,8 @@ from pytorch_lightning.cli import LightningCLI
 
 from seglite.lit.task import SegmentationTask
 
+EVAL_OPTIONS = ("eval_mode", "eval_crop_size", "eval_stride", "eval_flip", "eval_scales")
+
 
 class SegliteCLI(LightningCLI):
     """LightningCLI with the data module's classes linked into the model and a closing summary."""
@@ -18,6 +20,20 @@ class SegliteCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.link_arguments("data.palette", "model.palette", apply_on="instantiate")
+
+    def _parse_ckpt_path(self) -> None:
+        """Let ``--ckpt_path`` rebuild the model, but keep the evaluation options of this command line.
+
+        Lightning applies a checkpoint's hyperparameters over the whole ``model`` section
+        (Lightning-AI/pytorch-lightning#21455), which would silently undo
+        ``seglite test --ckpt_path P --model.eval_mode slide`` and the other ``eval_*`` options.
+        """
+        subcommand = self.config.get("subcommand")
+        model = self.config[subcommand].get("model") if subcommand else None
+        requested = {key: model[key] for key in EVAL_OPTIONS if key in model} if model is not None else {}
+        super()._parse_ckpt_path()
+        for key, value in requested.items():
+            self.config[subcommand]["model"][key] = value
 
     def after_fit(self) -> None:
         """Print the final validation scores and where the checkpoints are."""

@@ -16,7 +16,9 @@ def feature_channels(backbone: Backbone, name: str, reader: str) -> int:
     """Channels of ``backbone``'s feature ``name``; ``ValueError`` saying who asked if it has none."""
     names = [info.name for info in backbone.feature_info]
     if name not in names:
-        raise ValueError(f"{reader} reads feature {name!r}, which {type(backbone).__name__} does not have; available: {names}")
+        raise ValueError(
+            f"{reader} reads feature {name!r}, which {type(backbone).__name__} does not have; available: {names}"
+        )
     return backbone.feature(name).channels
 
 
@@ -66,6 +68,7 @@ class SegmentationModel(nn.Module):
                     f"{type(backbone).__name__} gives {found}; build the head from backbone.feature_info"
                 )
         for name, stride in getattr(head, "feature_strides", {}).items():
+            feature_channels(backbone, name, reader)
             found = backbone.feature(name).stride
             if found != stride:
                 raise ValueError(

@@ -19,7 +19,7 @@ def scaled_atrous_rates(output_stride: int, rates: Sequence[int] = DEEPLAB_RATES
 
 
 def conv3x3(in_channels: int, out_channels: int, dilation: int = 1, separable: bool = False) -> nn.Sequential:
-    """A 3x3 conv-BN-ReLU, or its depthwise-separable form (DeepLabV3+ paper section 3.2).
+    """A 3x3 conv-BN-ReLU, or its depthwise-separable form (DeepLabV3+ paper section 3.1).
 
     The separable form has BN and ReLU after both the depthwise and the pointwise conv, as in
     TF DeepLab's ``split_separable_conv2d``.
@@ -131,4 +131,6 @@ class RASPPHead(DeepLabV3Head):
         dropout: float = 0.1,
         feature: str = "layer4",
     ) -> None:
-        super().__init__(in_channels, num_classes, channels, atrous_rates=(), separable=False, dropout=dropout, feature=feature)
+        super().__init__(
+            in_channels, num_classes, channels, atrous_rates=(), separable=False, dropout=dropout, feature=feature
+        )

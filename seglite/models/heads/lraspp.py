@@ -84,7 +84,10 @@ class LRASPPHead(nn.Module):
         self.num_classes = num_classes
         self.pooling = pooling
         self.cbr = ConvBNAct(high_channels, inner_channels, kernel_size=1)
-        pool = nn.AdaptiveAvgPool2d(1) if pooling == "global" else ClampedAvgPool2d(PAPER_POOL_KERNEL, PAPER_POOL_STRIDE)
+        if pooling == "global":
+            pool: nn.Module = nn.AdaptiveAvgPool2d(1)
+        else:
+            pool = ClampedAvgPool2d(PAPER_POOL_KERNEL, PAPER_POOL_STRIDE)
         self.scale = nn.Sequential(pool, nn.Conv2d(high_channels, inner_channels, 1, bias=False), nn.Sigmoid())
         self.low_classifier = nn.Conv2d(low_channels, num_classes, 1)
         self.high_classifier = nn.Conv2d(inner_channels, num_classes, 1)

@@ -1,0 +1,173 @@
+"""ONNX and TorchScript export: parity with PyTorch for every head, metadata, refusals, tools/export.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from test_predictor import checkpoint, one_thread, random_images  # noqa: F401  (fixtures, shared)
+
+from seglite.data.transforms import normalize_image
+from seglite.errors import SegliteError
+from seglite.inference.export import (
+    TORCHSCRIPT_METADATA,
+    ExportCheckError,
+    ExportError,
+    OutputExistsError,
+    export_onnx,
+    export_torchscript,
+    onnx_metadata,
+)
+from seglite.inference.predictor import Predictor
+from seglite.models import build_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import export as export_tool  # noqa: E402  (tools/export.py)
+
+HEADS = ["lraspp", "raspp", "deeplabv3", "deeplabv3plus"]
+NAMES = [f"class{i}" for i in range(19)]
+PALETTE = [[i, 2 * i, 3 * i] for i in range(19)]
+
+
+def tiny_model(head: str = "lraspp", **options) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model("mobilenet_v3_small", head, num_classes=19, width_mult=0.5, **options).eval()
+
+
+def inputs(sizes_and_batches) -> list[torch.Tensor]:
+    """Normalised random images, batched."""
+    batches = []
+    for seed, (size, batch) in enumerate(sizes_and_batches):
+        images = random_images([size] * batch, seed=seed)
+        batches.append(torch.from_numpy(np.stack([normalize_image(image) for image in images])))
+    return batches
+
+
+def assert_matches(reference: torch.Tensor, exported: np.ndarray) -> None:
+    assert exported.shape == tuple(reference.shape)
+    assert np.abs(exported - reference.numpy()).max() < 1e-3
+    assert (exported.argmax(1) == reference.argmax(1).numpy()).mean() >= 0.999
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_dynamic_onnx_matches_pytorch_at_two_sizes(tmp_path, head):
+    model = tiny_model(head)
+    path = tmp_path / "model.onnx"
+    reports = export_onnx(model, path, (64, 96), dynamic=True)
+    assert all(report.passed for report in reports)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == ["batch", 3, "height", "width"]
+    assert session.get_outputs()[0].shape == ["batch", 19, "height", "width"]
+    for images in inputs([((61, 97), 2), ((80, 48), 1)]):
+        with torch.inference_mode():
+            reference = model(images)
+        assert_matches(reference, session.run(None, {"image": images.numpy()})[0])
+
+
+def test_static_onnx_metadata_and_predictor(tmp_path):
+    model = tiny_model()
+    path = tmp_path / "static.onnx"
+    export_onnx(model, path, (64, 96), metadata=onnx_metadata(NAMES, PALETTE, None))
+    proto = onnx.load(str(path))
+    assert proto.opset_import[0].version >= 17
+    metadata = {entry.key: json.loads(entry.value) for entry in proto.metadata_props}
+    assert metadata["seglite.class_names"] == NAMES and metadata["seglite.palette"] == PALETTE
+    assert metadata["seglite.mean"] == [0.485, 0.456, 0.406] and metadata["seglite.std"] == [0.229, 0.224, 0.225]
+    assert metadata["seglite.input_size"] == [64, 96]
+    predictor = Predictor.from_onnx(path)
+    assert predictor.size == (64, 96) and predictor.class_names == NAMES and predictor.palette == PALETTE
+    image = random_images([(61, 97)])[0]
+    mask = predictor.predict(image)
+    assert mask.shape == (61, 97) and mask.dtype == np.uint8
+    np.testing.assert_array_equal(predictor.predict_batch([image, image])[1], mask)  # fixed batch 1: run one by one
+    reference = Predictor.from_model(model, size=(64, 96)).predict(image)
+    assert (mask == reference).mean() >= 0.999
+    with pytest.raises(ValueError, match="fixed input"):
+        Predictor.from_onnx(path, size=(32, 48))
+
+
+def test_torchscript_loads_and_matches(tmp_path):
+    model = tiny_model("deeplabv3plus")
+    path = tmp_path / "model.pt"
+    export_torchscript(model, path, (64, 96), metadata=onnx_metadata(NAMES, PALETTE, None))
+    extra = {TORCHSCRIPT_METADATA: ""}
+    loaded = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    assert json.loads(extra[TORCHSCRIPT_METADATA])["seglite.class_names"] == NAMES
+    for images in inputs([((61, 97), 2), ((64, 96), 1)]):
+        with torch.inference_mode():
+            assert_matches(model(images), loaded(images).numpy())
+
+
+def test_existing_output_is_kept(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"keep me")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        export_onnx(tiny_model(), path, (32, 32))
+    with pytest.raises(OutputExistsError):
+        export_torchscript(tiny_model(), path, (32, 32))
+    assert path.read_bytes() == b"keep me"
+    export_onnx(tiny_model(), path, (32, 32), overwrite=True)
+    assert onnx.load(str(path)).graph.output[0].name == "logits"
+    with pytest.raises(SegliteError, match="does not exist"):
+        export_onnx(tiny_model(), tmp_path / "missing" / "model.onnx", (32, 32))
+    with pytest.raises(ValueError, match="opset"):
+        export_onnx(tiny_model(), tmp_path / "old.onnx", (32, 32), opset=13)
+
+
+class Noisy(torch.nn.Module):
+    """Logits that change on every call: no export can match them."""
+
+    num_classes = 3
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images * 0 + torch.rand_like(images)
+
+
+def test_failed_check_writes_nothing(tmp_path):
+    path = tmp_path / "noisy.onnx"
+    with pytest.raises(ExportCheckError, match="does not match PyTorch"):
+        export_onnx(Noisy(), path, (16, 16))
+    assert not path.exists() and not list(tmp_path.iterdir())
+
+
+def test_size_dependent_layer_needs_static_export(tmp_path, capfd):
+    model = tiny_model(pooling="paper")
+    with pytest.raises(ExportError, match="omit --dynamic"):
+        export_onnx(model, tmp_path / "paper.onnx", (64, 96), dynamic=True)
+    assert "graph" not in capfd.readouterr().out  # torch's graph dump is kept off the console
+    export_onnx(model, tmp_path / "paper.onnx", (64, 96))
+
+
+def test_export_tool(checkpoint, tmp_path, capsys):  # noqa: F811
+    output = tmp_path / "model.onnx"
+    arguments = [str(checkpoint), "--output", str(output), "--height", "64", "--width", "96", "--dynamic"]
+    assert export_tool.main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "check vs PyTorch" in printed and "ok" in printed and "FAILED" not in printed
+    assert Predictor.from_onnx(output).class_names[0] == "road"
+    assert export_tool.main(arguments) == 2
+    assert "exists" in capsys.readouterr().err
+    assert export_tool.main([str(tmp_path / "none.ckpt"), "--output", str(tmp_path / "x.onnx")]) == 2
+    assert "none.ckpt" in capsys.readouterr().err
+
+
+def test_export_tool_int8(checkpoint, tmp_path, capsys):  # noqa: F811
+    from seglite.data.synthetic import make_demo_dataset
+
+    root = make_demo_dataset(tmp_path / "demo", num_train=2, num_val=2, num_test=0, size=(64, 96), video=False)
+    output = tmp_path / "model.onnx"
+    arguments = [str(checkpoint), "--output", str(output), "--height", "64", "--width", "96", "--int8", "--calibration-root", str(root)]
+    assert export_tool.main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "fp32" in printed and "int8" in printed and "mIoU" in printed
+    int8 = Predictor.from_onnx(tmp_path / "model.int8.onnx")
+    assert int8.class_names[0] == "road" and int8.size == (64, 96)
+    assert any(node.op_type == "QuantizeLinear" for node in onnx.load(str(tmp_path / "model.int8.onnx")).graph.node)

@@ -1,0 +1,98 @@
+"""tools/predict.py: files, folders and globs in; mask PNGs and overlays out; no silent overwrite; clear errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_predictor import checkpoint, one_thread, random_images  # noqa: F401  (fixtures, shared)
+
+from seglite.data import CITYSCAPES_PALETTE
+from seglite.inference.predictor import Predictor
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import predict as predict_tool  # noqa: E402  (tools/predict.py)
+
+
+@pytest.fixture()
+def images(tmp_path) -> Path:
+    """Two images in a folder with a sub-folder: a.png (61x97) and sub/b.jpg (40x64)."""
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    first, second = random_images([(61, 97), (40, 64)])
+    cv2.imwrite(str(folder / "a.png"), first[..., ::-1])
+    cv2.imwrite(str(folder / "sub" / "b.jpg"), second[..., ::-1])
+    return folder
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1]
+
+
+def test_folder_to_masks_and_overlays(checkpoint, images, tmp_path):  # noqa: F811
+    output = tmp_path / "out"
+    assert predict_tool.main([str(images), "--checkpoint", str(checkpoint), "--output", str(output)]) == 0
+    written = sorted(str(path.relative_to(output)) for path in output.rglob("*.png"))
+    assert written == ["a_mask.png", "a_overlay.png", "sub/b_mask.png", "sub/b_overlay.png"]
+    mask = cv2.imread(str(output / "a_mask.png"), cv2.IMREAD_UNCHANGED)
+    image = read_rgb(images / "a.png")
+    expected = Predictor.from_checkpoint(checkpoint).predict(image)
+    assert mask.dtype == np.uint8 and mask.ndim == 2
+    np.testing.assert_array_equal(mask, expected)
+    overlay = read_rgb(output / "a_overlay.png").astype(int)
+    blended = (image.astype(int) + CITYSCAPES_PALETTE[expected].astype(int)) / 2
+    assert np.abs(overlay - blended).max() <= 1
+
+
+def test_file_and_glob_with_colour_onnx_and_size(checkpoint, images, tmp_path):  # noqa: F811
+    onnx_path = tmp_path / "model.onnx"
+    output = tmp_path / "out"
+    arguments = [str(images / "a.png"), str(images / "sub" / "*.jpg"), "--checkpoint", str(checkpoint), "--backend", "onnxruntime",
+                 "--onnx", str(onnx_path), "--size", "32", "48", "--color", "--no-overlay", "--output", str(output)]
+    assert predict_tool.main(arguments) == 0
+    assert sorted(path.name for path in output.iterdir()) == ["a_mask.png", "b_mask.png"]
+    colours = read_rgb(output / "b_mask.png")
+    assert colours.shape == (40, 64, 3)
+    assert {tuple(c) for c in colours.reshape(-1, 3)} <= {tuple(c) for c in CITYSCAPES_PALETTE.tolist()}
+    # the ONNX file exported on the way serves on its own
+    assert predict_tool.main([str(images / "a.png"), "--onnx", str(onnx_path), "--output", str(tmp_path / "again")]) == 0
+
+
+def test_refuses_to_overwrite(checkpoint, images, tmp_path, capsys):  # noqa: F811
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "a_mask.png").write_bytes(b"older result")
+    arguments = [str(images / "a.png"), "--checkpoint", str(checkpoint), "--output", str(output)]
+    assert predict_tool.main(arguments) == 2
+    message = capsys.readouterr().err
+    assert "a_mask.png" in message and "--overwrite" in message
+    assert (output / "a_mask.png").read_bytes() == b"older result"
+    assert not (output / "a_overlay.png").exists()
+    assert predict_tool.main(arguments + ["--overwrite"]) == 0
+    assert cv2.imread(str(output / "a_mask.png"), cv2.IMREAD_UNCHANGED).shape == (61, 97)
+
+
+@pytest.mark.parametrize("case", ["missing", "empty glob", "empty folder", "unreadable", "output is a file", "missing model"])
+def test_errors_name_the_culprit(checkpoint, images, tmp_path, capsys, case):  # noqa: F811
+    inputs, output, model = [str(images)], tmp_path / "out", ["--checkpoint", str(checkpoint)]
+    if case == "missing":
+        inputs, culprit = [str(images / "nope.png")], "nope.png"
+    elif case == "empty glob":
+        inputs, culprit = [str(images / "*.tif")], "*.tif"
+    elif case == "empty folder":
+        (tmp_path / "void").mkdir()
+        inputs, culprit = [str(tmp_path / "void")], "void"
+    elif case == "unreadable":
+        (images / "broken.png").write_bytes(b"not a png")
+        culprit = "broken.png"
+    elif case == "output is a file":
+        output.write_text("a file")
+        culprit = str(output)
+    else:
+        model, culprit = ["--onnx", str(tmp_path / "absent.onnx")], "absent.onnx"
+    assert predict_tool.main([*inputs, *model, "--output", str(output)]) == 2
+    message = capsys.readouterr().err
+    assert message.startswith("predict: error:") and culprit in message and "Traceback" not in message
