@@ -303,7 +303,8 @@ def tree(rng: np.random.Generator, x: float, z: float) -> Callable:
 
 def pole(rng: np.random.Generator, x: float, z: float, side: int, attachment: str) -> Callable:
     """A pole with a traffic light (at the top or on an arm over the road), a sign, or nothing."""
-    height = rng.uniform(4.0, 6.5)
+    # short enough that a light at 16 m or more stays inside the frame
+    height = rng.uniform(3.2, 4.2) if attachment == "light" else rng.uniform(3.0, 5.5)
     metal = Paint.of(rng, "pole")
     housing, lamp_on = Paint.of(rng, "traffic light"), Paint.of(rng, "lamp")
     lamp_index = int(rng.integers(3))
@@ -585,9 +586,9 @@ def populate(scene: Scene, rng: np.random.Generator, offset: float) -> None:
     walk_left, walk_right = street.line(-1, "walk"), street.line(1, "walk")
     attachments = ["light", "sign"] + list(rng.choice(["light", "sign", "none"], int(rng.integers(1, 4))))
     for i, attachment in enumerate(attachments):
-        side = 1 if i % 2 == 0 or rng.random() < 0.3 else -1
+        side = 1 if i < 2 or rng.random() < 0.5 else -1  # the right side is seldom hidden by the tram
         x = street.line(side, "kerb") + side * rng.uniform(0.4, 0.8)
-        z = depth_for(x, 10, 40)
+        z = depth_for(x, 16 if attachment == "light" else 10, 40)
         scene.things.append((z, pole(rng, x, z, side, str(attachment)), 0.0))
     for _ in range(int(rng.integers(2, 6))):
         if rng.random() < 0.15:  # crossing the road
