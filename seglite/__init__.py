@@ -9,3 +9,12 @@ try:
 except ImportError as error:
     if error.name != "segmentation_models_pytorch":
         raise
+
+
+def __getattr__(name: str):
+    # ``seglite.Predictor`` without importing torch, ONNX Runtime and Lightning with the package
+    if name == "Predictor":
+        from .inference.predictor import Predictor
+
+        return Predictor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

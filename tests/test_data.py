@@ -155,7 +155,7 @@ def test_cityscapes_missing_root_and_split(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         CityscapesDataset(str(tmp_path / "nowhere"))
     message = str(error.value)
-    for needed in (str(tmp_path / "nowhere"), "leftImg8bit/<split>/<city>", "gtFine", "data/README.md", "make_demo_data.py"):
+    for needed in (str(tmp_path / "nowhere"), "leftImg8bit/<split>/<city>", "gtFine", "README", "make_demo_data.py"):
         assert needed in message
     write_cityscapes(tmp_path, "train", ["a_1_1"])
     with pytest.raises(FileNotFoundError, match="val"):
@@ -219,6 +219,11 @@ def test_folder_mask_value_out_of_range_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"img\.png.* value 7.*num_classes is 3"):
         FolderDataset(str(tmp_path), "train", num_classes=3)[0]
     assert FolderDataset(str(tmp_path), "train", num_classes=8)[0]["mask"][3, 3] == 7
+    wide = np.zeros(SIZE, np.uint16)
+    wide[0, 0] = 300  # would wrap to 44 as uint8
+    write_png(tmp_path / "train/masks/img.png", wide)
+    with pytest.raises(ValueError, match="value 300"):
+        FolderDataset(str(tmp_path), "train")[0]
 
 
 def test_folder_errors_and_unlabelled_split(tmp_path):
@@ -240,7 +245,8 @@ def test_datamodule_missing_data_says_where_and_how(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         module.setup("fit")
     message = str(error.value)
-    for needed in ("cityscapes", "--data.root PATH", "python tools/train.py configs/lraspp_mnv3.yaml configs/demo.yaml"):
+    demo_command = "python tools/train.py configs/lraspp_mnv3.yaml configs/demo.yaml"
+    for needed in ("cityscapes", "--data.root PATH", demo_command):
         assert needed in message
 
 

@@ -29,7 +29,8 @@ def test_demo_loads_as_cityscapes_with_all_19_classes(demo_root, split):
 
 
 def test_demo_writes_label_ids_including_ignored_ones(demo_root):
-    labels = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted((demo_root / "gtFine/train").rglob("*_labelIds.png"))]
+    paths = sorted((demo_root / "gtFine/train").rglob("*_labelIds.png"))
+    labels = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in paths]
     ids = set(np.unique(np.stack(labels)).tolist())
     assert {LABEL_ID["ego vehicle"], LABEL_ID["road"], LABEL_ID["train"]} <= ids
     assert ids <= set(LABEL_ID.values())

@@ -46,7 +46,7 @@ def assert_aligned(image: np.ndarray, mask: np.ndarray) -> int:
     mask = mask.astype(np.int64)
     kernel = np.ones((5, 5), np.uint8)
     uniform = cv2.erode(mask.astype(np.uint8), kernel) == cv2.dilate(mask.astype(np.uint8), kernel)
-    uniform[[0, 1, -2, -1], :] = uniform[:, [0, 1, -2, -1]] = False  # edge pixels may blend in what lies outside the crop
+    uniform[[0, 1, -2, -1], :] = uniform[:, [0, 1, -2, -1]] = False  # edges may blend in what lies outside
     inside = uniform & (mask != 255)
     assert not inside.any() or np.abs(image[inside] - COLOURS[mask[inside]]).max() < 3
     padding = uniform & (mask == 255)
@@ -83,14 +83,13 @@ def test_flip_and_photometric_change_the_image_not_the_layout():
         assert region.std(axis=0).max() < 8
 
 
-@pytest.mark.parametrize("scale", [0.5, 1.0, 2.0, 0.77, 1.6])
-def test_random_scale_crop_matches_full_resize_then_pad_and_crop(scale):
-    """Resampling only the window gives the crop of the fully resized, padded image.
+@pytest.mark.parametrize("scale", [0.5, 0.77, 1.0, 1.6, 2.0])
+def test_random_scale_crop_equals_full_resize_then_pad_and_crop(scale):
+    """Resampling only the crop window gives the crop of the fully resized, padded image.
 
-    Exactly where the window's edges fall on whole source pixels (scale 0.5 and 1). Elsewhere
-    the window is rounded to whole source pixels, which shifts it by up to half a source pixel
-    and changes the scale by up to one pixel over the window: the masks then agree but for
-    some edge pixels, once the best whole-pixel shift is taken (a 2-pixel error scores ~0.8).
+    The image to within one grey level (fixed-point rounding). cv2's own nearest-neighbour
+    resize (INTER_NEAREST_EXACT) is off by one source pixel on a few rows at some ratios, so
+    the mask must agree exactly at whole-number ratios and nearly everywhere otherwise.
     """
     image, mask = blocky_scene(48, 96, seed=1)
     image = cv2.GaussianBlur(image, (5, 5), 2)  # smooth content so that bilinear values matter
@@ -103,18 +102,13 @@ def test_random_scale_crop_matches_full_resize_then_pad_and_crop(scale):
         pad = 64
         padded_image = cv2.copyMakeBorder(scaled["image"], pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
         padded_mask = cv2.copyMakeBorder(scaled["mask"], pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=255)
+        top, left = params["top"] + pad, params["left"] + pad
+        expected_image = padded_image[top : top + 40, left : left + 64]
+        expected_mask = padded_mask[top : top + 40, left : left + 64]
         got_image, got_mask = transform.apply(image, **params), transform.apply_to_mask(mask, **params)
-        agreement = {}
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                top, left = params["top"] + pad + dy, params["left"] + pad + dx
-                expected_mask = padded_mask[top : top + 40, left : left + 64]
-                agreement[dy, dx] = (got_mask == expected_mask)[1:-1, 1:-1].mean()
-                if (dy, dx) == (0, 0) and scale in (0.5, 1.0):
-                    expected_image = padded_image[top : top + 40, left : left + 64]
-                    assert np.abs(got_image.astype(int) - expected_image).max() <= 1
-                    assert np.array_equal(got_mask, expected_mask)
-        assert max(agreement.values()) > 0.93
+        assert np.abs(got_image.astype(int) - expected_image).max() <= 1
+        agreement = (got_mask == expected_mask).mean()
+        assert agreement == 1.0 if scale in (0.5, 1.0, 2.0) else agreement > 0.95
 
 
 def test_random_scale_crop_samples_the_requested_scales():

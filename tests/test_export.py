@@ -92,6 +92,12 @@ def test_static_onnx_metadata_and_predictor(tmp_path):
     assert (mask == reference).mean() >= 0.999
     with pytest.raises(ValueError, match="fixed input"):
         Predictor.from_onnx(path, size=(32, 48))
+    export_onnx(model, tmp_path / "batch3.onnx", (64, 96), batch_size=3)
+    fixed_batch = Predictor.from_onnx(tmp_path / "batch3.onnx")
+    assert fixed_batch.batch_size == 3
+    masks = fixed_batch.predict_batch([image] * 4)  # a batch of 3, then one image filled up to 3
+    assert all(np.array_equal(mask, masks[0]) for mask in masks)
+    assert (masks[0] == mask).mean() >= 0.999
 
 
 def test_torchscript_loads_and_matches(tmp_path):

@@ -113,14 +113,19 @@ def test_mp4_pads_odd_sides_to_even(tool, odd_video, tmp_path):
     assert read_video(output) == (5, (HEIGHT + 1, 2 * WIDTH), FPS)
 
 
-def test_overlay_opacity(predictor, tmp_path):
+def test_overlay_matches_the_shared_visualization(predictor):
     from seglite.inference.video import VideoPipeline
+    from seglite.visualization import overlay
 
     image = frame(0)
     mask = predictor.predict(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    assert np.array_equal(VideoPipeline(predictor, opacity=0.0).compose(image, mask), image)
-    colours = VideoPipeline(predictor, opacity=1.0).compose(image, mask)
-    assert np.array_equal(colours, CITYSCAPES_PALETTE[mask][:, :, ::-1])  # BGR in the video
+    palette_bgr = CITYSCAPES_PALETTE[:, ::-1]
+    for opacity in (0.0, 0.3, 1.0):
+        composed = VideoPipeline(predictor, opacity=opacity).compose(image, mask)
+        expected = overlay(image, mask, palette_bgr, opacity)
+        assert np.abs(composed.astype(int) - expected).max() <= (0 if opacity in (0.0, 1.0) else 1)
+    side_by_side = VideoPipeline(predictor, side_by_side=True).compose(image, mask)
+    assert side_by_side.shape == (HEIGHT, 2 * WIDTH, 3) and np.array_equal(side_by_side[:, :WIDTH], image)
 
 
 def test_frames_folder_with_grey_bgra_and_16_bit_frames(tool, tmp_path):

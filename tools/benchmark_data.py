@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as temporary:
         root = args.root
         if root is None:
-            root = make_demo_dataset(temporary, num_train=args.images, num_val=0, num_test=0, size=tuple(args.size), video=False)
+            root = make_demo_dataset(
+                temporary, num_train=args.images, num_val=0, num_test=0, size=tuple(args.size), video=False
+            )
         dataset = CityscapesDataset(str(root), args.split)
         count = min(args.images, len(dataset))
         image_sizes = [dataset.samples[i][0].stat().st_size for i in range(count)]

@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), help="inference size; masks are resized back to each frame (default: the frame's size)")
     model.add_argument("--batch", type=int, default=1, help="frames per model call (default: 1)")
     model.add_argument("--channels-last", action="store_true", help="channels-last memory format (torch backend; faster on CPU)")
+    model.add_argument("--threads", type=int, help="CPU threads of the model (default on CPU: one per core but one, "
+                       "which is left to decoding and encoding)")
     output = parser.add_argument_group("output")
     output.add_argument("--opacity", type=float, default=0.5, help="overlay opacity, 0 (frame only) to 1 (colours only); default 0.5")
     output.add_argument("--side-by-side", action="store_true", help="write the frame and its overlay side by side (twice the width)")
@@ -48,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.onnx is not None and args.backend == "torch":
         parser.error("--onnx runs in onnxruntime: drop --backend torch, or --onnx to run the checkpoint in torch")
     args.backend = args.backend or ("onnxruntime" if args.onnx is not None else "torch")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
     if args.batch < 1:
         parser.error(f"--batch must be at least 1, got {args.batch}")
     if args.max_frames is not None and args.max_frames < 1:
@@ -62,6 +66,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_predictor(args: argparse.Namespace):
     from seglite.inference.predictor import Predictor
 
+    import torch
+
+    threads = args.threads
+    if threads is None and args.device == "cpu":
+        # the reader and writer threads need a core: a model using them all stalls in OpenMP
+        # barriers while they run (measured 10x slower on 2 busy cores)
+        threads = max(1, torch.get_num_threads() - 1)
+    if threads is not None:
+        torch.set_num_threads(threads)  # ONNX Runtime sessions of the predictor follow it too
     size = tuple(args.size) if args.size else None
     if args.checkpoint is None:
         return Predictor.from_onnx(args.onnx, device=args.device, size=size, batch_size=args.batch)
@@ -93,7 +106,8 @@ def run(args: argparse.Namespace) -> VideoStats:
             try:
                 return pipeline.run(source, sink, args.max_frames, progress=not args.no_progress)
             except KeyboardInterrupt:
-                print(f"\ninterrupted: the frames done are kept in {args.output}", file=sys.stderr)
+                kept = f"the frames done are kept in {args.output}" if sink.frames_written else "no frame was done"
+                print(f"\ninterrupted: {kept}", file=sys.stderr)
                 report(pipeline.stats, args.output)
                 raise
 

@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.checkpoint is None and args.onnx is None:
         parser.error("give the model: --checkpoint CKPT or --onnx MODEL")
+    if args.backend == "torch" and args.checkpoint is None:
+        parser.error("--backend torch needs --checkpoint (an ONNX model runs in onnxruntime)")
     if args.batch < 1:
         parser.error(f"--batch must be at least 1, got {args.batch}")
     if args.size is not None and min(args.size) < 1:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Literal, Mapping
 import numpy as np
 from torch.utils.data import Dataset
 
-from .io import IGNORE_INDEX, check_size, make_sample, pair_files, read_label, read_rgb, require_dir
+from .io import IGNORE_INDEX, make_sample, pair_files, read_pair, require_dir
 
 CITYSCAPES_CLASSES: tuple[str, ...] = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
@@ -115,7 +115,9 @@ class CityscapesDataset(Dataset):
         require_dir(images_dir, f"Cityscapes {split} images", CITYSCAPES_LAYOUT)
         images = _index(images_dir, (_IMAGE_SUFFIX,))
         if not images:
-            raise FileNotFoundError(f"no *{_IMAGE_SUFFIX} files in {images_dir}.\nExpected layout:\n{CITYSCAPES_LAYOUT}")
+            raise FileNotFoundError(
+                f"no *{_IMAGE_SUFFIX} files in {images_dir}.\nExpected layout:\n{CITYSCAPES_LAYOUT}"
+            )
         labels_dir = self.root / "gtFine" / split
         if split == "test":
             self.samples: list[tuple[Path, Path | None]] = [(images[key], None) for key in sorted(images)]
@@ -129,17 +131,10 @@ class CityscapesDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         image_path, label_path = self.samples[index]
-        image = read_rgb(image_path)
-        if label_path is None:
-            mask = np.full(image.shape[:2], IGNORE_INDEX, dtype=np.uint8)
-        else:
-            label = read_label(label_path)
-            check_size(image, label, image_path, label_path)
-            if label_path.name.endswith("_gtFine_labelTrainIds.png"):
-                mask = label.astype(np.uint8, copy=False)
-            else:
-                mask = labelids_to_trainids(label)
-        return make_sample(image, mask, image_path, self.transform)
+        image, mask = read_pair(image_path, label_path)
+        if label_path is not None and not label_path.name.endswith("_gtFine_labelTrainIds.png"):
+            mask = labelids_to_trainids(mask)
+        return make_sample(image, mask.astype(np.uint8, copy=False), image_path, self.transform)
 
 
 def _index(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:

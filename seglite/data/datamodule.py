@@ -316,7 +316,9 @@ class FolderDataModule(SegmentationDataModule):
         self.save_hyperparameters()
         self.root = root
         self._num_classes = num_classes
-        self._class_names = tuple(class_names) if class_names is not None else tuple(f"class_{i}" for i in range(num_classes))
+        if class_names is None:
+            class_names = [f"class_{i}" for i in range(num_classes)]
+        self._class_names = tuple(class_names)
         self._palette = palette_array.astype(np.uint8)
 
     @property
@@ -328,7 +330,7 @@ class FolderDataModule(SegmentationDataModule):
         return self._palette
 
     def _check_data(self) -> None:
-        if not (Path(self.root) / self.splits["train"]).is_dir() and not (Path(self.root) / self.splits["val"]).is_dir():
+        if not any((Path(self.root) / self.splits[role]).is_dir() for role in ("train", "val")):
             raise FileNotFoundError(
                 f"folder data set not found at {self.root}.\nExpected layout:\n{FOLDER_LAYOUT}\n"
                 f"Point to it with `--data.root PATH` (see {DATA_README}), or train on the synthetic demo set: "

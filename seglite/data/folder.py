@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from torch.utils.data import Dataset
 
-from .io import IGNORE_INDEX, check_size, make_sample, pair_files, read_label, read_rgb, require_dir
+from .io import IGNORE_INDEX, make_sample, pair_files, read_pair, require_dir
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -63,24 +63,19 @@ class FolderDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         image_path, mask_path = self.samples[index]
-        image = read_rgb(image_path)
-        if mask_path is None:
-            mask = np.full(image.shape[:2], IGNORE_INDEX, dtype=np.uint8)
-        else:
-            mask = read_label(mask_path)
-            check_size(image, mask, image_path, mask_path)
-            if self.num_classes is not None:
-                bad = (mask >= self.num_classes) & (mask != IGNORE_INDEX)
-                if bad.any():
-                    values = np.unique(mask[bad])
-                    raise ValueError(
-                        f"mask {mask_path} has class value {int(values[0])} (all bad values: {values.tolist()[:10]}) "
-                        f"but num_classes is {self.num_classes}; values must be 0..{self.num_classes - 1} or "
-                        f"{IGNORE_INDEX} (ignore)"
-                    )
-            if mask.dtype != np.uint8:
-                mask = mask.astype(np.uint8)
-        return make_sample(image, mask, image_path, self.transform)
+        image, mask = read_pair(image_path, mask_path)
+        if mask.dtype != np.uint8 and mask.max() > IGNORE_INDEX:
+            raise ValueError(f"mask {mask_path} has class value {int(mask.max())}; class ids must fit in 0..255")
+        if self.num_classes is not None:
+            bad = (mask >= self.num_classes) & (mask != IGNORE_INDEX)
+            if bad.any():
+                values = np.unique(mask[bad])
+                raise ValueError(
+                    f"mask {mask_path} has class value {int(values[0])} (all bad values: {values.tolist()[:10]}) "
+                    f"but num_classes is {self.num_classes}; values must be 0..{self.num_classes - 1} or "
+                    f"{IGNORE_INDEX} (ignore)"
+                )
+        return make_sample(image, mask.astype(np.uint8, copy=False), image_path, self.transform)
 
 
 def _index(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
@@ -88,6 +83,8 @@ def _index(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix.lower() in extensions:
             if path.stem in found:
-                raise ValueError(f"two files in {folder} share the stem {path.stem!r}: {found[path.stem].name}, {path.name}")
+                raise ValueError(
+                    f"two files in {folder} share the stem {path.stem!r}: {found[path.stem].name}, {path.name}"
+                )
             found[path.stem] = path
     return found

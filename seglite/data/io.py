@@ -47,12 +47,18 @@ def read_label(path: str | Path) -> np.ndarray:
     return label
 
 
-def check_size(image: np.ndarray, label: np.ndarray, image_path: Path, label_path: Path) -> None:
+def read_pair(image_path: Path, label_path: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB image and its label map (all ``IGNORE_INDEX`` when there is no label file)."""
+    image = read_rgb(image_path)
+    if label_path is None:
+        return image, np.full(image.shape[:2], IGNORE_INDEX, dtype=np.uint8)
+    label = read_label(label_path)
     if image.shape[:2] != label.shape[:2]:
         raise ValueError(
             f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label map {label_path} "
             f"is {label.shape[1]}x{label.shape[0]}; they must have the same size"
         )
+    return image, label
 
 
 def require_dir(path: Path, what: str, layout: str) -> None:

@@ -233,13 +233,15 @@ def draw_ground(canvas: Canvas, camera: Camera, street: Street, travelled: float
     ]
     if street.parking is not None:
         near, far = street.parking
-        layers.append(((lateral > right - 2.2) & (lateral < right) & (world_depth > near) & (world_depth < far), p["parking"]))
+        strip = (lateral > right - 2.2) & (lateral < right) & (world_depth > near) & (world_depth < far)
+        layers.append((strip, p["parking"]))
     for mask, paint in layers:
         region[np.broadcast_to(mask, region.shape)] = canvas.paint_id(paint)
 
 
-def facade(side: int, x: float, z0: float, z1: float, height: float, wall: Paint, glass: Paint, windows: bool) -> Callable:
-    """A building face along the street: a quad with a grid of windows."""
+def facade(x: float, z0: float, z1: float, height: float, wall: Paint, glass: Paint, windows: bool = True) -> Callable:
+    """A surface along the street at lateral ``x`` from depth ``z0`` to ``z1``: a building face with
+    a grid of windows, or (``windows=False``) a wall, fence or hedge."""
 
     def draw(canvas: Canvas, camera: Camera, travelled: float) -> None:
         near, far = z0 - travelled, z1 - travelled
@@ -265,11 +267,6 @@ def facade(side: int, x: float, z0: float, z1: float, height: float, wall: Paint
     return draw
 
 
-def boundary(side: int, x: float, z0: float, z1: float, height: float, paint: Paint) -> Callable:
-    """A wall, fence or hedge along the street (same geometry as a facade, no windows)."""
-    return facade(side, x, z0, z1, height, paint, paint, windows=False)
-
-
 def billboard(x: float, z: float, draw_parts: Callable) -> Callable:
     """An upright object facing the camera at depth ``z``; ``draw_parts(canvas, to_pixels, z)``."""
 
@@ -289,7 +286,10 @@ def billboard(x: float, z: float, draw_parts: Callable) -> Callable:
 def tree(rng: np.random.Generator, x: float, z: float) -> Callable:
     trunk_height = rng.uniform(2.0, 3.5)
     trunk, leaves = Paint.of(rng, "trunk", "vegetation"), Paint.of(rng, "vegetation")
-    blobs = [(rng.uniform(-1.2, 1.2), trunk_height + rng.uniform(0.5, 2.5), rng.uniform(1.2, 2.4)) for _ in range(rng.integers(3, 6))]
+    blobs = [
+        (rng.uniform(-1.2, 1.2), trunk_height + rng.uniform(0.5, 2.5), rng.uniform(1.2, 2.4))
+        for _ in range(rng.integers(3, 6))
+    ]
 
     def parts(canvas: Canvas, camera: Camera, at: Callable, depth: float) -> None:
         width = camera.pixels(0.35, depth, 3)
@@ -324,7 +324,8 @@ def pole(rng: np.random.Generator, x: float, z: float, side: int, attachment: st
             if arm:
                 canvas.line(top, at(arm, height), width, metal)
             box_w, box_h = camera.pixels(0.4, depth, 10), camera.pixels(1.0, depth, 22)
-            canvas.rectangle(centre[0] - box_w / 2, centre[1] - box_h / 2, centre[0] + box_w / 2, centre[1] + box_h / 2, housing)
+            (left, top_y), (right, bottom_y) = centre - (box_w / 2, box_h / 2), centre + (box_w / 2, box_h / 2)
+            canvas.rectangle(left, top_y, right, bottom_y, housing)
             for i in range(3):
                 lamp_centre = (centre[0], centre[1] + (i - 1) * box_h / 3.2)
                 canvas.circle(np.array(lamp_centre), box_w * 0.32, lamp_on if i == lamp_index else lamp_off)
@@ -343,7 +344,8 @@ def pole(rng: np.random.Generator, x: float, z: float, side: int, attachment: st
 
 def person(rng: np.random.Generator, x: float, z: float) -> Callable:
     height = rng.uniform(1.6, 1.9)
-    shirt, skin, trousers = Paint.of(rng, "person"), Paint.of(rng, "skin", "person"), Paint.of(rng, "trousers", "person")
+    shirt, skin = Paint.of(rng, "person"), Paint.of(rng, "skin", "person")
+    trousers = Paint.of(rng, "trousers", "person")
     hair = Paint("skin", sample_colour(rng, Look("person", (20, 40), (0.3, 0.7), (0.05, 0.3))), "person")
     stride = rng.uniform(-0.25, 0.25)
     arm_swing = rng.uniform(-0.2, 0.2)
@@ -356,9 +358,11 @@ def person(rng: np.random.Generator, x: float, z: float) -> Callable:
             canvas.line(hip + (sign * limb * 0.4, 0), at(sign * stride, 0.02), limb, trousers)
         shoulders = at(0, 0.8 * h)
         half = camera.pixels(0.2, depth, 3)
-        canvas.polygon(np.array([shoulders + (-half, 0), shoulders + (half, 0), hip + (half * 0.85, 0), hip + (-half * 0.85, 0)]), shirt)
+        torso = [shoulders + (-half, 0), shoulders + (half, 0), hip + (half * 0.85, 0), hip + (-half * 0.85, 0)]
+        canvas.polygon(np.array(torso), shirt)
         for sign in (-1, 1):
-            canvas.line(shoulders + (sign * half, limb * 0.3), at(sign * (0.24 + arm_swing * sign), 0.47 * h), limb * 0.8, shirt)
+            hand = at(sign * (0.24 + arm_swing * sign), 0.47 * h)
+            canvas.line(shoulders + (sign * half, limb * 0.3), hand, limb * 0.8, shirt)
         head = at(0, 0.9 * h)
         radius = camera.pixels(0.11, depth, 2.5)
         canvas.circle(head, radius, skin)
@@ -375,7 +379,8 @@ def two_wheeler(rng: np.random.Generator, x: float, z: float, kind: str, ridden:
     hub = Paint.of(rng, "spokes" if kind == "bicycle" else "chrome", kind)
     radius = 0.34 if kind == "bicycle" else 0.32
     half = 0.55 if kind == "bicycle" else 0.7
-    shirt, helmet, trousers = Paint.of(rng, "rider"), Paint.of(rng, "helmet", "rider"), Paint.of(rng, "rider trousers", "rider")
+    shirt, helmet = Paint.of(rng, "rider"), Paint.of(rng, "helmet", "rider")
+    trousers = Paint.of(rng, "rider trousers", "rider")
     skin = Paint("skin", sample_colour(rng, LOOKS["skin"]), "rider")
 
     def parts(canvas: Canvas, camera: Camera, at: Callable, depth: float) -> None:
@@ -393,8 +398,8 @@ def two_wheeler(rng: np.random.Generator, x: float, z: float, kind: str, ridden:
                 canvas.line(a, b, thick, body)
             canvas.line(head, at(0.32 * f, 1.12), thick, body)
         else:
-            tank = np.array([at(-0.45 * f, 0.55), at(0.35 * f, 0.5), at(0.5 * f, 0.95), at(0.1 * f, 1.0), at(-0.55 * f, 0.85)])
-            canvas.polygon(tank, body)
+            tank = [(-0.45, 0.55), (0.35, 0.5), (0.5, 0.95), (0.1, 1.0), (-0.55, 0.85)]
+            canvas.polygon(np.array([at(dx * f, y) for dx, y in tank]), body)
             engine = at(-0.05 * f, 0.45)
             size = camera.pixels(0.2, depth, 2)
             canvas.rectangle(engine[0] - size, engine[1] - size, engine[0] + size, engine[1] + size, hub)
@@ -451,7 +456,8 @@ def vehicle(rng: np.random.Generator, kind: str, x: float, z: float) -> Callable
             canvas.polygon(camera.project(xs, [0.25, 0.25, h, h], [near, far, far, near]), body)
             g = shape.glass_from * h
             if shape.windows_along:
-                canvas.polygon(camera.project(xs, [g, g, h - 0.3, h - 0.3], [near + 0.8, far - 0.8, far - 0.8, near + 0.8]), glass)
+                band = camera.project(xs, [g, g, h - 0.3, h - 0.3], [near + 0.8, far - 0.8, far - 0.8, near + 0.8])
+                canvas.polygon(band, glass)
             else:
                 cabin0, cabin1 = near + 0.3 * length, near + 0.75 * length if kind == "car" else far - 0.2
                 if kind == "truck":
@@ -548,7 +554,7 @@ def sample_scene(rng: np.random.Generator, height: int, width: int, travel: floa
         while z < 120.0 + travel:
             run = rng.uniform(8, 25)
             wall, glass = Paint.of(rng, "building"), Paint.of(rng, "window", "building")
-            scene.facades.append((z, facade(side, x_building, z, z + run, rng.uniform(7, 24), wall, glass, windows=True)))
+            scene.facades.append((z, facade(x_building, z, z + run, rng.uniform(7, 24), wall, glass)))
             z += run + (rng.uniform(2, 6) if rng.random() < 0.25 else 0.0)
     for offset in np.arange(0.0, travel + 1e-6, 40.0):
         populate(scene, rng, float(offset))
@@ -571,12 +577,13 @@ def populate(scene: Scene, rng: np.random.Generator, offset: float) -> None:
             for _ in range(int(rng.integers(1, 3)) if side == 1 else int(rng.integers(0, 2))):
                 z = depth_for(x_boundary, 8, 45)
                 paint = Paint.of(rng, kind)
-                scene.boundaries.append((z, boundary(side, x_boundary, z, z + rng.uniform(6, 20), rng.uniform(*heights), paint)))
+                length, height = rng.uniform(6, 20), rng.uniform(*heights)
+                scene.boundaries.append((z, facade(x_boundary, z, z + length, height, paint, paint, windows=False)))
         verge_mid = (street.line(side, "walk") + x_building) / 2
         if rng.random() < 0.6 and street.verge[0 if side < 0 else 1] > 0.8:
             z = depth_for(verge_mid, 8, 50)
-            hedge = boundary(side, verge_mid, z, z + rng.uniform(5, 20), rng.uniform(0.7, 1.4), Paint.of(rng, "vegetation"))
-            scene.boundaries.append((z - 0.1, hedge))
+            length, height, leaves = rng.uniform(5, 20), rng.uniform(0.7, 1.4), Paint.of(rng, "vegetation")
+            scene.boundaries.append((z - 0.1, facade(verge_mid, z, z + length, height, leaves, leaves, windows=False)))
         for _ in range(int(rng.integers(1, 4))):
             x = verge_mid + rng.uniform(-0.3, 0.3)
             z = depth_for(x, 10, 60)
@@ -598,8 +605,9 @@ def populate(scene: Scene, rng: np.random.Generator, offset: float) -> None:
         z = depth_for(x, 9, 35)
         scene.things.append((z, person(rng, x, z), 0.0))
     riders = int(rng.integers(1, 3))
-    for i, kind in enumerate(["bicycle", "motorcycle", *rng.choice(["bicycle", "motorcycle"], int(rng.integers(0, 3)))]):
-        ridden = i < riders
+    kinds = ["bicycle", "motorcycle", *rng.choice(["bicycle", "motorcycle"], int(rng.integers(0, 3)))]
+    for i, kind in enumerate(kinds):
+        ridden = i < riders  # ridden ones on the road, the others parked on the sidewalk
         x = rng.uniform(kerb_right - 2.0, kerb_right - 0.6) if ridden else rng.uniform(kerb_right + 0.4, walk_right - 0.3)
         z = depth_for(x, 9, 35)
         scene.things.append((z, two_wheeler(rng, x, z, str(kind), ridden), 0.0))
@@ -637,11 +645,14 @@ class Fields:
     @staticmethod
     def make(rng: np.random.Generator, height: int, width: int) -> "Fields":
         grain = rng.standard_normal((height, width), dtype=np.float32)
-        coarse = cv2.resize(rng.standard_normal((height // 6 + 2, width // 6 + 2), dtype=np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
-        blobs = cv2.resize(rng.standard_normal((height // 24 + 2, width // 24 + 2), dtype=np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
+        def smooth_noise(cell: int) -> np.ndarray:
+            noise = rng.standard_normal((height // cell + 2, width // cell + 2), dtype=np.float32)
+            return cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
+
+        coarse, blobs = smooth_noise(6), smooth_noise(24)
         foliage = np.clip(0.7 * coarse + 0.5 * blobs + 0.35 * grain, -2.5, 2.5) / 1.2
         grass = cv2.blur(grain, (1, 7)) * 2.0 + 0.3 * blobs
-        return Fields(grain, foliage, grass, np.zeros((height, width), np.float32), np.zeros((height, width), np.float32))
+        return Fields(grain, foliage, grass, np.zeros_like(grain), np.zeros_like(grain))
 
 
 def texture_field(kind: int, fields: Fields, camera: Camera) -> np.ndarray:
@@ -673,7 +684,9 @@ def texture_field(kind: int, fields: Fields, camera: Camera) -> np.ndarray:
     raise ValueError(f"unknown texture {kind}")
 
 
-def render(scene: Scene, rng: np.random.Generator, time: float = 0.0, fields: Fields | None = None) -> tuple[np.ndarray, np.ndarray]:
+def render(
+    scene: Scene, rng: np.random.Generator, time: float = 0.0, fields: Fields | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw the scene ``time`` seconds into the drive; returns (RGB uint8 image, label-id uint8 map)."""
     camera = scene.camera
     height, width = camera.image_height, camera.image_width
@@ -686,8 +699,9 @@ def render(scene: Scene, rng: np.random.Generator, time: float = 0.0, fields: Fi
         for _, draw in sorted(layer, key=lambda item: -item[0]):
             draw(canvas, camera, travelled)
     # a thing moving at `speed` is `(camera_speed - speed) * time` nearer than at the start
-    things = [(depth - (scene.camera_speed - speed) * time, draw, (scene.camera_speed - speed) * time) for depth, draw, speed in scene.things]
-    for _, draw, approach in sorted(things, key=lambda item: -item[0]):
+    approaches = [(scene.camera_speed - speed) * time for _, _, speed in scene.things]
+    things = [(depth - approach, approach, draw) for (depth, draw, _), approach in zip(scene.things, approaches)]
+    for _, approach, draw in sorted(things, key=lambda item: -item[0]):
         draw(canvas, camera, approach)
     hood = height - scene.ego_height * (1 - 0.5 * ((np.arange(width) - width / 2) / (width / 2)) ** 2)
     hood_polygon = np.concatenate([np.stack([np.arange(width), hood], 1), [[width, height], [0, height]]])
@@ -763,7 +777,9 @@ def make_demo_dataset(
     return root
 
 
-def write_demo_video(path: str | Path, size: tuple[int, int] = (256, 512), seconds: float = 4.0, fps: int = 10, seed: int = 0) -> Path:
+def write_demo_video(
+    path: str | Path, size: tuple[int, int] = (256, 512), seconds: float = 4.0, fps: int = 10, seed: int = 0
+) -> Path:
     """Write an MP4 (OpenCV, ``mp4v``) of the camera driving down one synthetic street."""
     height, width = size
     rng = np.random.default_rng([seed, 99])

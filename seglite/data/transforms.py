@@ -83,39 +83,47 @@ class RandomScaleCrop(A.DualTransform):
         # crop origin in scaled-image pixels; negative where the crop starts in the padding
         top = self.py_random.randint(0, scaled_height + pad_height - crop_height) - pad_height // 2
         left = self.py_random.randint(0, scaled_width + pad_width - crop_width) - pad_width // 2
-        # output rows and columns that show the scaled image (the rest is padding), and the
-        # source window they come from: scaled pixel edge k is source edge k * height / scaled_height
-        rows = max(0, -top), min(crop_height, scaled_height - top)
-        cols = max(0, -left), min(crop_width, scaled_width - left)
-        source_rows = [min(max(round((r + top) * height / scaled_height), 0), height) for r in rows]
-        source_cols = [min(max(round((c + left) * width / scaled_width), 0), width) for c in cols]
         return {
             "top": top,
             "left": left,
             "scaled_size": (scaled_height, scaled_width),
-            "rows": rows,
-            "cols": cols,
-            "source_rows": source_rows,
-            "source_cols": source_cols,
+            "source_scale": (height / scaled_height, width / scaled_width),
         }
 
     def _resample(self, image: np.ndarray, pad_value: float, interpolation: int, **params: Any) -> np.ndarray:
-        (row0, row1), (col0, col1) = params["rows"], params["cols"]
-        (source_row0, source_row1), (source_col0, source_col1) = params["source_rows"], params["source_cols"]
-        out = np.full((*self.crop_size, *image.shape[2:]), pad_value, dtype=image.dtype)
-        if row1 > row0 and col1 > col0 and source_row1 > source_row0 and source_col1 > source_col0:
-            window = image[source_row0:source_row1, source_col0:source_col1]
-            resized = cv2.resize(window, (col1 - col0, row1 - row0), interpolation=interpolation)
-            out[row0:row1, col0:col1] = resized.reshape(out[row0:row1, col0:col1].shape)
+        top, left = params["top"], params["left"]
+        (scaled_height, scaled_width), (scale_y, scale_x) = params["scaled_size"], params["source_scale"]
+        crop_height, crop_width = self.crop_size
+        out = np.full((crop_height, crop_width, *image.shape[2:]), pad_value, dtype=image.dtype)
+        # output rows and columns that show the scaled image; the rest is padding
+        row0, row1 = max(0, -top), min(crop_height, scaled_height - top)
+        col0, col1 = max(0, -left), min(crop_width, scaled_width - left)
+        if row1 <= row0 or col1 <= col0:
+            return out
+        # output pixel (r, c) is scaled pixel (r + top, c + left), whose centre lies at source
+        # (scaled + 0.5) * scale - 0.5, as in cv2.resize; the warp computes only these pixels
+        matrix = np.array(
+            [
+                [scale_x, 0.0, (col0 + left + 0.5) * scale_x - 0.5],
+                [0.0, scale_y, (row0 + top + 0.5) * scale_y - 0.5],
+            ]
+        )
+        window = cv2.warpAffine(
+            image,
+            matrix,
+            (col1 - col0, row1 - row0),
+            flags=interpolation | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,  # as cv2.resize does at the image edge
+        )
+        out[row0:row1, col0:col1] = window.reshape(out[row0:row1, col0:col1].shape)
         return out
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
         return self._resample(img, self.fill, cv2.INTER_LINEAR, **params)
 
     def apply_to_mask(self, mask: np.ndarray, **params: Any) -> np.ndarray:
-        # NEAREST_EXACT samples pixel centres as INTER_LINEAR does; plain NEAREST is shifted by
-        # up to half a source pixel, which would misalign mask and image on upscaling
-        return self._resample(mask, self.fill_mask, cv2.INTER_NEAREST_EXACT, **params)
+        # the same pixel-centre grid as the image, rounded to the nearest source pixel
+        return self._resample(mask, self.fill_mask, cv2.INTER_NEAREST, **params)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("crop_size", "scale_range", "base_size", "fill", "fill_mask")
@@ -124,12 +132,15 @@ class RandomScaleCrop(A.DualTransform):
 def _check_size(name: str, size: Any, allow_none: bool = False) -> None:
     if size is None and allow_none:
         return
-    if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+    if not (
+        isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(v, (int, np.integer)) and v > 0 for v in size)
+    ):
         raise ValueError(f"{name} must be (height, width) with positive integers, got {size!r}")
 
 
 def photometric_distortion(strength: float = 1.0) -> A.BasicTransform:
-    """Brightness, contrast, saturation and hue jitter (as mmsegmentation's PhotoMetricDistortion)."""
+    """Brightness, contrast, saturation and hue jitter, like mmsegmentation's PhotoMetricDistortion
+    but milder in hue (about 7 degrees), which some classes of the demo set are told apart by."""
     return A.ColorJitter(
         brightness=0.2 * strength, contrast=0.2 * strength, saturation=0.2 * strength, hue=0.02 * strength, p=0.8
     )
@@ -193,7 +204,7 @@ def eval_transform(size: _Size | None = None) -> A.Compose:
     ``size``; ``None`` keeps the original resolution.
     """
     _check_size("size", None if size is None else tuple(size), allow_none=True)
-    resize = [] if size is None else [A.Resize(*size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST_EXACT)]
+    resize = [] if size is None else [A.Resize(*size, mask_interpolation=cv2.INTER_NEAREST_EXACT)]
     return A.Compose(
         [*resize, A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value=255.0), ToTensorV2()]
     )

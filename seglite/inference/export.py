@@ -131,7 +131,7 @@ def check_sizes(size: Size, dynamic: bool) -> list[Size]:
 def compare(reference: torch.Tensor, candidate: torch.Tensor, size: Size) -> ParityReport:
     if candidate.shape != reference.shape:
         raise ExportCheckError(
-            f"the exported model returns logits of shape {tuple(candidate.shape)} for a {tuple(reference.shape[:1])}"
+            f"the exported model returns logits of shape {tuple(candidate.shape)} for a {len(reference)}"
             f"x3x{size[0]}x{size[1]} input; PyTorch returns {tuple(reference.shape)}"
         )
     difference = float((candidate - reference).abs().max())

@@ -166,8 +166,12 @@ class OnnxRunner:
             raise ModelLoadError(f"{shown}: the class axis of the logits has no fixed size; export it with tools/export.py")
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        count = len(batch)
+        if self.batch_size is not None and count < self.batch_size:
+            # a model exported for a fixed batch takes only that: fill up with zeros, drop their logits
+            batch = torch.cat([batch, batch.new_zeros((self.batch_size - count, *batch.shape[1:]))])
         logits = self.session.run(None, {self.input_name: batch.numpy()})[0]
-        return torch.from_numpy(logits)
+        return torch.from_numpy(logits[:count])
 
 
 class Predictor:

@@ -13,13 +13,18 @@ from seglite.lit.task import SegmentationTask
 EVAL_OPTIONS = ("eval_mode", "eval_crop_size", "eval_stride", "eval_flip", "eval_scales")
 
 
+def _as_lists(palette) -> list[list[int]]:
+    return [[int(value) for value in color] for color in palette]
+
+
 class SegliteCLI(LightningCLI):
     """LightningCLI with the data module's classes linked into the model and a closing summary."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.num_classes", "model.model.init_args.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
-        parser.link_arguments("data.palette", "model.palette", apply_on="instantiate")
+        # plain lists, so the checkpoint's hyperparameters hold no numpy objects
+        parser.link_arguments("data.class_names", "model.class_names", compute_fn=list, apply_on="instantiate")
+        parser.link_arguments("data.palette", "model.palette", compute_fn=_as_lists, apply_on="instantiate")
 
     def _parse_ckpt_path(self) -> None:
         """Let ``--ckpt_path`` rebuild the model, but keep the evaluation options of this command line.

@@ -180,8 +180,8 @@ class SegmentationTask(pl.LightningModule):
         for name, value in zip(self.class_names, scores.iou.tolist()):
             if value == value:  # NaN: class absent from labels and predictions
                 self.log(f"{stage}/IoU/{name}", value, sync_dist=False)
-        self.last_scores[stage] = scores
         if not self.trainer.sanity_checking:
+            self.last_scores[stage] = scores
             rank_zero_info(f"\n{stage} results (step {self.global_step}):\n{scores.table(self.class_names)}")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:

@@ -1,0 +1,187 @@
+"""The training system end to end: every config, checkpoints, resume, DDP, bf16, NaN stop, errors."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+import pytorch_lightning as pl
+from seglite.data import CityscapesDataModule
+from seglite.lit.cli import run_cli
+from seglite.lit.task import SegmentationTask
+from seglite.models import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if p.name != "demo.yaml")
+TINY_DATA = [
+    "--data.init_args.num_workers=0",
+    "--data.init_args.batch_size=2",
+    "--data.init_args.val_batch_size=2",
+    "--data.init_args.crop_size=[64, 64]",
+    "--data.init_args.base_size=null",
+    "--data.init_args.eval_size=null",
+    "--trainer.accelerator=cpu",
+    "--trainer.devices=1",
+    "--trainer.precision=32-true",
+]
+
+
+def _logged_config(tmp_path: Path, name: str) -> Path:
+    """A config file that sends loggers and checkpoints into ``tmp_path``."""
+    config = {
+        "trainer": {
+            "default_root_dir": str(tmp_path),
+            "logger": [
+                {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path), "name": name}}
+            ],
+            "enable_progress_bar": False,
+        }
+    }
+    path = tmp_path / f"{name}_logging.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_runs_one_tiny_batch(config, tiny_cityscapes, tmp_path):
+    data = yaml.safe_load(config.read_text())["data"]
+    root_args = [f"--data.init_args.root={tiny_cityscapes}"]
+    if data["class_path"].endswith("FolderDataModule"):
+        root_args = [f"--data.init_args.root={_folder_dataset_from(tiny_cityscapes, tmp_path)}"]
+    cli = run_cli(
+        ["fit", f"--config={config}", *TINY_DATA, *root_args, "--trainer.fast_dev_run=1",
+         f"--trainer.default_root_dir={tmp_path}"]
+    )
+    assert cli.trainer.global_step == 1
+    assert "val" in cli.model.last_scores
+
+
+def _folder_dataset_from(cityscapes_root: Path, tmp_path: Path) -> Path:
+    """The tiny Cityscapes set rewritten as a folder data set (images/ and masks/ of train ids)."""
+    import cv2
+
+    from seglite.data import CityscapesDataset
+
+    root = tmp_path / "folder"
+    for split in ("train", "val"):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir(parents=True)
+        for index, sample in enumerate(CityscapesDataset(str(cityscapes_root), split)):
+            cv2.imwrite(str(root / split / "images" / f"{index}.png"), sample["image"][:, :, ::-1])
+            cv2.imwrite(str(root / split / "masks" / f"{index}.png"), sample["mask"])
+    return root
+
+
+def _fit(tmp_path: Path, tiny_cityscapes: Path, name: str, *extra: str):
+    return run_cli(
+        ["fit", f"--config={REPO / 'configs/lraspp_mnv3.yaml'}", f"--config={_logged_config(tmp_path, name)}",
+         *TINY_DATA, f"--data.init_args.root={tiny_cityscapes}", "--model.model.init_args.backbone.init_args.width_mult=0.5",
+         "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1", "--trainer.log_every_n_steps=1",
+         *extra]
+    )
+
+
+def test_checkpoint_saved_by_the_cli_loads_with_load_from_checkpoint(tiny_cityscapes, tmp_path):
+    cli = _fit(tmp_path, tiny_cityscapes, "roundtrip", "--trainer.max_steps=4")  # one epoch, then validation
+    last = Path(cli.trainer.checkpoint_callback.last_model_path)
+    best = Path(cli.trainer.checkpoint_callback.best_model_path)
+    assert last.is_file() and best.is_file()
+    restored = SegmentationTask.load_from_checkpoint(last, map_location="cpu").eval()
+    trained = cli.model.eval()
+    assert restored.class_names == list(CityscapesDataModule().class_names)
+    images = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(restored(images), trained(images))
+
+
+def _weights(task) -> dict[str, torch.Tensor]:
+    return {key: value.detach().clone() for key, value in task.model.state_dict().items()}
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_cityscapes, tmp_path):
+    # 8 training images in batches of 2: 4 steps an epoch; stop after one epoch, resume to two
+    straight = _fit(tmp_path / "straight", tiny_cityscapes, "straight", "--trainer.max_steps=8")
+    half = _fit(tmp_path / "half", tiny_cityscapes, "half", "--trainer.max_steps=4")
+    checkpoint = half.trainer.checkpoint_callback.last_model_path
+    resumed = _fit(tmp_path / "resumed", tiny_cityscapes, "resumed", "--trainer.max_steps=8", f"--ckpt_path={checkpoint}")
+    assert resumed.trainer.global_step == straight.trainer.global_step == 8
+    straight_lr = straight.trainer.optimizers[0].param_groups[0]["lr"]
+    assert resumed.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(straight_lr)
+    expected, actual = _weights(straight.model), _weights(resumed.model)
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=1e-5, msg=key)
+
+
+def test_bf16_mixed_precision_trains_on_cpu(tiny_cityscapes, tmp_path):
+    cli = _fit(tmp_path, tiny_cityscapes, "bf16", "--trainer.max_steps=4", "--trainer.precision=bf16-mixed")
+    assert cli.trainer.global_step == 4
+    assert torch.isfinite(torch.tensor(cli.model.last_scores["val"].miou))
+
+
+class _NaNImages(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> dict:
+        return {"image": torch.full((3, 32, 32), float("nan")), "mask": torch.zeros(32, 32, dtype=torch.long)}
+
+
+def test_nan_loss_stops_training_naming_the_step(tmp_path):
+    task = SegmentationTask(build_model("mobilenet_v3_small", "lraspp", width_mult=0.25))
+    trainer = pl.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         default_root_dir=tmp_path, accelerator="cpu")
+    with pytest.raises(FloatingPointError, match=r"training loss is nan at step 0"):
+        trainer.fit(task, DataLoader(_NaNImages(), batch_size=2))
+
+
+def _run_tool(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+    )
+
+
+def test_train_without_cityscapes_says_where_and_how(tmp_path):
+    result = _run_tool("tools/train.py", "configs/lraspp_mnv3.yaml", f"--data.init_args.root={tmp_path / 'nowhere'}",
+                       "--trainer.accelerator=cpu", f"--trainer.default_root_dir={tmp_path}",
+                       "--trainer.logger=false")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert str(tmp_path / "nowhere") in result.stderr
+    assert "--data.root" in result.stderr and "configs/demo.yaml" in result.stderr
+
+
+def _metrics_rows(log_dir: Path) -> list[dict]:
+    with open(log_dir / "metrics.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_ddp_on_two_cpu_processes_matches_single_process_evaluation(tiny_cityscapes, tmp_path):
+    config = _logged_config(tmp_path, "ddp")
+    result = _run_tool(
+        "tools/train.py", "configs/lraspp_mnv3.yaml", str(config), *TINY_DATA[:-3],
+        f"--data.init_args.root={tiny_cityscapes}", "--model.model.init_args.backbone.init_args.width_mult=0.5",
+        "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.precision=32-true",
+        "--trainer.max_steps=2", "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1",
+        "--trainer.sync_batchnorm=true",
+        OMP_NUM_THREADS="1",
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    log_dir = tmp_path / "ddp" / "version_0"
+    logged = [row for row in _metrics_rows(log_dir) if row.get("val/mIoU")]
+    assert logged, "no validation was logged"
+    ddp_miou = float(logged[-1]["val/mIoU"])
+
+    task = SegmentationTask.load_from_checkpoint(log_dir / "checkpoints" / "last.ckpt", map_location="cpu")
+    data = CityscapesDataModule(root=str(tiny_cityscapes), num_workers=0, val_batch_size=1)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
+    trainer.validate(task, datamodule=data)
+    assert task.last_scores["val"].miou == pytest.approx(ddp_miou, abs=1e-6)
