@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from seglite.data import CITYSCAPES_CLASSES, CityscapesDataModule
-from seglite.data.synthetic import make_demo_dataset
 from seglite.errors import SegliteError
 from seglite.inference.evaluation import (
     EvaluationWriter,
@@ -63,11 +62,6 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    return make_demo_dataset(tmp_path_factory.mktemp("demo"), num_train=2, num_val=3, num_test=1, size=(64, 128), video=False)
-
-
 def data_module(root: Path) -> CityscapesDataModule:
     return CityscapesDataModule(str(root), val_batch_size=2, num_workers=0, pin_memory=False, persistent_workers=False)
 
@@ -96,15 +90,15 @@ def quiet_trainer(callbacks: list[pl.Callback]) -> pl.Trainer:
     )  # fmt: skip
 
 
-def test_results_match_numpy_and_the_official_label_table(demo_root, tmp_path):
+def test_results_match_numpy_and_the_official_label_table(tiny_cityscapes, tmp_path):
     output = tmp_path / "results"
     task = SegmentationTask(PixelColourModel(), class_names=list(CITYSCAPES_CLASSES), log_images=0)
     quiet_trainer([EvaluationWriter(str(output), export_cityscapes=True, settings={"split": "val"})]).test(
-        task, datamodule=data_module(demo_root)
+        task, datamodule=data_module(tiny_cityscapes)
     )
 
     # every val image has a prediction named as the benchmark expects, holding label ids at full size
-    truths = sorted((demo_root / "gtFine" / "val").glob("*/*_gtFine_labelIds.png"))
+    truths = sorted((tiny_cityscapes / "gtFine" / "val").glob("*/*_gtFine_labelIds.png"))
     names = [path.name.replace("_gtFine_labelIds.png", "_leftImg8bit.png") for path in truths]
     assert sorted(path.name for path in (output / "cityscapes").iterdir()) == names
     pairs = []
@@ -201,12 +195,12 @@ data:
 """
 
 
-def test_tool_writes_results_once_and_cityscapes_files(demo_root, tmp_path, monkeypatch, capsys):
+def test_tool_writes_results_once_and_cityscapes_files(tiny_cityscapes, tmp_path, monkeypatch, capsys):
     from seglite.lit.cli import run_cli
 
     monkeypatch.chdir(tmp_path)  # Lightning's saved config.yaml of the training run lands here
     config = tmp_path / "tiny.yaml"
-    config.write_text(CONFIG.format(root=demo_root))
+    config.write_text(CONFIG.format(root=tiny_cityscapes))
     checkpoint = tmp_path / "tiny.ckpt"
     run_cli(["fit", "--config", str(config)]).trainer.save_checkpoint(checkpoint)
 
@@ -214,12 +208,13 @@ def test_tool_writes_results_once_and_cityscapes_files(demo_root, tmp_path, monk
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     output = tmp_path / "eval"
-    argv = [str(config), str(checkpoint), "--output", str(output), "--format", "cityscapes", "--flip", "--scales", "0.5", "1.0"]
+    argv = [str(config), str(checkpoint), "--output", str(output), "--format", "cityscapes"]
+    argv += ["--mode", "slide", "--crop-size", "48", "48", "--stride", "32", "32", "--flip", "--scales", "0.5", "1.0"]
     assert tool.main(argv) == 0
     results = json.loads((output / "results.json").read_text())
     assert results["checkpoint"] == str(checkpoint) and results["split"] == "val"
-    assert results["inference"]["flip"] is True and results["inference"]["scales"] == [0.5, 1.0]
-    assert len(list((output / "cityscapes").glob("*_leftImg8bit.png"))) == 3
+    assert results["inference"] == {"mode": "slide", "crop_size": [48, 48], "stride": [32, 32], "flip": True, "scales": [0.5, 1.0]}
+    assert len(list((output / "cityscapes").glob("*_leftImg8bit.png"))) == 4
     assert (output / "config.yaml").is_file()
     assert "val mIoU" in capsys.readouterr().out
 

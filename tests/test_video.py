@@ -209,6 +209,14 @@ def test_interrupted_run_leaves_a_playable_file(tool, predictor, odd_video, tmp_
     assert "interrupted" in capsys.readouterr().err
 
 
+def test_interruption_before_the_first_frame_leaves_no_empty_video(tool, predictor, odd_video, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, KeyboardInterrupt(), 1))
+    output = tmp_path / "nothing.mp4"
+    assert run_tool(tool, odd_video, output) == 130
+    assert not output.exists()  # a video without frames opens nowhere
+    assert "no frame was done" in capsys.readouterr().err
+
+
 def test_failure_mid_run_leaves_a_playable_file(tool, predictor, odd_video, tmp_path, monkeypatch):
     monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, RuntimeError("boom"), 2))
     output = tmp_path / "failed.mp4"

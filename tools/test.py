@@ -1,16 +1,16 @@
 """Evaluate a checkpoint: mIoU, per-class IoU and pixel accuracy, written as JSON, CSV and a confusion image.
 
-    python tools/test.py CONFIG [MORE_CONFIGS...] CHECKPOINT [--split val|test] [--mode whole|slide]
-        [--crop-size H W] [--stride H W] [--flip] [--scales 0.75 1.0 1.25] [--output DIR]
-        [--format cityscapes] [--overwrite] [--section.key value ...]
-
 A thin script over ``seglite test`` (LightningCLI) with ``seglite.inference.evaluation.EvaluationWriter``:
 the configs are those of training (or the ``config.yaml`` Lightning saved beside the
 checkpoints), inference options left out keep the config's ``model.eval_*`` values, and
-further ``--section.key value`` arguments go to LightningCLI (e.g. ``--trainer.accelerator cpu``).
-Example::
+further ``--section.key value`` arguments, after the paths, go to LightningCLI.
+
+Examples::
 
     python tools/test.py configs/lraspp_mnv3.yaml configs/demo.yaml last.ckpt --mode slide --flip
+    python tools/test.py configs/lraspp_mnv3.yaml best.ckpt --output results/val --format cityscapes
+    CITYSCAPES_DATASET=data/cityscapes CITYSCAPES_RESULTS=results/val/cityscapes \
+        CITYSCAPES_EXPORT_DIR=results/val csEvalPixelLevelSemanticLabeling
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ from seglite.inference.evaluation import CONFIG_FILE, check_results_writable
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter
+        usage="%(prog)s CONFIG [MORE_CONFIGS...] CHECKPOINT [options] [--section.key value ...]",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="+", metavar="CONFIG [...] CHECKPOINT", help="training config(s), then the checkpoint")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="training config(s), then the checkpoint")
     parser.add_argument("--split", choices=("val", "test"), default="val", help="split to evaluate (default: val; Cityscapes test has no public labels)")
     parser.add_argument("--mode", choices=("whole", "slide"), help="whole-image or sliding-window inference (default: the config's)")
     parser.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"), help="sliding-window size")
@@ -72,7 +75,9 @@ def to_cli_args(args: argparse.Namespace, cli_args: list[str]) -> list[str]:
     }
     command = ["test"] + [item for config in configs for item in ("--config", config)]
     command += ["--ckpt_path", checkpoint, "--data.init_args.test_split", args.split]
-    command += [item for key, value in overrides.items() if value is not None for item in (key, json.dumps(value))]
+    for key, value in overrides.items():
+        if value is not None:
+            command += [key, value if isinstance(value, str) else json.dumps(value)]
     # no logger: the config Lightning saves (config.yaml) lands in the results folder instead
     command += ["--trainer.logger", "false", "--trainer.default_root_dir", str(output)]
     command += [f"--trainer.callbacks+={json.dumps(writer)}"]

@@ -21,9 +21,9 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info
 
+from seglite.data import trainids_to_labelids
 from seglite.errors import SegliteError
 from seglite.inference.export import OutputExistsError
-from seglite.inference.sliding import predict_probabilities
 from seglite.lit.metrics import SegmentationScores
 
 RESULTS_JSON = "results.json"
@@ -190,13 +190,13 @@ def cityscapes_prediction_name(image_path: str | Path) -> str:
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) from the image header, without decoding the pixels."""
-    try:
-        from PIL import Image  # installed with torchvision
+    """(height, width) from the image header, without decoding the pixels (OpenCV cannot)."""
+    from PIL import Image  # a dependency of torchvision
 
+    try:
         with Image.open(path) as image:
             return image.height, image.width
-    except (ImportError, OSError):
+    except OSError:
         return None
 
 
@@ -206,8 +206,6 @@ def write_cityscapes_prediction(train_ids: np.ndarray, image_path: str | Path, f
     Predictions made at a reduced size (a data module that downscales for testing) are
     enlarged with nearest-neighbour sampling: the benchmark compares at full resolution.
     """
-    from seglite.data import trainids_to_labelids
-
     label_ids = trainids_to_labelids(np.asarray(train_ids))
     size = _image_size(Path(image_path))
     if size is not None and size != label_ids.shape:
@@ -223,7 +221,8 @@ class EvaluationWriter(pl.Callback):
     """Writes a test run's results into ``output_dir``; optionally Cityscapes benchmark predictions.
 
     The export takes the (N, H, W) train ids that ``SegmentationTask.test_step`` returns and the
-    image ``path`` that seglite's data sets put in each batch.
+    image ``path`` that seglite's data sets put in each batch. Only rank 0 writes the scores
+    (they are summed over processes); every rank exports its own images.
 
     Args:
         output_dir: folder of ``results.json``, ``per_class_iou.csv``, ``confusion_matrix.png``
@@ -266,11 +265,11 @@ class EvaluationWriter(pl.Callback):
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         if not self.export_cityscapes:
             return
-        if "path" not in batch:
-            raise SegliteError("Cityscapes export needs each batch to carry the image 'path', as the seglite data sets do")
-        if not isinstance(outputs, torch.Tensor):  # a test_step that returns nothing: predict again
-            probabilities = predict_probabilities(pl_module.model, batch["image"], **pl_module.predict_options)
-            outputs = probabilities.argmax(dim=1)
+        if "path" not in batch or not isinstance(outputs, torch.Tensor):
+            raise SegliteError(
+                "Cityscapes export needs each batch to carry the image 'path' (as seglite's data sets do) "
+                "and test_step to return the predicted train ids (as SegmentationTask does)"
+            )
         for prediction, image_path in zip(outputs.to(torch.uint8).cpu().numpy(), batch["path"]):
             write_cityscapes_prediction(prediction, image_path, self.cityscapes_dir)
             self.exported += 1

@@ -2,8 +2,9 @@
 
 Decoding, inference and encoding overlap: a reader thread decodes frames into a bounded
 queue, the calling thread runs the model on batches, and a writer thread draws the overlays
-and encodes them. OpenCV's decoder and encoder and numpy's blending release the GIL, so
-end-to-end throughput approaches the model's own when the model is the slowest stage.
+and encodes them. OpenCV's decoding, blending and encoding release the GIL, so end-to-end
+throughput approaches the model's own when the model is the slowest stage (leave the threads
+a core: see ``--threads`` of ``tools/infer_video.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Iterator, Protocol, Sequence
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from seglite.data.datamodule import default_palette
 from seglite.errors import SegliteError
@@ -339,8 +341,6 @@ class VideoPipeline:
 
     def run(self, source: FrameSource, sink: VideoSink, max_frames: int | None = None, progress: bool = True) -> VideoStats:
         """Segment ``source`` into ``sink``; returns (and keeps in ``stats``) counts and timings."""
-        from tqdm import tqdm
-
         if self.masks_dir is not None:
             _make_folder(self.masks_dir)
         self.stats = stats = VideoStats()
