@@ -30,6 +30,9 @@ from seglite.models import build_model
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import export as export_tool  # noqa: E402  (tools/export.py)
 
+# Lightning rebuilds models from checkpoints with a jsonargparse call that warns of its own deprecation
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pytorch_lightning.cli")
+
 HEADS = ["lraspp", "raspp", "deeplabv3", "deeplabv3plus"]
 NAMES = [f"class{i}" for i in range(19)]
 PALETTE = [[i, 2 * i, 3 * i] for i in range(19)]
@@ -100,6 +103,7 @@ def test_static_onnx_metadata_and_predictor(tmp_path):
     assert (masks[0] == mask).mean() >= 0.999
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_torchscript_loads_and_matches(tmp_path):
     model = tiny_model("deeplabv3plus")
     path = tmp_path / "model.pt"

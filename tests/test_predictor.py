@@ -11,6 +11,9 @@ import torch
 from seglite.data import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 from seglite.inference.predictor import ModelFileNotFoundError, ModelLoadError, Predictor
 
+# Lightning rebuilds models from checkpoints with a jsonargparse call that warns of its own deprecation
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pytorch_lightning.cli")
+
 ODD_SIZES = [(61, 97), (64, 96), (33, 130)]
 TINY_MODEL = {
     "class_path": "seglite.models.LRASPP",

@@ -14,6 +14,7 @@ on calibration quality; mIoU does, see tools/export.py --int8).
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import statistics
 import sys
@@ -69,7 +70,8 @@ def runners(args: argparse.Namespace, model: torch.nn.Module, folder: Path) -> d
     export_onnx(model, fp32, size)
     found = {
         "torch eager": TorchRunner(model),
-        "torch channels_last": TorchRunner(model, channels_last=True),
+        # a copy: TorchRunner converts the weights of the module it is given
+        "torch channels_last": TorchRunner(copy.deepcopy(model), channels_last=True),
         "onnxruntime fp32": OnnxRunner(fp32),
     }
     if not args.no_int8:

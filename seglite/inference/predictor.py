@@ -103,7 +103,10 @@ Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
 class TorchRunner:
-    """Runs an ``nn.Module`` under ``torch.inference_mode`` on ``device``, optionally channels-last."""
+    """Runs an ``nn.Module`` under ``torch.inference_mode`` on ``device``, optionally channels-last.
+
+    The module itself is put in eval mode, moved and converted (not a copy).
+    """
 
     def __init__(self, model: nn.Module, device: str | torch.device = "cpu", channels_last: bool = False) -> None:
         self.device = torch.device(device)
