@@ -11,3 +11,7 @@ class DatasetNotFoundError(SegliteError, FileNotFoundError):
 
 class DataFormatError(SegliteError, ValueError):
     """A dataset file is unreadable, unpaired or holds unexpected values."""
+
+
+class OutputExistsError(SegliteError, FileExistsError):
+    """An output file exists and overwriting was not asked for."""

@@ -53,15 +53,6 @@ def numpy_scores(pairs: list[tuple[np.ndarray, np.ndarray]], num_classes: int = 
     return iou, correct / labelled
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny inputs gain nothing from intra-op threads, and on a busy machine spinning OpenMP threads cost seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def data_module(root: Path) -> CityscapesDataModule:
     return CityscapesDataModule(str(root), val_batch_size=2, num_workers=0, pin_memory=False, persistent_workers=False)
 

@@ -11,7 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from test_predictor import checkpoint, one_thread, random_images  # noqa: F401  (fixtures, shared)
+from test_predictor import checkpoint, random_images  # noqa: F401  (fixtures, shared)
 
 from seglite.data.transforms import normalize_image
 from seglite.errors import SegliteError

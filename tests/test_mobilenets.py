@@ -58,15 +58,6 @@ PAPER_MADDS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """These small convolutions run faster on one thread, and much faster on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 

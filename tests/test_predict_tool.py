@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_predictor import checkpoint, one_thread, random_images  # noqa: F401  (fixtures, shared)
+from test_predictor import checkpoint, random_images  # noqa: F401  (fixtures, shared)
 
 from seglite.data import CITYSCAPES_PALETTE
 from seglite.inference.predictor import Predictor

@@ -51,16 +51,6 @@ def save_checkpoint(task, path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread (torch, and ONNX Runtime through Predictor's default): on a shared
-    2-core machine, two spinning OpenMP threads per process stall for seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory) -> Path:
     return save_checkpoint(tiny_task(), tmp_path_factory.mktemp("checkpoint") / "tiny.ckpt")

@@ -29,15 +29,6 @@ FEATURE_NAMES = ["stem", "layer1", "layer2", "layer3", "layer4"]
 SMALL = (64, 96)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models are small at these sizes; on shared cores extra threads only spin-wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def count_params(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 

@@ -28,15 +28,6 @@ def load_tool(name: str):
     return module
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny inputs gain nothing from intra-op threads, and on a busy machine spinning OpenMP threads cost seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
     torch.manual_seed(0)

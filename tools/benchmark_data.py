@@ -14,7 +14,6 @@ import argparse
 import statistics
 import tempfile
 import time
-from pathlib import Path
 from typing import Callable
 
 import cv2

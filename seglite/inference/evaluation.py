@@ -23,7 +23,7 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from seglite.data import trainids_to_labelids
 from seglite.errors import SegliteError
-from seglite.inference.export import OutputExistsError
+from seglite.errors import OutputExistsError
 from seglite.lit.metrics import SegmentationScores
 
 RESULTS_JSON = "results.json"

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from seglite.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_image
-from seglite.errors import SegliteError
+from seglite.errors import OutputExistsError, SegliteError
 from seglite.inference.predictor import (
     INPUT_NAME,
     META_CHECKPOINT_SHA256,
@@ -50,10 +50,6 @@ TORCHSCRIPT_METADATA = "seglite.json"
 MIN_OPSET = 17
 MAX_LOGIT_DIFFERENCE = 1e-3
 MIN_ARGMAX_AGREEMENT = 0.999
-
-
-class OutputExistsError(SegliteError, FileExistsError):
-    """The export's output file exists and overwriting was not asked for."""
 
 
 class ExportError(SegliteError):

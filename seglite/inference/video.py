@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from seglite.data.datamodule import default_palette
 from seglite.errors import SegliteError
-from seglite.inference.export import OutputExistsError
+from seglite.errors import OutputExistsError
 from seglite.visualization import palette_array
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
