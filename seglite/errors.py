@@ -15,3 +15,7 @@ class DataFormatError(SegliteError, ValueError):
 
 class OutputExistsError(SegliteError, FileExistsError):
     """An output file exists and overwriting was not asked for."""
+
+
+class DataReadError(SegliteError, OSError):
+    """A data file is missing or cannot be decoded."""

@@ -16,7 +16,13 @@ from .cityscapes import (
 from .datamodule import CityscapesDataModule, FolderDataModule, SegmentationDataModule
 from .folder import FolderDataset
 from .io import IGNORE_INDEX
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, normalize_image, train_transform
+from .transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    eval_transform,
+    normalize_image,
+    train_transform,
+)
 
 __all__ = [
     "CITYSCAPES_CLASSES",

@@ -12,6 +12,8 @@ from typing import Any, Callable, Literal, Mapping
 import numpy as np
 from torch.utils.data import Dataset
 
+from seglite.errors import DatasetNotFoundError
+
 from .io import IGNORE_INDEX, make_sample, pair_files, read_pair, require_dir
 
 CITYSCAPES_CLASSES: tuple[str, ...] = (
@@ -115,7 +117,7 @@ class CityscapesDataset(Dataset):
         require_dir(images_dir, f"Cityscapes {split} images", CITYSCAPES_LAYOUT)
         images = _index(images_dir, (_IMAGE_SUFFIX,))
         if not images:
-            raise FileNotFoundError(
+            raise DatasetNotFoundError(
                 f"no *{_IMAGE_SUFFIX} files in {images_dir}.\nExpected layout:\n{CITYSCAPES_LAYOUT}"
             )
         labels_dir = self.root / "gtFine" / split

@@ -16,7 +16,14 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from .cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_LAYOUT, CITYSCAPES_PALETTE, CityscapesDataset
+from seglite.errors import DatasetNotFoundError
+
+from .cityscapes import (
+    CITYSCAPES_CLASSES,
+    CITYSCAPES_LAYOUT,
+    CITYSCAPES_PALETTE,
+    CityscapesDataset,
+)
 from .folder import FOLDER_LAYOUT, FolderDataset
 from .io import DATA_README
 from .synthetic import make_demo_dataset
@@ -26,12 +33,11 @@ DEMO_COMMAND = "python tools/train.py configs/lraspp_mnv3.yaml configs/demo.yaml
 
 
 def _seed_worker(worker_id: int) -> None:
-    """One OpenCV thread per loader worker, and a distinct augmentation stream in each.
+    """A distinct augmentation stream in each loader worker.
 
     albumentations seeds its transforms once, in the main process; forked workers would all
     draw the same "random" crops without a reseed from the per-worker seed torch provides.
     """
-    cv2.setNumThreads(1)
     info = get_worker_info()
     transform = getattr(info.dataset, "transform", None) if info is not None else None
     if hasattr(transform, "set_random_seed"):
@@ -122,6 +128,11 @@ class SegmentationDataModule(pl.LightningDataModule):
         if role not in self.datasets:
             self.setup({"train": "fit", "val": "validate"}.get(role, role))
         workers = self.num_workers
+        if workers > 0:
+            # OpenCV's thread pool does not survive fork: cv2.setNumThreads inside a forked worker
+            # deadlocks once the parent has used the pool. Workers are the parallelism; OpenCV runs
+            # single-threaded in the parent (before the fork) and so in every worker.
+            cv2.setNumThreads(0)
         return DataLoader(
             self.datasets[role],
             batch_size=batch_size,
@@ -236,7 +247,7 @@ class CityscapesDataModule(SegmentationDataModule):
         if self.demo and self._missing():
             self.prepare_data()
         if self._missing():
-            raise FileNotFoundError(
+            raise DatasetNotFoundError(
                 f"Cityscapes not found: {Path(self.root) / 'leftImg8bit'} does not exist.\n"
                 f"Expected layout:\n{CITYSCAPES_LAYOUT}\n"
                 f"Download it as {DATA_README} describes and point to it with `--data.root PATH`, "
@@ -313,7 +324,9 @@ class FolderDataModule(SegmentationDataModule):
         palette_array = default_palette(num_classes) if palette is None else np.asarray(palette)
         if palette_array.shape != (num_classes, 3) or palette_array.min() < 0 or palette_array.max() > 255:
             raise ValueError(f"palette must be {num_classes} RGB triples of 0..255, got shape {palette_array.shape}")
-        self.save_hyperparameters()
+        # the resolved names and palette reach the task (and its hparams) through the CLI link;
+        # saving the raw arguments here too would clash with them when Lightning merges hparams
+        self.save_hyperparameters(ignore=["class_names", "palette"])
         self.root = root
         self._num_classes = num_classes
         if class_names is None:
@@ -331,7 +344,7 @@ class FolderDataModule(SegmentationDataModule):
 
     def _check_data(self) -> None:
         if not any((Path(self.root) / self.splits[role]).is_dir() for role in ("train", "val")):
-            raise FileNotFoundError(
+            raise DatasetNotFoundError(
                 f"folder data set not found at {self.root}.\nExpected layout:\n{FOLDER_LAYOUT}\n"
                 f"Point to it with `--data.root PATH` (see {DATA_README}), or train on the synthetic demo set: "
                 f"`{DEMO_COMMAND}`."

@@ -8,6 +8,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from torch.utils.data import Dataset
 
+from seglite.errors import DataFormatError, DatasetNotFoundError
+
 from .io import IGNORE_INDEX, make_sample, pair_files, read_pair, require_dir
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -50,7 +52,7 @@ class FolderDataset(Dataset):
         require_dir(images_dir, f"{split!r} images", FOLDER_LAYOUT)
         images = _index(images_dir, IMAGE_EXTENSIONS)
         if not images:
-            raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {images_dir}")
+            raise DatasetNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {images_dir}")
         masks_dir = self.root / split / "masks"
         if masks_dir.is_dir():
             masks = _index(masks_dir, (".png",))
@@ -65,12 +67,12 @@ class FolderDataset(Dataset):
         image_path, mask_path = self.samples[index]
         image, mask = read_pair(image_path, mask_path)
         if mask.dtype != np.uint8 and mask.max() > IGNORE_INDEX:
-            raise ValueError(f"mask {mask_path} has class value {int(mask.max())}; class ids must fit in 0..255")
+            raise DataFormatError(f"mask {mask_path} has class value {int(mask.max())}; class ids must fit in 0..255")
         if self.num_classes is not None:
             bad = (mask >= self.num_classes) & (mask != IGNORE_INDEX)
             if bad.any():
                 values = np.unique(mask[bad])
-                raise ValueError(
+                raise DataFormatError(
                     f"mask {mask_path} has class value {int(values[0])} (all bad values: {values.tolist()[:10]}) "
                     f"but num_classes is {self.num_classes}; values must be 0..{self.num_classes - 1} or "
                     f"{IGNORE_INDEX} (ignore)"
@@ -83,7 +85,7 @@ def _index(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix.lower() in extensions:
             if path.stem in found:
-                raise ValueError(
+                raise DataFormatError(
                     f"two files in {folder} share the stem {path.stem!r}: {found[path.stem].name}, {path.name}"
                 )
             found[path.stem] = path

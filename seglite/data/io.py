@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import torch
 
+from seglite.errors import DataFormatError, DataReadError, DatasetNotFoundError
+
 IGNORE_INDEX = 255
 DATA_README = "data/README.md"
 DEMO_HINT = (
@@ -28,7 +30,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """Read an 8-bit colour image as an ``(H, W, 3)`` RGB uint8 array."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
     if image is None:
-        raise OSError(f"cannot read image {path}: the file is missing, unreadable or not a valid image")
+        raise DataReadError(f"cannot read image {path}: the file is missing, unreadable or not a valid image")
     return image
 
 
@@ -36,14 +38,14 @@ def read_label(path: str | Path) -> np.ndarray:
     """Read a single-channel label map (class or label ids) as an ``(H, W)`` integer array."""
     label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if label is None:
-        raise OSError(f"cannot read label map {path}: the file is missing, unreadable or not a valid image")
+        raise DataReadError(f"cannot read label map {path}: the file is missing, unreadable or not a valid image")
     if label.ndim != 2:
-        raise ValueError(
+        raise DataFormatError(
             f"label map {path} has {label.shape[2]} channels; expected a single-channel PNG of class ids "
             "(a colour-coded mask must be converted to ids first)"
         )
     if label.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"label map {path} has pixel type {label.dtype}; expected 8- or 16-bit integers")
+        raise DataFormatError(f"label map {path} has pixel type {label.dtype}; expected 8- or 16-bit integers")
     return label
 
 
@@ -54,7 +56,7 @@ def read_pair(image_path: Path, label_path: Path | None) -> tuple[np.ndarray, np
         return image, np.full(image.shape[:2], IGNORE_INDEX, dtype=np.uint8)
     label = read_label(label_path)
     if image.shape[:2] != label.shape[:2]:
-        raise ValueError(
+        raise DataFormatError(
             f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label map {label_path} "
             f"is {label.shape[1]}x{label.shape[0]}; they must have the same size"
         )
@@ -64,7 +66,7 @@ def read_pair(image_path: Path, label_path: Path | None) -> tuple[np.ndarray, np
 def require_dir(path: Path, what: str, layout: str) -> None:
     """Raise ``FileNotFoundError`` naming ``path`` and the expected layout when it is not a folder."""
     if not path.is_dir():
-        raise FileNotFoundError(f"{what} not found: {path} is not a folder.\nExpected layout:\n{layout}\n{DEMO_HINT}")
+        raise DatasetNotFoundError(f"{what} not found: {path} is not a folder.\nExpected layout:\n{layout}\n{DEMO_HINT}")
 
 
 def pair_files(
@@ -78,7 +80,7 @@ def pair_files(
         unmatched = sorted(key for key in have if key not in lack)
         if unmatched:
             shown = ", ".join(str(have[key]) for key in unmatched[:_SHOWN_UNMATCHED])
-            raise FileNotFoundError(
+            raise DatasetNotFoundError(
                 f"{len(unmatched)} file(s) in {have_dir} have no matching {kind} file in {lack_dir}; "
                 f"first: {shown}"
             )

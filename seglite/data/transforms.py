@@ -17,7 +17,6 @@ from albumentations.core.transforms_interface import BaseTransformInitSchema
 from albumentations.pytorch import ToTensorV2
 from pydantic import Field
 
-
 from .io import IGNORE_INDEX
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
