@@ -34,17 +34,27 @@ TINY_DATA = [
 ]
 
 
-def _logged_config(tmp_path: Path, name: str) -> Path:
+def _logged_config(tmp_path: Path, name: str, keep_epoch_checkpoints: bool = False) -> Path:
     """A config file that sends loggers and checkpoints into ``tmp_path``."""
+    callbacks = [
+        {"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+         "init_args": {"monitor": "val/mIoU", "mode": "max", "save_last": True}},
+    ]
+    if keep_epoch_checkpoints:
+        callbacks.append({"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+                          "init_args": {"save_top_k": -1, "every_n_epochs": 1, "filename": "epoch{epoch}",
+                                        "auto_insert_metric_name": False}})
     config = {
         "trainer": {
             "default_root_dir": str(tmp_path),
             "logger": [
                 {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path), "name": name}}
             ],
+            "callbacks": callbacks,
             "enable_progress_bar": False,
         }
     }
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / f"{name}_logging.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -80,9 +90,10 @@ def _folder_dataset_from(cityscapes_root: Path, tmp_path: Path) -> Path:
     return root
 
 
-def _fit(tmp_path: Path, tiny_cityscapes: Path, name: str, *extra: str):
+def _fit(tmp_path: Path, tiny_cityscapes: Path, name: str, *extra: str, keep_epoch_checkpoints: bool = False):
     return run_cli(
-        ["fit", f"--config={REPO / 'configs/lraspp_mnv3.yaml'}", f"--config={_logged_config(tmp_path, name)}",
+        ["fit", f"--config={REPO / 'configs/lraspp_mnv3.yaml'}",
+         f"--config={_logged_config(tmp_path, name, keep_epoch_checkpoints)}",
          *TINY_DATA, f"--data.init_args.root={tiny_cityscapes}", "--model.model.init_args.backbone.init_args.width_mult=0.5",
          "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1", "--trainer.log_every_n_steps=1",
          *extra]
@@ -107,11 +118,13 @@ def _weights(task) -> dict[str, torch.Tensor]:
 
 
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_cityscapes, tmp_path):
-    # 8 training images in batches of 2: 4 steps an epoch; stop after one epoch, resume to two
-    straight = _fit(tmp_path / "straight", tiny_cityscapes, "straight", "--trainer.max_steps=8")
-    half = _fit(tmp_path / "half", tiny_cityscapes, "half", "--trainer.max_steps=4")
-    checkpoint = half.trainer.checkpoint_callback.last_model_path
-    resumed = _fit(tmp_path / "resumed", tiny_cityscapes, "resumed", "--trainer.max_steps=8", f"--ckpt_path={checkpoint}")
+    # 8 training images in batches of 2: 4 steps an epoch. Run 8 steps straight, keeping the
+    # checkpoint of the first epoch (step 4); resume from it to step 8 in a fresh run.
+    straight = _fit(tmp_path / "straight", tiny_cityscapes, "straight", "--trainer.max_steps=8",
+                    keep_epoch_checkpoints=True)
+    halfway = tmp_path / "straight" / "straight" / "version_0" / "checkpoints" / "epoch0.ckpt"
+    assert torch.load(halfway, map_location="cpu", weights_only=False)["global_step"] == 4
+    resumed = _fit(tmp_path / "resumed", tiny_cityscapes, "resumed", "--trainer.max_steps=8", f"--ckpt_path={halfway}")
     assert resumed.trainer.global_step == straight.trainer.global_step == 8
     straight_lr = straight.trainer.optimizers[0].param_groups[0]["lr"]
     assert resumed.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(straight_lr)

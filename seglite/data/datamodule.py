@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset
 
 from seglite.errors import DatasetNotFoundError
 
@@ -26,22 +26,11 @@ from .cityscapes import (
 )
 from .folder import FOLDER_LAYOUT, FolderDataset
 from .io import DATA_README
+from .sampling import EpochShuffleSampler, SeededAugmentation
 from .synthetic import make_demo_dataset
 from .transforms import eval_transform, train_transform
 
 DEMO_COMMAND = "python tools/train.py configs/lraspp_mnv3.yaml configs/demo.yaml"
-
-
-def _seed_worker(worker_id: int) -> None:
-    """A distinct augmentation stream in each loader worker.
-
-    albumentations seeds its transforms once, in the main process; forked workers would all
-    draw the same "random" crops without a reseed from the per-worker seed torch provides.
-    """
-    info = get_worker_info()
-    transform = getattr(info.dataset, "transform", None) if info is not None else None
-    if hasattr(transform, "set_random_seed"):
-        transform.set_random_seed(info.seed % 2**32)
 
 
 def _pin_memory_available() -> bool:
@@ -116,7 +105,7 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self._check_data()
-        self.train_transform.set_random_seed(torch.initial_seed() % 2**32)
+        self.seed = torch.initial_seed() % 2**31  # seed_everything's seed, for the training order
         # no stage: train and val; the test and predict splits are opened when their loader is asked for
         roles = {"validate": ("val",), "test": ("test",), "predict": ("predict",)}.get(stage or "fit", ("train", "val"))
         for role in roles:
@@ -133,16 +122,22 @@ class SegmentationDataModule(pl.LightningDataModule):
             # deadlocks once the parent has used the pool. Workers are the parallelism; OpenCV runs
             # single-threaded in the parent (before the fork) and so in every worker.
             cv2.setNumThreads(0)
+        dataset, sampler = self.datasets[role], None
+        if shuffle:
+            dataset = SeededAugmentation(dataset, self.seed)
+            sampler = EpochShuffleSampler(len(dataset), self.seed, epoch_source=self._trainer_epoch)
         return DataLoader(
-            self.datasets[role],
+            dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             drop_last=shuffle,  # a last batch of one breaks BatchNorm
             num_workers=workers,
             pin_memory=self.pin_memory and _pin_memory_available(),
             persistent_workers=self.persistent_workers and workers > 0,
-            worker_init_fn=_seed_worker if workers > 0 else None,
         )
+
+    def _trainer_epoch(self) -> int | None:
+        return self.trainer.current_epoch if self.trainer is not None else None
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)
