@@ -184,7 +184,6 @@ def test_ddp_on_two_cpu_processes_matches_single_process_evaluation(tiny_citysca
         f"--data.init_args.root={tiny_cityscapes}", "--model.model.init_args.backbone.init_args.width_mult=0.5",
         "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.precision=32-true",
         "--trainer.max_steps=2", "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1",
-        "--trainer.sync_batchnorm=true",
         OMP_NUM_THREADS="1",
     )
     assert result.returncode == 0, result.stderr[-4000:]

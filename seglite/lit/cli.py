@@ -6,6 +6,7 @@ import sys
 from typing import Sequence
 
 import pytorch_lightning as pl
+from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.cli import LightningCLI
 
 from seglite.lit.task import SegmentationTask
@@ -39,6 +40,16 @@ class SegliteCLI(LightningCLI):
         super()._parse_ckpt_path()
         for key, value in requested.items():
             self.config[subcommand]["model"][key] = value
+
+    def before_fit(self) -> None:
+        trainer = self.trainer
+        if getattr(trainer.strategy, "_layer_sync", None) is not None and isinstance(trainer.accelerator, CPUAccelerator):
+            from seglite.errors import SegliteError
+
+            raise SegliteError(
+                "--trainer.sync_batchnorm true needs GPUs: torch's SyncBatchNorm does not run on CPU "
+                "(DDP on CPU works without it, each process normalising its own batch)"
+            )
 
     def after_fit(self) -> None:
         """Print the final validation scores and where the checkpoints are."""
