@@ -12,7 +12,7 @@ except ImportError as error:
 
 
 def __getattr__(name: str):
-    # ``seglite.Predictor`` without importing torch, ONNX Runtime and Lightning with the package
+    # ``seglite.Predictor`` without importing ONNX Runtime and Lightning with the package
     if name == "Predictor":
         from .inference.predictor import Predictor
 

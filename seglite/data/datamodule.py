@@ -13,6 +13,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 import pytorch_lightning as pl
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -126,6 +127,10 @@ class SegmentationDataModule(pl.LightningDataModule):
         if shuffle:
             dataset = SeededAugmentation(dataset, self.seed)
             sampler = EpochShuffleSampler(len(dataset), self.seed, epoch_source=self._trainer_epoch)
+        elif torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Lightning's default DistributedSampler pads the last round with repeated images, which
+            # would count them twice in the confusion matrix; this one gives each image to one process.
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
         return DataLoader(
             dataset,
             batch_size=batch_size,

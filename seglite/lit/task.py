@@ -16,6 +16,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 from torch.optim.lr_scheduler import LambdaLR
 
+from seglite.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from seglite.inference.sliding import InferenceMode, predict_probabilities
 from seglite.lit.losses import SegmentationLoss
 from seglite.lit.metrics import confusion_matrix_metric, scores_from_confusion
@@ -23,8 +24,6 @@ from seglite.lit.optim import poly_warmup_factor, split_decay_parameters
 from seglite.models.segmentor import SegmentationModel
 from seglite.visualization import colorize
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _cli_is_instantiating() -> bool:
