@@ -7,9 +7,20 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..layers import ActivationLayer, ConvBNAct, NormLayer, SqueezeExcite, make_divisible
+from ..layers import (
+    ActivationLayer,
+    ConvBNAct,
+    NormLayer,
+    SqueezeExcite,
+    make_divisible,
+)
+from ._mobilenet import (
+    MobileNetClassifier,
+    StagedBackbone,
+    halve_last_stage,
+    init_weights,
+)
 from .base import check_output_stride, check_width_mult, plan_output_stride
-from .mobilenet_v1 import MobileNetClassifier, StagedBackbone, halve_last_stage, init_weights
 
 
 class InvertedResidual(nn.Module):

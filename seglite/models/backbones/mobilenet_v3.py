@@ -10,8 +10,14 @@ from typing import Literal
 from torch import nn
 
 from ..layers import ConvBNAct, make_divisible
+from ._mobilenet import (
+    MobileNetClassifier,
+    StagedBackbone,
+    halve_last_stage,
+    init_weights,
+    last_stage_start,
+)
 from .base import check_output_stride, check_width_mult, plan_output_stride
-from .mobilenet_v1 import MobileNetClassifier, StagedBackbone, halve_last_stage, init_weights, last_stage_start
 from .mobilenet_v2 import InvertedResidual
 
 VARIANTS = ("large", "small")

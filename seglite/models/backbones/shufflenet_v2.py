@@ -12,8 +12,13 @@ import torch
 from torch import nn
 
 from ..layers import ConvBNAct, channel_shuffle
+from ._shufflenet import (
+    ShuffleNetClassifierHead,
+    ShuffleNetLayout,
+    check_choice,
+    depthwise_bn,
+)
 from .base import BlockGeometry
-from .shufflenet_v1 import ShuffleNetClassifierHead, ShuffleNetLayout, check_choice, depthwise_bn
 
 
 @dataclass(frozen=True)
