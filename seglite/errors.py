@@ -19,3 +19,7 @@ class OutputExistsError(SegliteError, FileExistsError):
 
 class DataReadError(SegliteError, OSError):
     """A data file is missing or cannot be decoded."""
+
+
+class ConfigurationError(SegliteError, ValueError):
+    """A configuration value was rejected by the class it configures."""

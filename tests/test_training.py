@@ -173,6 +173,45 @@ def test_train_without_cityscapes_says_where_and_how(tmp_path):
     assert "--data.root" in result.stderr and "configs/demo.yaml" in result.stderr
 
 
+def test_bad_config_value_names_the_argument_without_traceback(tiny_cityscapes, tmp_path):
+    result = _run_tool("tools/train.py", "configs/lraspp_mnv3.yaml", "configs/demo.yaml",
+                       f"--data.init_args.root={tiny_cityscapes}", f"--trainer.default_root_dir={tmp_path}",
+                       "--trainer.logger=false", "--model.model.init_args.backbone.init_args.output_stride=4")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "output_stride must be one of (8, 16, 32), got 4" in result.stderr
+
+
+def test_a_second_run_writes_a_new_version_folder(tiny_cityscapes, tmp_path):
+    first = _fit(tmp_path, tiny_cityscapes, "again", "--trainer.max_steps=1")
+    first_checkpoint = Path(first.trainer.checkpoint_callback.last_model_path)
+    stamp = first_checkpoint.stat().st_mtime_ns
+    second = _fit(tmp_path, tiny_cityscapes, "again", "--trainer.max_steps=1")
+    second_checkpoint = Path(second.trainer.checkpoint_callback.last_model_path)
+    assert first_checkpoint.parent.parent.name == "version_0"
+    assert second_checkpoint.parent.parent.name == "version_1"
+    assert first_checkpoint.stat().st_mtime_ns == stamp
+
+
+def test_validation_logs_image_truth_prediction_panels_to_tensorboard(tiny_cityscapes, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = tmp_path / "tensorboard.yaml"
+    config.write_text(yaml.safe_dump({"trainer": {"logger": [{
+        "class_path": "pytorch_lightning.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": str(tmp_path), "name": "tb"}}], "enable_progress_bar": False}}))
+    run_cli(["fit", f"--config={REPO / 'configs/lraspp_mnv3.yaml'}", f"--config={config}", *TINY_DATA,
+             f"--data.init_args.root={tiny_cityscapes}", "--model.model.init_args.backbone.init_args.width_mult=0.5",
+             "--model.log_images=2", "--trainer.max_steps=4", "--trainer.val_check_interval=null",
+             "--trainer.check_val_every_n_epoch=1"])
+    events = EventAccumulator(str(tmp_path / "tb" / "version_0"), size_guidance={"images": 0})
+    events.Reload()
+    assert sorted(events.Tags()["images"]) == ["val/overlay_0", "val/overlay_1"]
+    panel = events.Images("val/overlay_0")[-1]
+    assert (panel.height, panel.width) == (64, 3 * 128)  # image | truth | prediction at the val size
+    assert "val/mIoU" in events.Tags()["scalars"]
+
+
 def _metrics_rows(log_dir: Path) -> list[dict]:
     with open(log_dir / "metrics.csv") as handle:
         return list(csv.DictReader(handle))

@@ -41,6 +41,16 @@ class SegliteCLI(LightningCLI):
         for key, value in requested.items():
             self.config[subcommand]["model"][key] = value
 
+    def instantiate_classes(self) -> None:
+        # our constructors validate their arguments and name them in the message: a bad value in
+        # a config is a user error, reported without a traceback
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError) as error:
+            from seglite.errors import ConfigurationError
+
+            raise ConfigurationError(f"invalid configuration: {error}") from error
+
     def before_fit(self) -> None:
         trainer = self.trainer
         if getattr(trainer.strategy, "_layer_sync", None) is not None and isinstance(trainer.accelerator, CPUAccelerator):
