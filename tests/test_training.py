@@ -134,8 +134,9 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_cityscapes
         torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=1e-5, msg=key)
 
 
-def test_bf16_mixed_precision_trains_on_cpu(tiny_cityscapes, tmp_path):
-    cli = _fit(tmp_path, tiny_cityscapes, "bf16", "--trainer.max_steps=4", "--trainer.precision=bf16-mixed")
+def test_bf16_mixed_precision_and_channels_last_train_on_cpu(tiny_cityscapes, tmp_path):
+    cli = _fit(tmp_path, tiny_cityscapes, "bf16", "--trainer.max_steps=4", "--trainer.precision=bf16-mixed",
+               "--model.channels_last=true")
     assert cli.trainer.global_step == 4
     assert torch.isfinite(torch.tensor(cli.model.last_scores["val"].miou))
 

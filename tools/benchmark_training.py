@@ -51,8 +51,8 @@ class StepTimer(pl.Callback):
         self.last = now
 
 
-def lightning_step_times(preset: str, loader: DataLoader, steps: int) -> list[float]:
-    task = SegmentationTask(build_preset(preset))
+def lightning_step_times(preset: str, loader: DataLoader, steps: int, channels_last: bool) -> list[float]:
+    task = SegmentationTask(build_preset(preset), channels_last=channels_last)
     timer = StepTimer()
     trainer = pl.Trainer(
         accelerator="cpu", devices=1, max_steps=steps, logger=False, enable_checkpointing=False,
@@ -62,9 +62,11 @@ def lightning_step_times(preset: str, loader: DataLoader, steps: int) -> list[fl
     return timer.times
 
 
-def bare_step_times(preset: str, loader: DataLoader, steps: int) -> list[float]:
+def bare_step_times(preset: str, loader: DataLoader, steps: int, channels_last: bool) -> list[float]:
     task = SegmentationTask(build_preset(preset))  # the same model, loss and optimiser settings
     task.train()
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    task.model.to(memory_format=memory_format)
     decay, no_decay = split_decay_parameters(task.model)
     optimizer = torch.optim.SGD(
         [{"params": decay, "weight_decay": task.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -76,7 +78,7 @@ def bare_step_times(preset: str, loader: DataLoader, steps: int) -> list[float]:
     for _ in range(steps):
         start = time.perf_counter()
         batch = next(iterator)
-        logits, _ = task.model.forward_with_aux(batch["image"])
+        logits, _ = task.model.forward_with_aux(batch["image"].contiguous(memory_format=memory_format))
         loss = task.loss(logits, batch["mask"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -95,6 +97,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12, help="steps per run; the first 2 are warm-up")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--channels-last", action="store_true", help="NHWC memory format in both loops")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pl.seed_everything(0, verbose=False)
@@ -102,11 +105,11 @@ def main() -> None:
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, drop_last=True)
     lightning, bare = [], []
     for _ in range(args.repeats):  # alternate, so drifting machine load hits both alike
-        lightning += lightning_step_times(args.preset, loader, args.steps)[1:]  # intervals: one fewer
-        bare += bare_step_times(args.preset, loader, args.steps)[2:]
+        lightning += lightning_step_times(args.preset, loader, args.steps, args.channels_last)[1:]  # intervals
+        bare += bare_step_times(args.preset, loader, args.steps, args.channels_last)[2:]
     lightning_median, bare_median = statistics.median(lightning), statistics.median(bare)
     print(f"\n{args.preset}, batch {args.batch_size}, crop {args.crop[0]}x{args.crop[1]}, {args.threads} threads, "
-          f"median of {len(bare)} steps after warm-up")
+          f"{'channels_last, ' if args.channels_last else ''}median of {len(bare)} steps after warm-up")
     print(f"bare PyTorch loop : {bare_median * 1000:8.1f} ms/step  {args.batch_size / bare_median:6.2f} images/s")
     print(f"Lightning (task)  : {lightning_median * 1000:8.1f} ms/step  {args.batch_size / lightning_median:6.2f} images/s")
     print(f"Lightning overhead: {100 * (lightning_median / bare_median - 1):+.1f}%")
