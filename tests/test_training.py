@@ -241,3 +241,21 @@ def test_ddp_on_two_cpu_processes_matches_single_process_evaluation(tmp_path):
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
     trainer.validate(task, datamodule=data)
     assert task.last_scores["val"].miou == pytest.approx(ddp_miou, abs=1e-6)
+
+
+def _train_batches(root: Path, workers: int, epoch: int) -> list[torch.Tensor]:
+    pl.seed_everything(3, verbose=False)
+    data = CityscapesDataModule(root=str(root), num_workers=workers, batch_size=4, crop_size=(48, 48),
+                                persistent_workers=False)
+    data.setup("fit")
+    loader = data.train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    return [batch["image"] for batch in loader]
+
+
+def test_training_batches_depend_on_seed_and_epoch_not_on_workers(tiny_cityscapes):
+    single, parallel = _train_batches(tiny_cityscapes, 0, epoch=1), _train_batches(tiny_cityscapes, 2, epoch=1)
+    assert len(single) == len(parallel) == 2
+    for expected, actual in zip(single, parallel):
+        torch.testing.assert_close(actual, expected)
+    assert not torch.equal(single[0], _train_batches(tiny_cityscapes, 0, epoch=2)[0])
