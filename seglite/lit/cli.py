@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.cli import LightningCLI
 
+from seglite.errors import ConfigurationError, SegliteError
 from seglite.lit.task import SegmentationTask
 
 EVAL_OPTIONS = ("eval_mode", "eval_crop_size", "eval_stride", "eval_flip", "eval_scales")
@@ -47,15 +48,13 @@ class SegliteCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except (ValueError, TypeError) as error:
-            from seglite.errors import ConfigurationError
-
             raise ConfigurationError(f"invalid configuration: {error}") from error
 
     def before_fit(self) -> None:
         trainer = self.trainer
+        # Lightning keeps the SyncBatchNorm plugin on the strategy (private attribute; the public
+        # flag is not stored); without this check torch fails deep inside DDP's constructor
         if getattr(trainer.strategy, "_layer_sync", None) is not None and isinstance(trainer.accelerator, CPUAccelerator):
-            from seglite.errors import SegliteError
-
             raise SegliteError(
                 "--trainer.sync_batchnorm true needs GPUs: torch's SyncBatchNorm does not run on CPU "
                 "(DDP on CPU works without it, each process normalising its own batch)"
@@ -93,8 +92,6 @@ def run_cli(args: Sequence[str] | None = None) -> SegliteCLI:
 
 def main(args: Sequence[str] | None = None) -> None:
     """Entry point of the ``seglite`` console script."""
-    from seglite.errors import SegliteError
-
     try:
         run_cli(args)
     except SegliteError as error:  # a user-facing problem: the message says what to do
