@@ -88,6 +88,8 @@ class SegmentationTask(pl.LightningModule):
             raise ValueError(f"lr must be positive, got {lr}")
         if optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
+        if eval_mode not in ("whole", "slide"):
+            raise ValueError(f"eval_mode must be 'whole' or 'slide', got {eval_mode!r}")
         if class_names is not None and len(class_names) != model.num_classes:
             raise ValueError(
                 f"class_names has {len(class_names)} names but the model predicts {model.num_classes} classes"
