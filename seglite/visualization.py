@@ -21,9 +21,12 @@ def palette_array(palette: Sequence[Sequence[int]], ignore_index: int = 255) -> 
 
 
 def colorize(mask: np.ndarray, palette: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
-    """HxW class-id mask -> HxWx3 uint8 RGB image in the palette's colours."""
+    """HxW class-id mask -> HxWx3 uint8 RGB image in the palette's colours; ids outside 0..255 are black."""
     lut = palette if isinstance(palette, np.ndarray) and palette.shape == (256, 3) else palette_array(palette)
-    return lut[mask.astype(np.uint8, copy=False)]
+    mask = np.asarray(mask)
+    if mask.dtype != np.uint8:  # a cast alone would wrap ids such as 256 or -1 onto class colours
+        mask = np.where((mask >= 0) & (mask < 256), mask, 255).astype(np.uint8)
+    return lut[mask]
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, palette, alpha: float = 0.5) -> np.ndarray:

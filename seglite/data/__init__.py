@@ -9,7 +9,6 @@ from .cityscapes import (
     CITYSCAPES_LABEL_IDS,
     CITYSCAPES_PALETTE,
     CityscapesDataset,
-    colorize,
     labelids_to_trainids,
     trainids_to_labelids,
 )
@@ -36,7 +35,6 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "SegmentationDataModule",
-    "colorize",
     "eval_transform",
     "labelids_to_trainids",
     "normalize_image",

@@ -66,13 +66,6 @@ def trainids_to_labelids(array: Any) -> np.ndarray:
     return _lookup(_TRAIN_TO_LABEL, array, 0)
 
 
-def colorize(mask: Any, palette: np.ndarray = CITYSCAPES_PALETTE) -> np.ndarray:
-    """Colour an ``(H, W)`` class-id map with ``palette`` (``(K, 3)`` RGB); ids outside it become black."""
-    table = np.zeros((256, 3), dtype=np.uint8)
-    table[: len(palette)] = palette
-    return table[_lookup(np.arange(256, dtype=np.uint8), mask, IGNORE_INDEX)]
-
-
 CITYSCAPES_LAYOUT = """\
   <root>/leftImg8bit/<split>/<city>/<name>_leftImg8bit.png
   <root>/gtFine/<split>/<city>/<name>_gtFine_labelIds.png   (or _gtFine_labelTrainIds.png)
