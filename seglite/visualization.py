@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import colorsys
 from typing import Sequence
 
 import numpy as np
@@ -38,3 +39,12 @@ def overlay(image: np.ndarray, mask: np.ndarray, palette, alpha: float = 0.5) ->
     colors = colorize(mask, palette).astype(np.float32)
     blended = image.astype(np.float32) * (1.0 - alpha) + colors * alpha
     return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+
+def default_palette(num_classes: int) -> np.ndarray:
+    """Distinct colours for ``num_classes`` classes (hues spread by the golden ratio)."""
+    colours = [
+        colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65 + 0.35 * (i % 2), 0.95 - 0.3 * ((i // 2) % 2))
+        for i in range(num_classes)
+    ]
+    return np.array(np.round(np.array(colours) * 255), dtype=np.uint8).reshape(num_classes, 3)

@@ -6,7 +6,6 @@ be configured from the data (LightningCLI ``link_arguments``).
 
 from __future__ import annotations
 
-import colorsys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from seglite.errors import DatasetNotFoundError
+from seglite.visualization import default_palette
 
 from .cityscapes import (
     CITYSCAPES_CLASSES,
@@ -256,15 +256,6 @@ class CityscapesDataModule(SegmentationDataModule):
 
     def _dataset(self, split: str, transform: Any) -> Dataset:
         return CityscapesDataset(self.root, split, transform)  # type: ignore[arg-type]
-
-
-def default_palette(num_classes: int) -> np.ndarray:
-    """Distinct colours for ``num_classes`` classes (hues spread by the golden ratio)."""
-    colours = [
-        colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65 + 0.35 * (i % 2), 0.95 - 0.3 * ((i // 2) % 2))
-        for i in range(num_classes)
-    ]
-    return np.array(np.round(np.array(colours) * 255), dtype=np.uint8).reshape(num_classes, 3)
 
 
 class FolderDataModule(SegmentationDataModule):

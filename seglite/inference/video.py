@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from seglite.data.datamodule import default_palette
+from seglite.visualization import default_palette
 from seglite.errors import SegliteError
 from seglite.errors import OutputExistsError
 from seglite.visualization import palette_array
