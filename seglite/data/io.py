@@ -15,7 +15,8 @@ import torch
 
 from seglite.errors import DataFormatError, DataReadError, DatasetNotFoundError
 
-IGNORE_INDEX = 255
+from .constants import IGNORE_INDEX
+
 DATA_README = "data/README.md"
 DEMO_HINT = (
     f"See the data section of the README ({DATA_README}) for where to put the data, "

@@ -17,10 +17,7 @@ from albumentations.core.transforms_interface import BaseTransformInitSchema
 from albumentations.pytorch import ToTensorV2
 from pydantic import Field
 
-from .io import IGNORE_INDEX
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from .constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 
 _Size = tuple[int, int]
 

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from seglite.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_image
+from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
+from seglite.data.transforms import normalize_image
 from seglite.errors import OutputExistsError, SegliteError
 from seglite.inference.predictor import (
     INPUT_NAME,

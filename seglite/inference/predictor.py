@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglite.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform
+from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
+from seglite.data.transforms import eval_transform
 from seglite.errors import SegliteError
 
 Backend = Literal["torch", "onnxruntime"]

@@ -16,7 +16,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 from torch.optim.lr_scheduler import LambdaLR
 
-from seglite.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from seglite.inference.sliding import InferenceMode, predict_probabilities
 from seglite.lit.losses import SegmentationLoss
 from seglite.lit.metrics import confusion_matrix_metric, scores_from_confusion
