@@ -2,7 +2,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="seglite",
-    version="0.1.0",
+    version="0.2.0",
     description="Semantic segmentation on lightweight backbones (MobileNets, ShuffleNets) with PyTorch Lightning",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

@@ -1,20 +1,30 @@
-"""seglite: semantic segmentation on lightweight backbones."""
+"""seglite: semantic segmentation on lightweight backbones.
 
-__version__ = "0.1.0"
+``import seglite`` imports nothing heavy; the names below load their modules on first use.
+The segmentation-models-pytorch encoders (``seglite_<backbone>``) are registered by
+``import seglite.models.smp``.
+"""
 
-# Register seglite backbones as segmentation-models-pytorch encoders ("seglite_<backbone>").
-# Without a working smp seglite still imports; importing seglite.models.smp then says what is missing.
-try:
-    from .models import smp as _smp_encoders  # noqa: F401
-except ImportError as error:
-    if error.name != "segmentation_models_pytorch":
-        raise
+from importlib import import_module
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "Predictor": "seglite.inference.predictor",
+    "build_backbone": "seglite.models",
+    "build_model": "seglite.models",
+    "build_preset": "seglite.models",
+    "SegliteError": "seglite.errors",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
 
 
 def __getattr__(name: str):
-    # ``seglite.Predictor`` without importing ONNX Runtime and Lightning with the package
-    if name == "Predictor":
-        from .inference.predictor import Predictor
-
-        return Predictor
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

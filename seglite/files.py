@@ -17,6 +17,8 @@ Pure Python (OpenCV only inside ``encode_image``): safe to import from any layer
 from __future__ import annotations
 
 import errno
+import fnmatch
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -136,18 +138,28 @@ def make_dir(path: str | Path, what: str = "output folder") -> Path:
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it; set back at once, while importing
     os.umask(mask)
     return mask
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+_UMASK = _read_umask()
+
+
+def current_umask() -> int:
+    """The process's umask, read once at import (reading it means setting it for a moment)."""
+    return _UMASK
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None], durable: bool = True) -> Path:
     """Write ``path`` through a temporary file in its folder: ``write(temporary)``, fsync, rename.
 
     A failure at any point (an exception in ``write``, a full disk, an interrupt) removes the
     temporary file and leaves ``path`` as it was. ``OSError`` becomes ``OutputWriteError``.
-    A symbolic link at ``path`` is refused rather than replaced.
+    A symbolic link at ``path`` is refused rather than replaced. ``durable=False`` skips the
+    fsyncs (still atomic for other processes, not across a power cut): for many small outputs
+    such as per-frame masks, where an fsync each would cost more than the write.
     """
     path = Path(path)
     _refuse_link(path, "output")
@@ -158,11 +170,13 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     os.close(descriptor)
     try:
         write(Path(temporary))
-        with open(temporary, "rb+") as file:
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+        if durable:
+            with open(temporary, "rb+") as file:
+                os.fsync(file.fileno())
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(temporary, path)
-        _fsync_dir(path.parent)
+        if durable:
+            _fsync_dir(path.parent)
     except OSError as error:
         raise write_error(path, error) from error
     finally:
@@ -185,14 +199,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
+def write_bytes(path: str | Path, data: bytes, durable: bool = True) -> Path:
     """Atomically write ``data`` to ``path`` (see ``atomic_write``)."""
-    return atomic_write(path, lambda temporary: temporary.write_bytes(data))
+    return atomic_write(path, lambda temporary: temporary.write_bytes(data), durable)
 
 
-def write_text(path: str | Path, text: str) -> Path:
+def write_text(path: str | Path, text: str, durable: bool = True) -> Path:
     """Atomically write UTF-8 ``text`` to ``path`` (see ``atomic_write``)."""
-    return write_bytes(path, text.encode("utf-8"))
+    return write_bytes(path, text.encode("utf-8"), durable)
 
 
 def encode_image(path: str | Path, image: np.ndarray) -> bytes:
@@ -209,6 +223,106 @@ def encode_image(path: str | Path, image: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
-def write_image(path: str | Path, image: np.ndarray) -> Path:
+def write_image(path: str | Path, image: np.ndarray, durable: bool = True) -> Path:
     """Encode and atomically write an image (grey or BGR); a failure is an ``OutputWriteError``."""
-    return write_bytes(path, encode_image(path, image))
+    return write_bytes(path, encode_image(path, image), durable)
+
+
+MANIFEST_NAME = ".seglite-outputs.json"
+
+
+class OutputManifest:
+    """The files seglite wrote into an output folder, so that ``--overwrite`` replaces only those.
+
+    Tools ``claim`` their outputs (recorded in ``<folder>/.seglite-outputs.json``, atomically)
+    before writing them, so even a run killed half-way leaves them claimed. ``check`` refuses an
+    existing output unless ``overwrite`` is given, and refuses it even then when seglite did not
+    write it (a user's own file that happens to have an output's name) or when it, or a folder
+    on the way to it, is a symbolic link.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / MANIFEST_NAME
+        self._files: set[str] = set()
+        self._patterns: set[str] = set()
+        if self.path.is_file() and not self.path.is_symlink():
+            try:
+                recorded = json.loads(self.path.read_text(encoding="utf-8"))
+                self._files = set(recorded.get("files", []))
+                self._patterns = set(recorded.get("patterns", []))
+            except (OSError, ValueError, AttributeError):
+                pass  # unreadable: nothing counts as ours, so nothing is replaced
+
+    def _key(self, path: str | Path) -> str:
+        """``path`` relative to the folder, checking that no part of the way is a link."""
+        path = Path(path)
+        try:
+            relative = path.relative_to(self.folder)
+        except ValueError:
+            raise OutputExistsError(f"{path} is not inside the output folder {self.folder}") from None
+        current = self.folder
+        for part in relative.parts:
+            current = current / part
+            _refuse_link(current, "output")
+        return relative.as_posix()
+
+    def owns(self, path: str | Path) -> bool:
+        """True when seglite recorded ``path`` (or a pattern matching it) as its output in this folder."""
+        key = self._key(path)
+        return key in self._files or any(fnmatch.fnmatchcase(key, pattern) for pattern in self._patterns)
+
+    def check(self, paths: Iterable[str | Path], overwrite: bool, shown: int = 5) -> None:
+        """Raise ``OutputExistsError`` if writing ``paths`` would replace anything it may not."""
+        existing = [Path(path) for path in paths if self._key(path) and Path(path).exists()]
+        if not existing:
+            return
+        listed = lambda found: ", ".join(map(str, found[:shown])) + (  # noqa: E731
+            f" and {len(found) - shown} more" if len(found) > shown else ""
+        )
+        if not overwrite:
+            raise OutputExistsError(
+                f"outputs exist: {listed(existing)}; pass --overwrite to replace them or choose another folder"
+            )
+        foreign = [path for path in existing if not self.owns(path)]
+        if foreign:
+            raise OutputExistsError(
+                f"{listed(foreign)} exist but were not written by seglite (they are not listed in {self.path}); "
+                "--overwrite replaces only seglite's own outputs: move them away or choose another folder"
+            )
+
+    def claim(self, paths: Iterable[str | Path] = (), patterns: Iterable[str] = ()) -> None:
+        """Record ``paths``, and ``fnmatch`` patterns of relative paths (for outputs whose names
+        are not known in advance, such as a video's ``frame_*.png``), as seglite's outputs."""
+        added = {self._key(path) for path in paths} - self._files
+        added_patterns = set(patterns) - self._patterns
+        if added or added_patterns:
+            self._files |= added
+            self._patterns |= added_patterns
+            make_dir(self.folder)
+            record = {"files": sorted(self._files), "patterns": sorted(self._patterns)}
+            write_text(self.path, json.dumps(record, indent=0) + "\n")
+
+    def foreign(self, pattern: str = "*") -> list[Path]:
+        """Existing files matching ``pattern`` (relative, ``fnmatch``) that seglite did not write."""
+        if not self.folder.is_dir():
+            return []
+        found = (path for path in self.folder.rglob("*") if path.name != MANIFEST_NAME and not path.is_dir())
+        return sorted(
+            path for path in found
+            if fnmatch.fnmatchcase(path.relative_to(self.folder).as_posix(), pattern) and not self.owns(path)
+        )
+
+    def owned(self, pattern: str = "*") -> list[Path]:
+        """Existing files seglite wrote here whose relative path matches ``pattern`` (``fnmatch``)."""
+        return sorted(
+            self.folder / name
+            for name in self._files
+            if fnmatch.fnmatchcase(name, pattern) and (self.folder / name).is_file()
+        )
+
+    def remove(self, path: str | Path) -> None:
+        """Delete one of seglite's own outputs (never through a link); others are refused."""
+        if not self.owns(path):
+            raise OutputExistsError(f"{path} was not written by seglite; it is left alone")
+        Path(path).unlink(missing_ok=True)

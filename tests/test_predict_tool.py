@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import os
 from pathlib import Path
 
 import cv2
@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 from test_predictor import checkpoint, random_images  # noqa: F401  (fixtures, shared)
 
+from seglite.apps import predict as predict_tool
 from seglite.data import CITYSCAPES_PALETTE
 from seglite.inference.predictor import Predictor
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import predict as predict_tool  # noqa: E402  (tools/predict.py)
 
 
 # Lightning rebuilds models from checkpoints with a jsonargparse call that warns of its own deprecation
@@ -57,7 +55,8 @@ def test_file_and_glob_with_colour_onnx_and_size(checkpoint, images, tmp_path): 
     arguments = [str(images / "a.png"), str(images / "sub" / "*.jpg"), "--checkpoint", str(checkpoint), "--backend", "onnxruntime",
                  "--onnx", str(onnx_path), "--size", "32", "48", "--color", "--no-overlay", "--output", str(output)]
     assert predict_tool.main(arguments) == 0
-    assert sorted(path.name for path in output.iterdir()) == ["a_mask.png", "b_mask.png"]
+    assert sorted(path.name for path in output.glob("*.png")) == ["a_mask.png", "b_mask.png"]
+    assert (output / ".seglite-outputs.json").is_file()  # the manifest of what seglite wrote
     colours = read_rgb(output / "b_mask.png")
     assert colours.shape == (40, 64, 3)
     assert {tuple(c) for c in colours.reshape(-1, 3)} <= {tuple(c) for c in CITYSCAPES_PALETTE.tolist()}
@@ -67,16 +66,68 @@ def test_file_and_glob_with_colour_onnx_and_size(checkpoint, images, tmp_path): 
 
 def test_refuses_to_overwrite(checkpoint, images, tmp_path, capsys):  # noqa: F811
     output = tmp_path / "out"
-    output.mkdir()
-    (output / "a_mask.png").write_bytes(b"older result")
     arguments = [str(images / "a.png"), "--checkpoint", str(checkpoint), "--output", str(output)]
+    assert predict_tool.main(arguments) == 0
+    first = (output / "a_mask.png").read_bytes()
+    (output / "a_mask.png").write_bytes(b"edited by hand")
     assert predict_tool.main(arguments) == 2
     message = capsys.readouterr().err
     assert "a_mask.png" in message and "--overwrite" in message
-    assert (output / "a_mask.png").read_bytes() == b"older result"
-    assert not (output / "a_overlay.png").exists()
+    assert (output / "a_mask.png").read_bytes() == b"edited by hand"
+    # seglite's own outputs (listed in the folder's manifest) are replaced when asked
     assert predict_tool.main(arguments + ["--overwrite"]) == 0
-    assert cv2.imread(str(output / "a_mask.png"), cv2.IMREAD_UNCHANGED).shape == (61, 97)
+    assert (output / "a_mask.png").read_bytes() == first
+
+
+def test_overwrite_never_replaces_files_seglite_did_not_write(checkpoint, images, tmp_path, capsys):  # noqa: F811
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "a_mask.png").write_bytes(b"a user's own file")
+    arguments = [str(images / "a.png"), "--checkpoint", str(checkpoint), "--output", str(output), "--overwrite"]
+    assert predict_tool.main(arguments) == 2
+    message = capsys.readouterr().err
+    assert "not written by seglite" in message and "a_mask.png" in message
+    assert (output / "a_mask.png").read_bytes() == b"a user's own file"
+    assert not (output / "a_overlay.png").exists()
+
+
+def test_never_writes_through_links(checkpoint, images, tmp_path, capsys):  # noqa: F811
+    output = tmp_path / "out"
+    arguments = [str(images / "a.png"), "--checkpoint", str(checkpoint), "--output", str(output), "--no-overlay"]
+    assert predict_tool.main(arguments) == 0
+    target = tmp_path / "precious.png"
+    target.write_bytes(b"precious")
+    (output / "a_mask.png").unlink()
+    (output / "a_mask.png").symlink_to(target)
+    assert predict_tool.main(arguments + ["--overwrite"]) == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert target.read_bytes() == b"precious"
+    # nor into a linked output folder
+    linked = tmp_path / "linked"
+    linked.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    assert predict_tool.main([str(images / "a.png"), "--checkpoint", str(checkpoint), "--output", str(linked)]) == 2
+    assert not any((tmp_path / "elsewhere").iterdir())
+
+
+def test_output_inside_input_is_not_segmented_again(checkpoint, images, tmp_path):  # noqa: F811
+    output = images / "predictions"
+    arguments = [str(images), "--checkpoint", str(checkpoint), "--output", str(output)]
+    assert predict_tool.main(arguments) == 0
+    assert predict_tool.main(arguments + ["--overwrite"]) == 0
+    written = sorted(str(path.relative_to(output)) for path in output.rglob("*.png"))
+    assert written == ["a_mask.png", "a_overlay.png", "sub/b_mask.png", "sub/b_overlay.png"]
+
+
+def test_output_that_is_the_input_is_refused(checkpoint, images, tmp_path, capsys):  # noqa: F811
+    output = tmp_path / "out"
+    output.mkdir()
+    os.link(images / "a.png", output / "a_mask.png")  # a hard link: the same file under the output's name
+    before = (images / "a.png").read_bytes()
+    arguments = [str(images / "a.png"), "--checkpoint", str(checkpoint), "--output", str(output), "--overwrite"]
+    assert predict_tool.main(arguments) == 2
+    assert "a_mask.png" in capsys.readouterr().err
+    assert (images / "a.png").read_bytes() == before
 
 
 @pytest.mark.parametrize("case", ["missing", "empty glob", "empty folder", "unreadable", "output is a file", "missing model"])

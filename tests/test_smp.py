@@ -1,4 +1,4 @@
-"""seglite backbones as segmentation-models-pytorch encoders (registered by ``import seglite``)."""
+"""seglite backbones as segmentation-models-pytorch encoders (registered by ``import seglite.models.smp``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 
-import seglite  # noqa: F401  registers the encoders
+import seglite.models.smp  # noqa: F401  registers the encoders
 from seglite.models.factory import BACKBONES
 from seglite.models.smp import SegliteEncoder, register_encoder
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import os
 from pathlib import Path
 
 import cv2
@@ -16,16 +16,8 @@ from seglite.inference.predictor import Predictor
 from seglite.inference.video import to_bgr
 from seglite.models import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
 HEIGHT, WIDTH = 61, 97  # odd on purpose
 FPS = 12.0
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +30,10 @@ def predictor() -> Predictor:
 @pytest.fixture()
 def tool(monkeypatch, predictor):
     """The video tool with its model loading replaced by the tiny in-memory predictor."""
-    module = load_tool("infer_video")
-    monkeypatch.setattr(module, "load_predictor", lambda args: predictor)
-    return module
+    from seglite.apps import infer_video
+
+    monkeypatch.setattr(infer_video, "load_predictor", lambda args: predictor)
+    return infer_video
 
 
 def frame(index: int, height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:
@@ -162,7 +155,7 @@ def test_missing_input_and_unwritable_output_are_clear_errors(tool, odd_video, t
     blocker = tmp_path / "file"
     blocker.write_text("a file, not a folder")
     assert run_tool(tool, odd_video, blocker / "out.mp4") == 2
-    assert "cannot create output folder" in capsys.readouterr().err
+    assert "is a file" in capsys.readouterr().err
     assert run_tool(tool, odd_video, tmp_path / "out.gif") == 2
     assert "cannot write video" in capsys.readouterr().err
 
@@ -217,8 +210,107 @@ def test_failure_mid_run_leaves_a_playable_file(tool, predictor, odd_video, tmp_
 
 
 def test_model_errors_are_reported_without_traceback(odd_video, tmp_path, capsys):
-    tool = load_tool("infer_video")  # the real loader
+    from seglite.apps import infer_video as tool  # the real loader
     assert tool.main([str(odd_video), str(tmp_path / "out.mp4"), "--checkpoint", str(tmp_path / "none.ckpt")]) == 2
     assert "none.ckpt" in capsys.readouterr().err
     with pytest.raises(SegliteError):
         tool.run(tool.parse_args([str(odd_video), str(odd_video), "--checkpoint", "x.ckpt"]))
+
+
+class _ShortWriter:
+    """A cv2.VideoWriter that stops storing frames after ``keep`` of them, as on a full disk.
+
+    ``report`` says what ``write`` answers then: False as OpenCV 5's FFmpeg writer does, or
+    True as its MJPEG writer does (which notices nothing).
+    """
+
+    def __init__(self, keep: int, report: bool, make, *args) -> None:
+        self.inner = make(*args)
+        self.keep, self.report, self.count = keep, report, 0
+
+    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+        return self.inner.isOpened()
+
+    def write(self, image):
+        self.count += 1
+        if self.count > self.keep:
+            return self.report
+        return self.inner.write(image)
+
+    def release(self) -> None:
+        self.inner.release()
+
+
+@pytest.mark.parametrize("suffix, report", [(".mp4", False), (".avi", True)], ids=["encoder-reports", "silent-mjpeg"])
+def test_full_disk_is_an_error_and_leaves_no_broken_video(tool, odd_video, tmp_path, monkeypatch, capsys, suffix, report):
+    from seglite.inference import video
+
+    real = cv2.VideoWriter
+    monkeypatch.setattr(video.cv2, "VideoWriter", lambda *args: _ShortWriter(3, report, real, *args))
+    output = tmp_path / f"full{suffix}"
+    assert run_tool(tool, odd_video, output) == 2
+    captured = capsys.readouterr()
+    assert f"cannot write video {output}" in captured.err and "frames: 7" not in captured.out
+    assert not output.exists()
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []  # no temporary left
+
+
+def test_output_that_is_the_input_by_a_hard_link_is_refused(tool, odd_video, tmp_path, capsys):
+    output = tmp_path / "same.avi"
+    os.link(odd_video, output)
+    before = odd_video.read_bytes()
+    assert run_tool(tool, odd_video, output, "--overwrite") == 2
+    assert "is the input" in capsys.readouterr().err
+    assert odd_video.read_bytes() == before
+
+
+def test_never_writes_through_a_symbolic_link(tool, odd_video, tmp_path, capsys):
+    target = tmp_path / "precious.avi"
+    target.write_bytes(b"precious")
+    link = tmp_path / "link.avi"
+    link.symlink_to(target)
+    assert run_tool(tool, odd_video, link, "--overwrite") == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert target.read_bytes() == b"precious" and link.is_symlink()
+
+
+def test_masks_replace_only_seglite_masks_and_never_input_frames(tool, tmp_path, capsys):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(frames / f"f{index}.png"), frame(index))
+    before = (frames / "f0.png").read_bytes()
+    # masks into the frames folder would replace the frames themselves
+    assert run_tool(tool, frames, tmp_path / "a.avi", "--masks", frames, "--overwrite") == 2
+    assert "input frame" in capsys.readouterr().err and (frames / "f0.png").read_bytes() == before
+    masks = tmp_path / "masks"
+    assert run_tool(tool, frames, tmp_path / "b.avi", "--masks", masks) == 0
+    assert run_tool(tool, frames, tmp_path / "c.avi", "--masks", masks) == 2  # exists: --overwrite needed
+    assert "--overwrite" in capsys.readouterr().err
+    assert run_tool(tool, frames, tmp_path / "c.avi", "--masks", masks, "--overwrite") == 0
+    (masks / "f1.png").unlink()
+    (masks / "f1.png").write_bytes(b"a user's file")  # no longer seglite's: --overwrite leaves it
+    (masks / ".seglite-outputs.json").write_text('{"files": ["f0.png", "f2.png"]}')
+    assert run_tool(tool, frames, tmp_path / "d.avi", "--masks", masks, "--overwrite") == 2
+    assert "not written by seglite" in capsys.readouterr().err
+    assert (masks / "f1.png").read_bytes() == b"a user's file" and not (tmp_path / "d.avi").exists()
+
+
+def test_interrupt_during_start_up_is_a_clean_exit(tool, odd_video, tmp_path, monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tool, "load_predictor", interrupted)
+    assert run_tool(tool, odd_video, tmp_path / "out.mp4") == 130
+    captured = capsys.readouterr()
+    assert "interrupted" in captured.err and "Traceback" not in captured.err
+    assert list(tmp_path.iterdir()) == [odd_video]
+
+
+def test_video_gets_the_usual_permissions(tool, odd_video, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        assert run_tool(tool, odd_video, tmp_path / "out.avi") == 0
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "out.avi").stat().st_mode & 0o777 == 0o644

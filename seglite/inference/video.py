@@ -10,7 +10,10 @@ a core: see ``--threads`` of ``tools/infer_video.py``).
 from __future__ import annotations
 
 import glob
+import os
 import queue
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -21,12 +24,19 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from seglite.visualization import default_palette
-from seglite.errors import SegliteError
-from seglite.errors import OutputExistsError
-from seglite.visualization import palette_array
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+from seglite.errors import OutputExistsError, SegliteError
+from seglite.files import (
+    IMAGE_EXTENSIONS,
+    OutputManifest,
+    check_output_file,
+    current_umask,
+    is_image_file,
+    make_dir,
+    same_file,
+    write_error,
+    write_image,
+)
+from seglite.visualization import default_palette, palette_array
 
 # Output container -> (fourcc, OpenCV writer backend). OpenCV's FFmpeg writer silently drops
 # the last row or column of odd-sized frames, so those containers get frames padded to even
@@ -38,7 +48,6 @@ VIDEO_FORMATS = {
     ".mkv": ("mp4v", cv2.CAP_FFMPEG),
     ".avi": ("MJPG", cv2.CAP_OPENCV_MJPEG),
 }
-DEFAULT_FPS = 30.0
 
 
 class VideoIOError(SegliteError, OSError):
@@ -84,6 +93,9 @@ class FrameSource:
     Opening reads the first frame, so an unreadable input fails here rather than mid-run.
     """
 
+    inputs: list[Path]
+    """The files frames come from (none for a camera), which no output may replace."""
+
     def __init__(self, description: str, fps: float | None, frame_count: int | None) -> None:
         self.description = description
         self.fps = fps
@@ -121,8 +133,11 @@ class FrameSource:
 class CaptureSource(FrameSource):
     """A video file or camera through ``cv2.VideoCapture``."""
 
-    def __init__(self, capture: cv2.VideoCapture, description: str, camera: bool = False) -> None:
+    def __init__(
+        self, capture: cv2.VideoCapture, description: str, camera: bool = False, path: Path | None = None
+    ) -> None:
         self.capture = capture
+        self.inputs = [path] if path is not None else []
         fps = capture.get(cv2.CAP_PROP_FPS)
         count = 0 if camera else int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         try:
@@ -144,6 +159,7 @@ class ImageFilesSource(FrameSource):
 
     def __init__(self, paths: Sequence[Path], description: str) -> None:
         self.paths = list(paths)
+        self.inputs = self.paths
         super().__init__(description, None, len(self.paths))
 
     def _read(self, index: int) -> np.ndarray | None:
@@ -169,7 +185,7 @@ def open_source(source: str | int) -> FrameSource:
         return CaptureSource(capture, f"camera {index}", camera=True)
     path = Path(source)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        files = sorted(p for p in path.iterdir() if is_image_file(p))
         if not files:
             raise VideoIOError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {path}")
         return ImageFilesSource(files, f"folder {path}")
@@ -179,78 +195,155 @@ def open_source(source: str | int) -> FrameSource:
         capture = cv2.VideoCapture(str(path))
         if not capture.isOpened():
             raise VideoIOError(f"cannot open video {path}: not a video OpenCV's decoders can read")
-        return CaptureSource(capture, f"video {path}")
+        return CaptureSource(capture, f"video {path}", path=path)
     if glob.has_magic(source):
-        files = sorted(Path(p) for p in glob.glob(source) if Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(Path(p) for p in glob.glob(source) if is_image_file(p))
         if not files:
             raise VideoIOError(f"no images match {source!r}")
         return ImageFilesSource(files, f"images {source!r}")
     raise VideoIOError(f"input not found: {source} (expected a video file, a camera index, a folder or a glob of images)")
 
 
-def check_new_outputs(paths: Sequence[Path | None], overwrite: bool) -> None:
-    """Refuse outputs that exist (non-empty folders count) unless ``overwrite``."""
-    if overwrite:
+MASK_PATTERN = "frame_*.png"  # the masks of a video or camera source, named frame_NNNNNN.png
+
+
+def prepare_masks_dir(masks_dir: Path, source: FrameSource, overwrite: bool = False) -> None:
+    """Create the masks folder and claim the masks ``source`` will give (see ``seglite.files.OutputManifest``).
+
+    Refused: masks that exist (unless ``overwrite``, and then only masks seglite wrote), a mask
+    that would be one of the input frames, and two input frames with the same name.
+    """
+    masks_dir = make_dir(masks_dir, "masks folder")
+    manifest = OutputManifest(masks_dir)
+    if isinstance(source, ImageFilesSource):
+        planned = [masks_dir / f"{path.stem}.png" for path in source.paths]
+        seen: dict[Path, Path] = {}
+        for mask, frame_path in zip(planned, source.paths):
+            if mask in seen:
+                raise VideoIOError(f"frames {seen[mask]} and {frame_path} would write the same mask {mask}")
+            seen[mask] = frame_path
+            if same_file(mask, frame_path):
+                raise OutputExistsError(f"mask {mask} would replace the input frame {frame_path}; choose another --masks folder")
+        manifest.check(planned, overwrite)
+        manifest.claim(planned)
         return
-    for path in paths:
-        if path is None or not path.exists():
-            continue
-        if path.is_dir() and not any(path.iterdir()):
-            continue
-        raise OutputExistsError(f"output {path} exists; pass --overwrite to replace it or choose another path")
-
-
-def _make_folder(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise VideoIOError(f"cannot create output folder {path}: {error.strerror or error}") from error
+    existing = sorted(masks_dir.glob(MASK_PATTERN))
+    if existing:
+        manifest.check(existing, overwrite)
+    manifest.claim(patterns=[MASK_PATTERN])
 
 
 class VideoSink:
-    """An OpenCV video writer that checks that it opened, keeps odd frame sizes and is always released.
+    """An OpenCV video writer whose every frame is checked and whose output appears only when whole.
 
     Containers in ``VIDEO_FORMATS``: ``.mp4``/``.m4v``/``.mov``/``.mkv`` (MPEG-4 'mp4v'; odd
     sides are padded by one replicated row/column, since OpenCV's FFmpeg writer would crop them)
     and ``.avi`` (Motion JPEG, any size exactly).
+
+    Frames go to a hidden temporary file beside ``path``. ``close`` releases the writer (which
+    writes the container's index), checks that the file holds every frame written, and only
+    then renames it to ``path``. A frame the encoder could not write, or a file that comes out
+    short (a full disk: OpenCV's MJPEG writer reports no error of its own), raises
+    ``VideoIOError`` naming the output and the reason, and removes the temporary file, so a
+    failed run never leaves a broken video under the output's name.
+
+    Args:
+        path: the output video.
+        fps: frames per second.
+        size: ``(width, height)`` of the frames.
+        overwrite: replace an existing ``path``.
+        inputs: files the output must not be (a hard link to the input counts).
     """
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        size: tuple[int, int],
+        overwrite: bool = False,
+        inputs: Sequence[Path] = (),
+    ) -> None:
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix not in VIDEO_FORMATS:
             raise VideoIOError(f"cannot write video {path}: use one of {', '.join(VIDEO_FORMATS)}")
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
-        check_new_outputs([path], overwrite)
-        _make_folder(path.parent)
+        self.path = check_output_file(path, overwrite, inputs, what="output video")
         fourcc, backend = VIDEO_FORMATS[suffix]
         width, height = size
-        self.path = path
         self.frame_shape = (height, width)
         self.padding = (height % 2, width % 2) if backend == cv2.CAP_FFMPEG else (0, 0)
         encoded_size = (width + self.padding[1], height + self.padding[0])
-        self.writer = cv2.VideoWriter(str(path), backend, cv2.VideoWriter_fourcc(*fourcc), fps, encoded_size)
+        try:
+            # the container follows the file name's extension, so the temporary file keeps it
+            descriptor, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{suffix}", dir=path.parent)
+        except OSError as error:
+            raise write_error(path, error) from error
+        os.close(descriptor)
+        self.temporary = Path(temporary)
+        self.writer = cv2.VideoWriter(str(self.temporary), backend, cv2.VideoWriter_fourcc(*fourcc), fps, encoded_size)
         if not self.writer.isOpened():
+            self.temporary.unlink(missing_ok=True)
             raise VideoIOError(f"cannot write video {path}: OpenCV's '{fourcc}' writer did not open it")
         self.frames_written = 0
+        self.failed = False
+        self.closed = False
+
+    def _failure(self, what: str) -> VideoIOError:
+        self.failed = True
+        free = shutil.disk_usage(self.path.parent).free
+        reason = "disk full" if free < 1 << 20 else what
+        return VideoIOError(f"cannot write video {self.path}: {reason} ({self.frames_written} frames written)")
 
     def write(self, bgr: np.ndarray) -> None:
         if bgr.shape[:2] != self.frame_shape:
             raise ValueError(f"frame of size {bgr.shape[:2]} written to a {self.frame_shape} video")
         if any(self.padding):
             bgr = cv2.copyMakeBorder(bgr, 0, self.padding[0], 0, self.padding[1], cv2.BORDER_REPLICATE)
-        self.writer.write(bgr)
+        # OpenCV 5's FFmpeg writer answers False for a frame it could not write; 4.x answers None
+        if self.writer.write(bgr) is False:
+            raise self._failure(f"the encoder could not write frame {self.frames_written}")
         self.frames_written += 1
 
-    def close(self) -> None:
-        """Release the writer, which writes the container's index (an MP4 is unplayable without it).
+    def _frames_in_file(self) -> int:
+        """Frames the finished temporary file holds: the container's count, or a decode when that disagrees."""
+        capture = cv2.VideoCapture(str(self.temporary))
+        try:
+            if not capture.isOpened():
+                return 0
+            if int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == self.frames_written:
+                return self.frames_written
+            count = 0  # some containers only estimate their count: decode to be sure
+            while capture.grab():
+                count += 1
+            return count
+        finally:
+            capture.release()
 
-        A video without frames cannot be opened by players (nor by OpenCV), so it is removed.
+    def close(self) -> None:
+        """Release the writer, check the file, and move it to ``path`` (see the class docstring).
+
+        A video without frames cannot be opened by players (nor by OpenCV), so none is kept.
         """
+        if self.closed:
+            return
+        self.closed = True
         self.writer.release()
-        if self.frames_written == 0:
-            self.path.unlink(missing_ok=True)
+        try:
+            if self.failed or self.frames_written == 0:
+                return
+            found = self._frames_in_file()
+            if found != self.frames_written:
+                raise self._failure(f"the file holds {found} of the {self.frames_written} frames written")
+            os.chmod(self.temporary, 0o666 & ~current_umask())
+            os.replace(self.temporary, self.path)
+        except OSError as error:
+            if isinstance(error, VideoIOError):
+                raise
+            raise write_error(self.path, error) from error
+        finally:
+            self.temporary.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoSink:
         return self
@@ -342,7 +435,7 @@ class VideoPipeline:
     def run(self, source: FrameSource, sink: VideoSink, max_frames: int | None = None, progress: bool = True) -> VideoStats:
         """Segment ``source`` into ``sink``; returns (and keeps in ``stats``) counts and timings."""
         if self.masks_dir is not None:
-            _make_folder(self.masks_dir)
+            make_dir(self.masks_dir, "masks folder")
         self.stats = stats = VideoStats()
         stop = threading.Event()
         decoded: queue.Queue = queue.Queue(self.queue_batches)
@@ -414,8 +507,7 @@ class VideoPipeline:
                     sink.write(self.compose(frame.bgr, mask))
                     if self.masks_dir is not None:
                         path = self.masks_dir / f"{frame.name}.png"
-                        if not cv2.imwrite(str(path), mask):
-                            raise VideoIOError(f"cannot write mask {path}")
+                        write_image(path, mask, durable=False)
                     self.stats.frames += 1
             except BaseException as error:
                 failure.append(error)
