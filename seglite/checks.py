@@ -9,7 +9,8 @@ Pure Python and NumPy: safe to import from any layer, fast to import.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def check_fraction(
 ) -> float:
     """``value`` as a ``float`` if it lies in [0, 1] (or [0, 1) with ``include_one=False``)."""
     upper_ok = (lambda v: v <= 1.0) if include_one else (lambda v: v < 1.0)
-    if not is_number(value) or not (0.0 <= value and upper_ok(value)):
+    if not is_number(value) or not (value >= 0.0 and upper_ok(value)):
         interval = "[0, 1]" if include_one else "[0, 1)"
         raise ValueError(f"{_prefix(owner)}{name} must be a number in {interval}, got {value!r}")
     return float(value)

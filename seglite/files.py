@@ -21,8 +21,8 @@ import fnmatch
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -139,17 +139,25 @@ def make_dir(path: str | Path, what: str = "output folder") -> Path:
 
 
 def _read_umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it; set back at once, while importing
+    mask = os.umask(0)  # the portable way to read it sets it; set back at once, while importing
     os.umask(mask)
     return mask
 
 
-_UMASK = _read_umask()
+_IMPORT_UMASK = _read_umask()
 
 
 def current_umask() -> int:
-    """The process's umask, read once at import (reading it means setting it for a moment)."""
-    return _UMASK
+    """The process's umask now: from /proc on Linux (reading it with ``os.umask`` would change it
+    for a moment under other threads), else as it was when seglite was imported."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return _IMPORT_UMASK
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None], durable: bool = True) -> Path:
@@ -173,7 +181,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], durable: bool 
         if durable:
             with open(temporary, "rb+") as file:
                 os.fsync(file.fileno())
-        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
+        os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(temporary, path)
         if durable:
             _fsync_dir(path.parent)

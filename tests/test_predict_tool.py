@@ -14,7 +14,6 @@ from seglite.apps import predict as predict_tool
 from seglite.data import CITYSCAPES_PALETTE
 from seglite.inference.predictor import Predictor
 
-
 # Lightning rebuilds models from checkpoints with a jsonargparse call that warns of its own deprecation
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pytorch_lightning.cli")
 

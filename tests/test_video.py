@@ -228,7 +228,7 @@ class _ShortWriter:
         self.inner = make(*args)
         self.keep, self.report, self.count = keep, report, 0
 
-    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+    def isOpened(self) -> bool:
         return self.inner.isOpened()
 
     def write(self, image):

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--onnx", type=Path, help="ONNX model to run; with --checkpoint and --backend onnxruntime, where to export it")
     model.add_argument("--backend", choices=BACKENDS, default=None, help="default: onnxruntime when --onnx is given, else torch")
     model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
-    model.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), help="inference size; masks are resized back to each frame (default: the frame's size)")
+    model.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                       help="inference size; masks are resized back to each frame (default: the frame's size)")
     model.add_argument("--batch", type=int, default=1, help="frames per model call (default: 1)")
     model.add_argument("--channels-last", action="store_true", help="channels-last memory format (torch backend; faster on CPU)")
     model.add_argument("--threads", type=int, help="CPU threads of the model (default on CPU: one per core but one, "
@@ -126,7 +127,8 @@ def run(args: argparse.Namespace):
             try:
                 return pipeline.run(source, sink, args.max_frames, progress=not args.no_progress)
             except KeyboardInterrupt:
-                kept = f"the {pipeline.stats.frames} frames done are kept in {args.output}" if pipeline.stats.frames else "no frame was done"
+                done = pipeline.stats.frames
+                kept = f"the {done} frames done are kept in {args.output}" if done else "no frame was done"
                 print(f"\ninterrupted: {kept}", file=sys.stderr)
                 report(pipeline.stats, args.output, partial=True)
                 raise

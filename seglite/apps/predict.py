@@ -42,10 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, required=True, help="output folder")
     model = parser.add_argument_group("model")
     model.add_argument("--checkpoint", type=Path, help="Lightning checkpoint of a seglite model")
-    model.add_argument("--onnx", type=Path, help="ONNX model of tools/export.py; with --checkpoint and --backend onnxruntime, where to export it")
+    model.add_argument("--onnx", type=Path,
+                       help="ONNX model of tools/export.py; with --checkpoint and --backend onnxruntime, where to export it")
     model.add_argument("--backend", choices=BACKENDS, help="default: torch for a checkpoint, onnxruntime for --onnx alone")
     model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
-    model.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), help="inference size; masks are resized back to each image (default: the image's size)")
+    model.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                       help="inference size; masks are resized back to each image (default: the image's size)")
     model.add_argument("--batch", type=int, default=1, help="images per model call (default: 1)")
     output = parser.add_argument_group("output")
     output.add_argument("--color", action="store_true", help="colour masks in the palette instead of train ids")
