@@ -70,7 +70,7 @@ def physical_cores() -> int:
     return max(len(cores), 1)
 
 
-def _size(text: str) -> tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
     height, sep, width = text.lower().partition("x")
     try:
         size = int(height), int(width)
@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what = parser.add_argument_group("what to measure")
     what.add_argument("--presets", nargs="+", metavar="PRESET", help="seglite presets (default: all; --quick: two)")
-    what.add_argument("--sizes", nargs="+", type=_size, metavar="HxW", help="input sizes (default: 512x1024 1024x2048)")
+    what.add_argument("--sizes", nargs="+", type=parse_size, metavar="HxW", help="input sizes (default: 512x1024 1024x2048)")
     what.add_argument("--batch-sizes", nargs="+", type=_positive, metavar="N", help="batch sizes (default: 1 4)")
     what.add_argument("--backends", nargs="+", metavar="NAME",
                       help="backends (default: every default backend available; see --list-backends)")

@@ -314,7 +314,7 @@ def count_costs(
     Works on the meta device (shapes only). The model's training mode is restored afterwards.
     See ``_CostMode`` for exactly which bytes count.
     """
-    parameter = next(model.parameters())
+    parameter = next(model.parameters(), torch.zeros(()))  # a parameter-free model runs on the CPU in fp32
     x = torch.zeros(batch_size, in_channels, *input_size, device=parameter.device, dtype=parameter.dtype)
     weight_ids = {id(t) for t in model.parameters()} | {id(t) for t in model.buffers()}
     was_training = model.training
