@@ -1,4 +1,4 @@
-"""Training throughput, Lightning against a bare PyTorch loop (``--help``; logic in ``seglite.apps.benchmark_training``)."""
+"""Training throughput, Lightning against a bare PyTorch loop (``--help``; ``seglite.apps.benchmark_training``)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""Parameters, MACs and memory access cost of every backbone and preset (``--help``; logic in ``seglite.apps.complexity``)."""
+"""Parameters, MACs and memory access cost of every backbone and preset (``--help``; ``seglite.apps.complexity``)."""
 
 import sys
 

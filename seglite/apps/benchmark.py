@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what = parser.add_argument_group("what to measure")
     what.add_argument("--presets", nargs="+", metavar="PRESET", help="seglite presets (default: all; --quick: two)")
-    what.add_argument("--sizes", nargs="+", type=parse_size, metavar="HxW", help="input sizes (default: 512x1024 1024x2048)")
+    what.add_argument("--sizes", nargs="+", type=parse_size, metavar="HxW",
+                      help="input sizes (default: 512x1024 1024x2048)")
     what.add_argument("--batch-sizes", nargs="+", type=_positive, metavar="N", help="batch sizes (default: 1 4)")
     what.add_argument("--backends", nargs="+", metavar="NAME",
                       help="backends (default: every default backend available; see --list-backends)")
@@ -127,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--num-classes", type=_positive, default=19, help="classes of every model (default: 19)")
     what.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="default: all three")
     what.add_argument("--quick", action="store_true",
-                      help="a few minutes: LR-ASPP MobileNetV3-Large/Small, 512x1024, batch 1, fewer rounds and sweep points")
+                      help="a few minutes: LR-ASPP MobileNetV3-Large/Small, 512x1024, batch 1, fewer rounds "
+                           "and sweep points")
     timing = parser.add_argument_group("timing")
     timing.add_argument("--warmup", type=_non_negative, help="untimed rounds (default: 2; --quick: 1)")
     timing.add_argument("--rounds", type=_positive, help="timed rounds at most (default: 7; --quick: 5)")
@@ -141,15 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--rhos", nargs="+", type=_fraction,
                        help="resolution multipliers of the first size (default: 1.0 0.75 0.5)")
     profile = parser.add_argument_group("profile")
-    profile.add_argument("--profile-preset", default="lraspp_mobilenet_v3_large", help="default: lraspp_mobilenet_v3_large")
+    profile.add_argument("--profile-preset", default="lraspp_mobilenet_v3_large",
+                         help="default: lraspp_mobilenet_v3_large")
     profile.add_argument("--profile-backends", nargs="+", metavar="NAME",
                          help="default: every chosen backend that has a profiler")
     profile.add_argument("--profile-runs", type=_positive, default=5, help="profiled forward passes (default: 5)")
-    profile.add_argument("--top", type=_non_negative, default=10, help="slowest operators listed per backend (default: 10)")
+    profile.add_argument("--top", type=_non_negative, default=10,
+                         help="slowest operators listed per backend (default: 10)")
     output = parser.add_argument_group("output")
     output.add_argument("--output-dir", type=Path, default=Path("benchmark"), help="default: ./benchmark")
     output.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    output.add_argument("--list-backends", action="store_true", help="list the backends and their availability, then exit")
+    output.add_argument("--list-backends", action="store_true",
+                        help="list the backends and their availability, then exit")
     return parser
 
 

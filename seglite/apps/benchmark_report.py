@@ -216,7 +216,7 @@ def plot_latency(path: Path, rows: Sequence[ResultRow], title: str) -> Path:
     backends = list(dict.fromkeys(row.backend for row in points if row.preset != "torchvision-lraspp"))
     markers = "osD^v<>ph*"
     figure, axes = plt.subplots(1, len(sizes), figsize=(7.5 * len(sizes), 6), squeeze=False)
-    for axis, (height, width) in zip(axes[0], sizes):
+    for axis, (height, width) in zip(axes[0], sizes, strict=True):
         for index, backend in enumerate(backends):
             chosen = [r for r in points if r.backend == backend and (r.height, r.width) == (height, width)
                       and r.preset != "torchvision-lraspp"]  # fmt: skip

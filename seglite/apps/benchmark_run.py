@@ -166,7 +166,8 @@ def measure_table(args: argparse.Namespace, plan: Plan, threads: int) -> list[Re
                 row.reference_ms = reference_ms
                 row.reference_ratio = row.median_ms / reference_ms
             if eager is not None and measurement is not eager:
-                row.max_relative_difference, row.argmax_agreement = compare_outputs(measurement.signature, eager.signature)
+                difference = compare_outputs(measurement.signature, eager.signature)
+                row.max_relative_difference, row.argmax_agreement = difference
             by_shape[(size, batch)].append(row)
     for size in args.sizes:
         for batch in args.batch_sizes:
@@ -203,14 +204,14 @@ def measure_sweep(args: argparse.Namespace, plan: Plan, threads: int) -> list[Sw
         for alpha, _ in points
     ]
     sizes = [scaled_size(base, rho) for _, rho in points]
-    costs = [graph_cost(spec, size, 1) for spec, size in zip(specs, sizes)]
+    costs = [graph_cost(spec, size, 1) for spec, size in zip(specs, sizes, strict=True)]
     rows: list[SweepRow] = []
     for index, backend in enumerate(plan.backends, 1):
         log(f"[sweep {index}/{len(plan.backends)}] {args.sweep_preset} on {backend}: {len(points)} (alpha, rho) points")
-        cases = [Case(spec, backend, size, 1, args.device, threads) for spec, size in zip(specs, sizes)]
+        cases = [Case(spec, backend, size, 1, args.device, threads) for spec, size in zip(specs, sizes, strict=True)]
         measurements = run_group(cases, **_group_options(args))
         base_ms = 1000 * statistics.median(measurements[0].times) if measurements[0].times else None
-        for (alpha, rho), size, cost, measurement in zip(points, sizes, costs, measurements):
+        for (alpha, rho), size, cost, measurement in zip(points, sizes, costs, measurements, strict=True):
             median_ms = 1000 * statistics.median(measurement.times) if measurement.times else None
             rows.append(SweepRow(
                 backend=backend, alpha=alpha, rho=rho, height=size[0], width=size[1], gmacs=cost.macs / 1e9,
@@ -242,7 +243,9 @@ def profile_rows(model: str, backend: str, profile: OperatorProfile, cost: Graph
 def top_operators(backend: str, profile: OperatorProfile, count: int) -> list[TopOperator]:
     ranked = sorted(profile.operators, key=lambda op: op.seconds, reverse=True)[:count]
     total = profile.total or 1.0
-    return [TopOperator(backend, op.name, op.operator, op.category, 1000 * op.seconds, op.seconds / total) for op in ranked]
+    return [
+        TopOperator(backend, op.name, op.operator, op.category, 1000 * op.seconds, op.seconds / total) for op in ranked
+    ]
 
 
 def measure_profile(

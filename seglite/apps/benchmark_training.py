@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 
 PAPER_BATCH, PAPER_CROP = 16, (768, 768)
 
@@ -29,14 +28,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--preset", default="lraspp_mobilenet_v3_large")
     parser.add_argument("--batch-size", type=int, help="default: 8 (--paper-recipe: 16)")
-    parser.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), help="default: 256 256 (--paper-recipe: 768 768)")
+    parser.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
+                        help="default: 256 256 (--paper-recipe: 768 768)")
     parser.add_argument("--steps", type=int, default=12, help="steps per run; the first 2 are warm-up (default: 12)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each loop, alternating (default: 3)")
     parser.add_argument("--threads", type=int, help="intra-op threads (default: PyTorch's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument("--precision", choices=("fp32", "bf16-mixed"), help="default: fp32 (--paper-recipe: bf16-mixed)")
+    parser.add_argument("--precision", choices=("fp32", "bf16-mixed"),
+                        help="default: fp32 (--paper-recipe: bf16-mixed)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format in both loops")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model's training forward in both loops")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model's training forward in both loops")
     parser.add_argument("--loops", nargs="+", choices=("bare", "lightning"), default=["bare", "lightning"])
     parser.add_argument("--paper-recipe", action="store_true",
                         help="batch 16, 768x768 crops, bf16-mixed, channels-last (explicit flags still win)")

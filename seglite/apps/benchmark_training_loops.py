@@ -68,8 +68,9 @@ def lightning_step_times(args: argparse.Namespace, loader: DataLoader, device: t
     timer = StepTimer(device)
     accelerator = "gpu" if device.type == "cuda" else "cpu"
     devices = [device.index or 0] if device.type == "cuda" else 1
+    precision = "bf16-mixed" if args.precision == "bf16-mixed" else "32-true"
     trainer = pl.Trainer(
-        accelerator=accelerator, devices=devices, precision="bf16-mixed" if args.precision == "bf16-mixed" else "32-true",
+        accelerator=accelerator, devices=devices, precision=precision,
         max_steps=args.steps, logger=False, enable_checkpointing=False, enable_progress_bar=True,
         enable_model_summary=False, callbacks=[timer], limit_val_batches=0,
     )  # fmt: skip

@@ -6,9 +6,15 @@ does not), and a crash or a hang costs one row, not the run. The parent sends "t
 each worker of a group in turn, round after round (the order rotating), so load that comes and
 goes on the machine hits every runner of the group alike; only one worker computes at a time.
 
-Workers are forked from a fork server that imported torch but never ran an operator (safe for
-OpenMP thread pools) and read their own peak resident memory (Linux ``VmHWM``, reset after
-warm-up through ``/proc/self/clear_refs``) or, on CUDA, ``torch.cuda.max_memory_allocated``.
+Workers are forked from a fork server that imported torch (and the backends' runtimes) but never
+ran an operator, which is safe for OpenMP thread pools.
+
+Peak memory of a row: the worker's peak resident set size during the timed calls (Linux
+``VmHWM``, reset through ``/proc/self/clear_refs`` after the first call, which compiles, plans
+and allocates arenas) minus its resident size before the model was built. It covers the weights,
+the runtime's state (ONNX Runtime's session and arena, TorchInductor's compiled code), the
+activations and the runtime code the calls touch. PyTorch runners on CUDA report
+``torch.cuda.max_memory_allocated`` over the timed calls instead (weights included).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from seglite.apps.benchmark_backends import BACKENDS, Case
+from seglite.apps.benchmark_backends import BACKENDS, Case, TorchModelRunner
 from seglite.apps.benchmark_profiles import OperatorProfile
 
 SIGNATURE_PIXELS = (64, 128)
@@ -112,6 +118,8 @@ def _worker(connection: Connection, case: Case, seed: int) -> None:
     """Build the runner, then answer the parent's commands until "stop"."""
     try:
         torch.set_num_threads(case.threads)
+        if case.device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(case.device))
         baseline = resident_bytes() or _peak_bytes()
         torch.manual_seed(seed)  # the same weights in every worker of a model
         backend = BACKENDS[case.backend]
@@ -119,6 +127,9 @@ def _worker(connection: Connection, case: Case, seed: int) -> None:
         runner = backend.build(model, case)
         del model
         batch = runner.prepare(input_batch(case))
+        # PyTorch's CUDA allocator counts what torch runners hold on the GPU; other runtimes
+        # (ONNX Runtime's CUDA provider) allocate outside it: their host memory is what is measured
+        on_gpu = case.device.startswith("cuda") and isinstance(runner, TorchModelRunner)
         _release_free_memory()
         connection.send(("ready", None))
     except BaseException as error:  # anything: the parent reports it as this row's failure
@@ -141,14 +152,16 @@ def _worker(connection: Connection, case: Case, seed: int) -> None:
                     signature = _signature(output)
                     del output
                     _release_free_memory()
-                    if case.device.startswith("cuda"):
+                    if on_gpu:
                         torch.cuda.reset_peak_memory_stats()
                         peak_method = "cuda max_memory_allocated"
                     else:
                         peak_method = "VmHWM after warm-up" if _reset_peak() else "peak RSS including loading"
+                        if case.device.startswith("cuda"):
+                            peak_method += " (host memory only)"
                 connection.send(("time", elapsed))
             elif command == "finish":
-                if case.device.startswith("cuda"):
+                if on_gpu:
                     peak = torch.cuda.max_memory_allocated()
                 else:
                     peak = _peak_bytes() - baseline
@@ -337,7 +350,7 @@ def run_group(
             if started is not None and time_budget is not None and timed >= min_rounds:
                 if time.perf_counter() - started > time_budget:
                     break
-        for measurement, worker in zip(measurements, workers):
+        for measurement, worker in zip(measurements, workers, strict=True):
             if worker is None:
                 continue
             try:
