@@ -13,7 +13,12 @@ import torch
 
 from seglite.apps import benchmark
 from seglite.apps.benchmark_backends import BACKENDS, REFERENCE, Case, ModelSpec, OnnxModelRunner, TorchModelRunner
-from seglite.apps.benchmark_profiles import module_path_of_node, profile_onnxruntime, profile_torch
+from seglite.apps.benchmark_profiles import (
+    module_path_of_node,
+    profile_onnxruntime,
+    profile_openvino,
+    profile_torch,
+)
 from seglite.apps.benchmark_run import OVERHEAD, graph_cost, profile_rows, scaled_size, sweep_points
 from seglite.apps.benchmark_workers import run_group
 from seglite.inference.export import onnx_model_bytes
@@ -171,6 +176,19 @@ def test_onnxruntime_profile_categories_sum_to_the_total() -> None:
     for category in ("depthwise conv", "1x1 conv", "squeeze-excite", "resize"):
         assert rows[category].ms > 0, category
     assert profile.runs == 1
+
+
+def test_openvino_profile_categories_sum_to_the_total(tmp_path: Path) -> None:
+    openvino = pytest.importorskip("openvino")
+    model = build_preset(TINY).eval()
+    path = tmp_path / "model.onnx"
+    path.write_bytes(onnx_model_bytes(model, SIZE))
+    core = openvino.Core()
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", {"PERF_COUNT": "YES", "INFERENCE_NUM_THREADS": 1})
+    profile = profile_openvino(compiled, {0: np.zeros((1, 3, *SIZE), np.float32)}, 1, squeeze_excite_paths(model))
+    rows = {row.category: row for row in _check_profile(profile, TINY, "openvino")}
+    for category in ("depthwise conv", "1x1 conv", "kxk conv", "squeeze-excite", "resize"):
+        assert rows[category].ms > 0, category
 
 
 def test_onnx_node_names_map_to_modules() -> None:

@@ -210,12 +210,8 @@ def resolve(args: argparse.Namespace) -> Plan:
         reasons = "; ".join(f"{name}: {unavailable[name]}" for name in explicit_missing)
         raise BenchmarkError(f"backend not available on {args.device}: {reasons}")
     backends = [name for name in requested if name not in unavailable]
-    if args.quick and not args.backends:
-        backends = [name for name in backends if name in ("eager", "channels-last", "onnxruntime", "openvino")]
     profilable = [name for name in backends if BACKENDS[name].profile is not None]
     profile_backends = args.profile_backends or profilable
-    if args.quick and not args.profile_backends:
-        profile_backends = [name for name in profile_backends if name in ("eager", "onnxruntime", "openvino")]
     for name in profile_backends:
         if BACKENDS[name].profile is None:
             raise BenchmarkError(f"backend {name!r} has no per-operator profile; choose from {', '.join(profilable)}")

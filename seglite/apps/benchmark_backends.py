@@ -282,10 +282,12 @@ BACKENDS: dict[str, Backend] = {
         Backend("onnxruntime-int8", "ONNX Runtime int8 QDQ (seglite.inference.quantize)", build_onnxruntime_int8,
                 _onnxruntime_int8_unavailable, profile_onnxruntime, default=False,
                 preload=(*_ONNX_MODULES, "seglite.inference.quantize")),
-        # OpenVINO (issue 9, "deploy"): add its entry here, e.g.
-        # Backend("openvino", "OpenVINO fp32", build_openvino, _openvino_unavailable, profile_openvino),
-        # with profile_openvino compiling with {"PERF_COUNT": "YES"} and turning each
-        # request.get_profiling_info() entry into TimedOperator(info.node_name, info.node_type,
-        # graph_node_category(info.node_type, info.node_name, ...), info.real_time.total_seconds()).
+        # OpenVINO (issue 9, "deploy") is one more entry, e.g.
+        #   Backend("openvino", "OpenVINO fp32", build_openvino, _openvino_unavailable, profile=profile_openvino_runner,
+        #           preload=("openvino", ...)),
+        # where build_openvino(model, case) returns deploy's seglite.inference runner (with prepare() and
+        # __call__), and profile_openvino_runner(runner, batch, runs) compiles the runner's model with
+        # {"PERF_COUNT": "YES"} and returns benchmark_profiles.profile_openvino(compiled, {0: batch.numpy()},
+        # runs, squeeze_excite_paths(model)).
     )
 }  # fmt: skip

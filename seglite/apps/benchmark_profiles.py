@@ -2,7 +2,7 @@
 
 PyTorch: ``torch.profiler``, each top-level aten operator attributed to the module it ran in.
 ONNX Runtime: its own profiler's JSON, per graph node, categorised from the optimised graph.
-OpenVINO (to come): the compiled model's per-layer counters, through ``graph_node_category``.
+OpenVINO: the compiled model's per-layer counters (``profile_openvino``, for its backend entry).
 Every entry gets one of ``seglite.models.complexity.CATEGORIES``, so time shares can be set
 beside MAC and memory-access shares.
 """
@@ -223,3 +223,48 @@ def profile_onnxruntime(runner: OnnxModelRunner, batch: torch.Tensor, runs: int)
         operators.append(TimedOperator(node, op_type, category, event["dur"] * 1e-6 / len(windows)))
     total = statistics.fmean(end - start for start, end in windows) * 1e-6 if windows else 0.0
     return OperatorProfile("", _merge(operators), total, len(windows))
+
+
+def profile_openvino(compiled_model, inputs: dict, runs: int, squeeze_excite: set[str]) -> OperatorProfile:
+    """OpenVINO's per-layer counters: ``compiled_model`` must be compiled with ``{"PERF_COUNT": "YES"}``.
+
+    The hook for an OpenVINO backend entry (its runner passes its compiled model, its input dict
+    and ``squeeze_excite_paths`` of the PyTorch model). Each executed layer of
+    ``request.get_profiling_info()`` is one entry; fused layers (activations, batch norm, sums
+    folded into a convolution) are not run and cost nothing on their own. The runtime model gives
+    each convolution's input channels and weights (grouped: ``[groups, out/groups, in/groups, k, k]``).
+    """
+    import time
+
+    convolutions: dict[str, tuple[list[int], int]] = {}
+    for op in compiled_model.get_runtime_model().get_ordered_ops():
+        if op.get_input_size() < 2:
+            continue
+        data, weights = op.input(0).get_partial_shape(), op.input(1).get_partial_shape()
+        if data.is_dynamic or weights.is_dynamic or len(data) != 4 or len(weights) not in (4, 5):
+            continue
+        shape = [int(dimension.get_length()) for dimension in weights]
+        if len(shape) == 5:  # grouped: fold the groups into the output channels
+            shape = [shape[0] * shape[1], *shape[2:]]
+        convolutions[op.get_friendly_name()] = (shape, max(int(data[1].get_length()) // max(shape[1], 1), 1))
+    request = compiled_model.create_infer_request()
+    request.infer(inputs)  # warm-up
+    seconds: dict[tuple[str, str], float] = {}
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        request.infer(inputs)
+        walls.append(time.perf_counter() - start)
+        for info in request.get_profiling_info():
+            key = (info.node_name, info.node_type)
+            seconds[key] = seconds.get(key, 0.0) + info.real_time.total_seconds() / runs
+    operators = []
+    for (name, node_type), time_spent in seconds.items():
+        if time_spent <= 0:
+            continue
+        weight_shape, groups = convolutions.get(name, (None, 1))
+        if node_type not in ("Convolution", "GroupConvolution"):
+            weight_shape = None
+        category = graph_node_category(node_type, name, squeeze_excite, weight_shape, groups)
+        operators.append(TimedOperator(name, node_type, category, time_spent))
+    return OperatorProfile("", operators, statistics.fmean(walls), runs)

@@ -89,6 +89,11 @@ def describe_environment(device: str, threads: int) -> dict:
     }
     if device.startswith("cuda"):
         environment["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        environment["cuda"] = torch.version.cuda
+        # PyTorch's defaults: fp32 convolutions may use TF32 tensor cores, matrix products do not
+        environment["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
+        environment["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
+        environment["cudnn_benchmark"] = True
     return environment
 
 

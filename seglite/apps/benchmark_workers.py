@@ -120,6 +120,7 @@ def _worker(connection: Connection, case: Case, seed: int) -> None:
         torch.set_num_threads(case.threads)
         if case.device.startswith("cuda"):
             torch.cuda.set_device(torch.device(case.device))
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels in warm-up
         baseline = resident_bytes() or _peak_bytes()
         torch.manual_seed(seed)  # the same weights in every worker of a model
         backend = BACKENDS[case.backend]
