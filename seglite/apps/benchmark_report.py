@@ -234,7 +234,7 @@ def plot_latency(path: Path, rows: Sequence[ResultRow], title: str) -> Path:
         for ticks in (axis.xaxis, axis.yaxis):
             ticks.set_major_formatter(plain)
             ticks.set_minor_formatter(plain)
-        axis.tick_params(which="minor", labelsize=6)
+        axis.tick_params(which="both", labelsize=7)
         axis.set_xlabel("GMACs per image")
         axis.set_ylabel("median latency, batch 1 (ms)")
         axis.set_title(f"{height}x{width}")
