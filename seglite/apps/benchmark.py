@@ -1,7 +1,8 @@
 """Measured speed of every model on every backend of this machine, beside its MACs and memory access cost.
 
-    python tools/benchmark.py --quick                       # ~3 min on 2 cores: two LR-ASPP models, 512x1024
-    python tools/benchmark.py                               # every preset, 512x1024 and 1024x2048, batch 1 and 4
+    python tools/benchmark.py --quick             # two LR-ASPP models, 512x1024, batch 1: minutes
+    python tools/benchmark.py                     # every preset at 512x1024 and 1024x2048, batch 1 and 4: 36
+                                                  # groups, most of an hour on 2 cores (--group-seconds caps each)
     python tools/benchmark.py --presets lraspp_mobilenet_v3_large --sizes 512x1024 --batch-sizes 1 \\
         --backends eager channels-last compile onnxruntime --sections table profile
     python tools/benchmark.py --device cuda --sizes 1024x2048 --backends eager channels-last bf16 compile
