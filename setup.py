@@ -24,7 +24,8 @@ setup(
     ],
     extras_require={
         "deploy": ["onnx>=1.14", "onnxruntime>=1.16"],
-        "dev": ["pytest>=7", "onnx>=1.14", "onnxruntime>=1.16"],
+        "bench": ["matplotlib>=3.5"],  # the latency-against-GMACs plot of tools/benchmark.py
+        "dev": ["pytest>=7", "onnx>=1.14", "onnxruntime>=1.16", "matplotlib>=3.5"],
     },
     entry_points={"console_scripts": ["seglite=seglite.lit.cli:main"]},
 )

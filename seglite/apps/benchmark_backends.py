@@ -1,0 +1,293 @@
+"""The backends ``tools/benchmark.py`` measures: one table entry each, with its runner and its profiler.
+
+A backend turns an eval-mode ``nn.Module`` into a runner (normalised ``(N, 3, H, W)`` float32 batch
+in, logits out) and may profile it per operator. Adding one (OpenVINO, TensorRT, ...) is one entry
+of ``BACKENDS``: a ``build`` function, an ``unavailable`` check and optionally a ``profile``
+function; the benchmark, its tables, CSV, JSON and plot pick it up by name.
+
+Everything here runs inside a benchmark worker process (see ``benchmark_workers``), except
+``Backend.unavailable``, which the parent calls to choose what to run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from seglite.apps.benchmark_profiles import OperatorProfile, profile_onnxruntime, profile_torch
+from seglite.models.complexity import squeeze_excite_paths
+
+REFERENCE = "torchvision-lraspp"
+"""Name of the reference model: torchvision's LR-ASPP MobileNetV3-Large with the paper's settings."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model a worker builds: a seglite preset with options, or the torchvision reference."""
+
+    preset: str
+    options: tuple[tuple[str, Any], ...] = ()
+    num_classes: int = 19
+
+    @property
+    def is_reference(self) -> bool:
+        return self.preset == REFERENCE
+
+    @property
+    def label(self) -> str:
+        extra = " ".join(f"{key}={value}" for key, value in self.options)
+        return f"{self.preset} {extra}".strip()
+
+    def build(self) -> nn.Module:
+        if self.is_reference:
+            return TorchvisionReference(self.num_classes)
+        from seglite.models import build_preset
+
+        return build_preset(self.preset, num_classes=self.num_classes, **dict(self.options))
+
+
+class TorchvisionReference(nn.Module):
+    """torchvision's LR-ASPP MobileNetV3-Large as the MobileNetV3 paper configures it for Cityscapes:
+    dilated (output stride 16) and reduced tail. The public builder ignores ``reduced_tail``,
+    hence the private one. Returns the logits tensor rather than torchvision's dict."""
+
+    def __init__(self, num_classes: int = 19) -> None:
+        super().__init__()
+        from torchvision.models import mobilenet_v3_large
+        from torchvision.models.segmentation.lraspp import _lraspp_mobilenetv3
+
+        backbone = mobilenet_v3_large(weights=None, dilated=True, reduced_tail=True)
+        self.model = _lraspp_mobilenetv3(backbone, num_classes=num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)["out"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One thing to time: a model on a backend at an input size and batch, on a device, with threads."""
+
+    model: ModelSpec
+    backend: str
+    size: tuple[int, int]
+    batch_size: int
+    device: str = "cpu"
+    threads: int = 1
+
+    @property
+    def label(self) -> str:
+        height, width = self.size
+        return f"{self.model.label} | {self.backend} | {self.batch_size}x{height}x{width}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Runners
+
+
+class TorchModelRunner:
+    """An eager (optionally channels-last, bf16-autocast or compiled) PyTorch model under inference mode."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: str,
+        channels_last: bool = False,
+        autocast_dtype: torch.dtype | None = None,
+        compile: bool = False,
+    ) -> None:
+        self.device = torch.device(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.eval().to(self.device, memory_format=self.memory_format)
+        self.autocast_dtype = autocast_dtype
+        self.forward = torch.compile(self.model) if compile else self.model
+        self.profile_model = None if compile else self.model  # compiled kernels have no module scopes
+
+    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        """The input as the runner takes it: on its device (the timed call starts from there)."""
+        return batch.to(self.device)
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype else nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            return self.forward(batch.contiguous(memory_format=self.memory_format))
+
+
+class OnnxModelRunner:
+    """The model exported by ``seglite.inference.export`` and run by ``seglite.inference``'s ``OnnxRunner``."""
+
+    def __init__(self, model_bytes: bytes, device: str, squeeze_excite: set[str], threads: int) -> None:
+        from seglite.inference.predictor import OnnxRunner
+
+        self.model_bytes = model_bytes
+        self.device = device
+        self.squeeze_excite = squeeze_excite
+        self.threads = threads
+        self.runner = OnnxRunner(model_bytes, device=device, num_threads=threads)
+
+    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch  # ONNX Runtime reads host memory
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.runner(batch)
+
+
+def _onnx_bytes(model: nn.Module, case: Case) -> bytes:
+    from seglite.inference.export import onnx_model_bytes
+
+    return onnx_model_bytes(model, case.size, dynamic=False, batch_size=case.batch_size)
+
+
+def build_eager(model: nn.Module, case: Case) -> TorchModelRunner:
+    return TorchModelRunner(model, case.device)
+
+
+def build_channels_last(model: nn.Module, case: Case) -> TorchModelRunner:
+    return TorchModelRunner(model, case.device, channels_last=True)
+
+
+def build_bf16(model: nn.Module, case: Case) -> TorchModelRunner:
+    return TorchModelRunner(model, case.device, channels_last=True, autocast_dtype=torch.bfloat16)
+
+
+def build_compile(model: nn.Module, case: Case) -> TorchModelRunner:
+    return TorchModelRunner(model, case.device, channels_last=True, compile=True)
+
+
+def build_compile_bf16(model: nn.Module, case: Case) -> TorchModelRunner:
+    return TorchModelRunner(model, case.device, channels_last=True, autocast_dtype=torch.bfloat16, compile=True)
+
+
+def build_onnxruntime(model: nn.Module, case: Case) -> OnnxModelRunner:
+    return OnnxModelRunner(_onnx_bytes(model, case), case.device, squeeze_excite_paths(model), case.threads)
+
+
+def build_onnxruntime_int8(model: nn.Module, case: Case) -> OnnxModelRunner:
+    """QDQ int8 (``seglite.inference.quantize``), calibrated on random images: speed does not
+    depend on calibration quality (accuracy does: ``tools/export.py --int8`` measures it)."""
+    from seglite.inference.quantize import quantize_onnx
+
+    generator = np.random.default_rng(0)
+    images = [generator.integers(0, 256, (*case.size, 3), dtype=np.uint8) for _ in range(4)]
+    with tempfile.TemporaryDirectory(prefix="seglite-int8-") as folder:
+        fp32 = Path(folder) / "model.onnx"
+        fp32.write_bytes(_onnx_bytes(model, case))
+        int8 = quantize_onnx(fp32, Path(folder) / "model.int8.onnx", images)
+        data = Path(int8).read_bytes()
+    return OnnxModelRunner(data, case.device, squeeze_excite_paths(model), case.threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Availability: why a backend cannot run on a device (None: it can)
+
+
+def _needs_cuda(device: str) -> str | None:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return "no CUDA device visible to PyTorch"
+    return None
+
+
+def _torch_unavailable(device: str) -> str | None:
+    return _needs_cuda(device)
+
+
+def _bf16_unavailable(device: str) -> str | None:
+    if device.startswith("cuda"):
+        return _needs_cuda(device) or (None if torch.cuda.is_bf16_supported() else "this GPU has no bf16")
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "this CPU has no native bf16 (AVX-512 BF16 or AMX); PyTorch would emulate it slowly"
+    return None
+
+
+def _compile_unavailable(device: str) -> str | None:
+    if device.startswith("cuda"):
+        if importlib.util.find_spec("triton") is None:
+            return "TorchInductor needs triton on CUDA"
+        return _needs_cuda(device)
+    if not any(shutil.which(compiler) for compiler in ("c++", "g++", "clang++")):
+        return "TorchInductor needs a C++ compiler on CPU (none on PATH)"
+    return None
+
+
+def _compile_bf16_unavailable(device: str) -> str | None:
+    return _compile_unavailable(device) or _bf16_unavailable(device)
+
+
+def _onnxruntime_unavailable(device: str) -> str | None:
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+        return "onnx and onnxruntime are not installed (pip install 'seglite[deploy]')"
+    if device.startswith("cuda"):
+        import onnxruntime
+
+        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            return "this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+    return None
+
+
+def _onnxruntime_int8_unavailable(device: str) -> str | None:
+    if device.startswith("cuda"):
+        return "int8 QDQ models run on the CPU provider only"
+    return _onnxruntime_unavailable(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A way to run a model. ``build(model, case)`` returns a runner (``runner(batch)`` -> logits,
+    ``runner.prepare(batch)`` -> the input as the timed call receives it); ``unavailable(device)``
+    says why it cannot run there (``None``: it can); ``profile(runner, batch, runs)`` gives its
+    per-operator times. ``default``: measured when no ``--backends`` are given."""
+
+    name: str
+    summary: str
+    build: Callable[[nn.Module, Case], Any]
+    unavailable: Callable[[str], str | None]
+    profile: Callable[[Any, torch.Tensor, int], OperatorProfile] | None = None
+    default: bool = True
+    preload: tuple[str, ...] = ()
+    """Modules the workers' fork server imports, so that their memory is in every worker's
+    baseline rather than in this backend's peak."""
+
+
+_ONNX_MODULES = ("onnx", "onnxruntime", "seglite.inference.export", "seglite.inference.predictor")
+
+BACKENDS: dict[str, Backend] = {
+    backend.name: backend
+    for backend in (
+        Backend("eager", "PyTorch eager, fp32, NCHW", build_eager, _torch_unavailable, profile_torch),
+        Backend("channels-last", "PyTorch eager, fp32, channels-last (NHWC)", build_channels_last,
+                _torch_unavailable, profile_torch),
+        Backend("bf16", "PyTorch eager, channels-last, bf16 autocast", build_bf16, _bf16_unavailable, profile_torch),
+        # opt-in: compiling takes about a minute per model and input shape on 2 CPU cores
+        Backend("compile", "torch.compile (TorchInductor), fp32, channels-last", build_compile,
+                _compile_unavailable, default=False),
+        Backend("compile-bf16", "torch.compile (TorchInductor), channels-last, bf16 autocast", build_compile_bf16,
+                _compile_bf16_unavailable, default=False),
+        Backend("onnxruntime", "ONNX Runtime fp32 (seglite.inference export and OnnxRunner)", build_onnxruntime,
+                _onnxruntime_unavailable, profile_onnxruntime, preload=_ONNX_MODULES),
+        # opt-in: slower than fp32 on the CPUs measured so far (README), and calibration takes a while
+        Backend("onnxruntime-int8", "ONNX Runtime int8 QDQ (seglite.inference.quantize)", build_onnxruntime_int8,
+                _onnxruntime_int8_unavailable, profile_onnxruntime, default=False,
+                preload=(*_ONNX_MODULES, "seglite.inference.quantize")),
+        # OpenVINO (issue 9, "deploy") is one more entry, e.g.
+        #   Backend("openvino", "OpenVINO fp32", build_openvino, _openvino_unavailable, profile=profile_openvino_runner,
+        #           preload=("openvino", ...)),
+        # where build_openvino(model, case) returns deploy's seglite.inference runner (with prepare() and
+        # __call__), and profile_openvino_runner(runner, batch, runs) compiles the runner's model with
+        # {"PERF_COUNT": "YES"} and returns benchmark_profiles.profile_openvino(compiled, {0: batch.numpy()},
+        # runs, squeeze_excite_paths(model)).
+    )
+}  # fmt: skip

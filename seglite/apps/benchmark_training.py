@@ -1,0 +1,113 @@
+"""Training throughput of the Lightning system against a bare PyTorch loop on the same model and batch.
+
+Both run the same ``SegmentationTask`` pieces (model, loss, optimiser groups, poly schedule) on the
+same in-memory batches, alternately in one process, so Lightning's own overhead is what differs.
+The median step time after warm-up is reported, with images/s and the wall time a whole schedule
+(--schedule-steps, default 160k) would take at that speed (compute only: data loading excluded).
+
+    python tools/benchmark_training.py --batch-size 8 --crop 256 256 --steps 12 --repeats 3
+    python tools/benchmark_training.py --channels-last --compile
+    python tools/benchmark_training.py --paper-recipe --device cuda       # batch 16, 768x768, bf16
+
+--paper-recipe is the MobileNetV3 paper's segmentation setting as TF DeepLab trains it: batch 16
+of 769x769 crops (768 here: a multiple of the output stride), bf16 mixed precision, channels-last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+PAPER_BATCH, PAPER_CROP = 16, (768, 768)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    head, _, tail = __doc__.partition("\n\n")
+    parser = argparse.ArgumentParser(prog="tools/benchmark_training.py", description=head, epilog=tail,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--preset", default="lraspp_mobilenet_v3_large")
+    parser.add_argument("--batch-size", type=int, help="default: 8 (--paper-recipe: 16)")
+    parser.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
+                        help="default: 256 256 (--paper-recipe: 768 768)")
+    parser.add_argument("--steps", type=int, default=12, help="steps per run; the first 2 are warm-up (default: 12)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each loop, alternating (default: 3)")
+    parser.add_argument("--threads", type=int, help="intra-op threads (default: PyTorch's)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--precision", choices=("fp32", "bf16-mixed"),
+                        help="default: fp32 (--paper-recipe: bf16-mixed)")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC memory format in both loops")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model's training forward in both loops")
+    parser.add_argument("--loops", nargs="+", choices=("bare", "lightning"), default=["bare", "lightning"])
+    parser.add_argument("--paper-recipe", action="store_true",
+                        help="batch 16, 768x768 crops, bf16-mixed, channels-last (explicit flags still win)")
+    parser.add_argument("--schedule-steps", type=int, default=160_000,
+                        help="steps of the schedule whose wall time is estimated (default: 160000)")
+    args = parser.parse_args(argv)
+    recipe = args.paper_recipe
+    args.batch_size = args.batch_size or (PAPER_BATCH if recipe else 8)
+    args.crop = tuple(args.crop or (PAPER_CROP if recipe else (256, 256)))
+    args.precision = args.precision or ("bf16-mixed" if recipe else "fp32")
+    args.channels_last = args.channels_last or recipe
+    for name in ("batch_size", "steps", "repeats", "schedule_steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if args.steps < 3:
+        parser.error(f"--steps must be at least 3 (2 warm-up steps and one timed), got {args.steps}")
+    if min(args.crop) < 32:
+        parser.error(f"--crop must be at least 32x32, got {args.crop[0]}x{args.crop[1]}")
+    if not (args.device == "cpu" or args.device == "cuda" or args.device.startswith("cuda:")):
+        parser.error(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
+    return args
+
+
+def check_device(device: str, precision: str) -> str | None:
+    """Why ``device`` cannot train at ``precision`` here (``None``: it can)."""
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return "--device cuda: no CUDA device visible to PyTorch"
+        if precision == "bf16-mixed" and not torch.cuda.is_bf16_supported():
+            return "--precision bf16-mixed: this GPU has no bf16; pass --precision fp32"
+    elif precision == "bf16-mixed" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return ("--precision bf16-mixed: this CPU has no native bf16 (AVX-512 BF16 or AMX) and PyTorch would "
+                "emulate it slowly; pass --precision fp32")  # fmt: skip
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    problem = check_device(args.device, args.precision)
+    if problem:
+        print(f"tools/benchmark_training.py: error: {problem}", file=sys.stderr)
+        return 2
+    from seglite.apps.benchmark_training_loops import run
+
+    results = run(args)
+    print(report(args, results))
+    return 0
+
+
+def report(args: argparse.Namespace, results: dict[str, list[float]]) -> str:
+    """The step times as a small table, with images/s and the estimated schedule wall time."""
+    options = [args.precision] + ["channels-last"] * args.channels_last + ["compiled"] * args.compile
+    counts = {len(times) for times in results.values()}
+    lines = [
+        f"\n{args.preset}, {args.device}, batch {args.batch_size}, crop {args.crop[0]}x{args.crop[1]}, "
+        f"{', '.join(options)}, {args.threads or 'default'} threads; median of {'/'.join(map(str, counts))} "
+        "steps after warm-up",
+        f"| loop | ms/step | images/s | {args.schedule_steps} steps (h) |",
+        "|---|---|---|---|",
+    ]
+    medians = {}
+    for loop, times in results.items():
+        median = medians[loop] = statistics.median(times)
+        hours = median * args.schedule_steps / 3600
+        lines.append(f"| {loop} | {1000 * median:.1f} | {args.batch_size / median:.2f} | {hours:.1f} |")
+    if len(medians) == 2:
+        overhead = 100 * (medians["lightning"] / medians["bare"] - 1)
+        lines.append(f"Lightning overhead: {overhead:+.1f}%")
+    lines.append("Hours: the whole schedule at the median step time, compute only (data loading excluded).")
+    return "\n".join(lines)
