@@ -15,16 +15,16 @@ setup(
         "torchvision>=0.20.1",  # the release of torch 2.5.1
         "numpy>=1.24.4",  # albumentations 2.0's own lower bound
         "pillow>=9.3.0",  # PIL.Image header reads; first release with Python 3.11 wheels
-        "pytorch-lightning>=2.6.0",  # LightningCLI stores link_arguments(apply_on="instantiate") values in checkpoints
+        "pytorch-lightning>=2.5.2",  # LightningCLI saves link_arguments(apply_on="instantiate") values in checkpoints
         "torchmetrics>=1.0",  # MulticlassConfusionMatrix
         "segmentation-models-pytorch>=0.3.4",  # encoders registry, EncoderMixin, losses; 0.3.3 misses its six dependency
         "albumentations>=2.0.0",  # DualTransform.py_random, fill_mask, Compose.set_random_seed, no always_apply
         "pydantic>=2.9.2",  # InitSchema fields of RandomScaleCrop; albumentations 2.0's own lower bound
         "opencv-python-headless>=4.11.0.86",  # cv2.IMREAD_COLOR_RGB
-        "jsonargparse[signatures]>=4.39.0",  # applied_instantiation_links, which pytorch-lightning 2.6 needs
+        "jsonargparse[signatures]>=4.39.0",  # set_parsing_settings(config_read_mode_fsspec_enabled=), applied_instantiation_links: pytorch-lightning 2.5.2 needs both
         "tensorboard>=2.14.0",  # TensorBoardLogger images; event_accumulator in the tests
         "pyyaml>=6.0",
-        "tqdm>=4.57.0",  # pytorch-lightning 2.6's own lower bound
+        "tqdm>=4.57.0",  # pytorch-lightning 2.5.2's own lower bound
     ],
     extras_require={
         "deploy": ["onnx>=1.14", "onnxruntime>=1.16"],

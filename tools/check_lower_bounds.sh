@@ -142,6 +142,11 @@ step "installed versions"
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
+try:
+    from packaging.version import Version
+except ImportError:  # packaging is a dependency of Lightning, but pip carries it too
+    from pip._vendor.packaging.version import Version
+
 wrong = []
 for line in open(sys.argv[1]):
     name, wanted = line.strip().split("==")
@@ -150,7 +155,7 @@ for line in open(sys.argv[1]):
     except PackageNotFoundError:
         found = "missing"
     print(f"  {name:32s} {found}")
-    if found != wanted and found.split("+")[0] != wanted:  # torch's local version: 2.5.1+cpu
+    if found == "missing" or Version(Version(found).public) != Version(wanted):  # public: 2.5.1+cpu is 2.5.1
         wrong.append(f"{name} {found} (wanted {wanted})")
 if wrong:
     sys.exit("not at the lower bound: " + ", ".join(wrong))
