@@ -22,7 +22,7 @@ setup(
         "pydantic>=2.9.2",  # InitSchema fields of RandomScaleCrop; albumentations 2.0's own lower bound
         "opencv-python-headless>=4.11.0.86",  # cv2.IMREAD_COLOR_RGB
         "jsonargparse[signatures]>=4.39.0",  # set_parsing_settings(config_read_mode_fsspec_enabled=), applied_instantiation_links: pytorch-lightning 2.5.2 needs both
-        "tensorboard>=2.14.0",  # TensorBoardLogger images; event_accumulator in the tests
+        "tensorboard>=2.12.0",  # TensorBoardLogger images (event_accumulator in the tests); 2.11 caps protobuf<4
         "pyyaml>=6.0",
         "tqdm>=4.57.0",  # pytorch-lightning 2.5.2's own lower bound
     ],
