@@ -11,8 +11,8 @@ setup(
     # Lower bounds checked by tools/check_lower_bounds.sh (every dependency installed at its bound,
     # fast tests run); the comment names what sets each bound.
     install_requires=[
-        "torch>=2.5.1",  # torch.onnx.export(..., dynamo=False) (the keyword is new in 2.5)
-        "torchvision>=0.20.1",  # the release of torch 2.5.1
+        "torch>=2.4",  # torch.onnx.export(..., dynamo=False): the keyword is new in 2.4
+        "torchvision>=0.19",  # the release of torch 2.4
         "numpy>=1.24.4",  # albumentations 2.0's own lower bound
         "pillow>=9.3.0",  # PIL.Image header reads; first release with Python 3.11 wheels
         "pytorch-lightning>=2.5.2",  # LightningCLI saves link_arguments(apply_on="instantiate") values in checkpoints
