@@ -17,7 +17,7 @@ setup(
         "pillow>=9.3.0",  # PIL.Image header reads; first release with Python 3.11 wheels
         "pytorch-lightning>=2.5.2",  # LightningCLI saves link_arguments(apply_on="instantiate") values in checkpoints
         "torchmetrics>=1.0",  # MulticlassConfusionMatrix
-        "segmentation-models-pytorch>=0.3.4",  # encoders registry, EncoderMixin, losses; 0.3.3 misses its six dependency
+        "segmentation-models-pytorch>=0.3.4",  # encoders registry, EncoderMixin, losses (0.3.3 lacks six)
         "albumentations>=2.0.0",  # DualTransform.py_random, fill_mask, Compose.set_random_seed, no always_apply
         "pydantic>=2.9.2",  # InitSchema fields of RandomScaleCrop; albumentations 2.0's own lower bound
         "opencv-python-headless>=4.11.0.86",  # cv2.IMREAD_COLOR_RGB
