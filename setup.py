@@ -8,19 +8,23 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["seglite", "seglite.*"]),
     python_requires=">=3.10",
+    # Lower bounds checked by tools/check_lower_bounds.sh (every dependency installed at its bound,
+    # fast tests run); the comment names what sets each bound.
     install_requires=[
-        "torch>=2.1",
-        "torchvision>=0.16",
-        "numpy",
-        "pytorch-lightning>=2.2",
-        "torchmetrics>=1.0",
-        "segmentation-models-pytorch>=0.3.3",
-        "albumentations>=1.4",
-        "opencv-python-headless>=4.8",
-        "jsonargparse[signatures]>=4.27",
-        "tensorboard",
-        "pyyaml",
-        "tqdm",
+        "torch>=2.4",  # torch.onnx.export(..., dynamo=False): the keyword is new in 2.4
+        "torchvision>=0.19",  # the release of torch 2.4 (the tests compare with its models)
+        "numpy>=1.24.4",  # albumentations 2.0's own lower bound
+        "pillow>=9.3.0",  # PIL.Image header reads; first release with Python 3.11 wheels
+        "pytorch-lightning>=2.5.2",  # LightningCLI saves link_arguments(apply_on="instantiate") values in checkpoints
+        "torchmetrics>=1.0",  # MulticlassConfusionMatrix
+        "segmentation-models-pytorch>=0.3.4",  # encoders registry, EncoderMixin, losses (0.3.3 lacks six)
+        "albumentations>=2.0.0",  # DualTransform.py_random, fill_mask, Compose.set_random_seed, no always_apply
+        "pydantic>=2.9.2",  # InitSchema fields of RandomScaleCrop; albumentations 2.0's own lower bound
+        "opencv-python-headless>=4.11.0.86",  # cv2.IMREAD_COLOR_RGB
+        "jsonargparse[signatures]>=4.39.0",  # applied_instantiation_links, which LightningCLI 2.5.2 needs
+        "tensorboard>=2.12.0",  # TensorBoardLogger images (event_accumulator in the tests); 2.11 caps protobuf<4
+        "pyyaml>=6.0",  # YAML configs (read by jsonargparse; the tests write some)
+        "tqdm>=4.57.0",  # pytorch-lightning 2.5.2's own lower bound
     ],
     extras_require={
         "deploy": ["onnx>=1.14", "onnxruntime>=1.16"],
