@@ -58,6 +58,8 @@ class SegmentationModel(nn.Module):
         self.backbone = backbone
         self.head = head
         self.aux_head = aux_head
+        # inputs are padded to a multiple of it; an int attribute, so TorchScript reads it too
+        self.output_stride: int = backbone.output_stride
 
     @staticmethod
     def _check_fits(backbone: Backbone, head: nn.Module, role: str) -> None:
@@ -86,10 +88,11 @@ class SegmentationModel(nn.Module):
         return self.head.num_classes
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        divisor = self.backbone.output_stride
-        pad_bottom = -x.shape[-2] % divisor
-        pad_right = -x.shape[-1] % divisor
-        if pad_bottom or pad_right:
+        divisor = self.output_stride
+        # rounded up by floor division: inductor (torch 2.14) fails on a modulo of symbolic sizes
+        pad_bottom = (x.shape[-2] + divisor - 1) // divisor * divisor - x.shape[-2]
+        pad_right = (x.shape[-1] + divisor - 1) // divisor * divisor - x.shape[-1]
+        if pad_bottom > 0 or pad_right > 0:
             x = F.pad(x, (0, pad_right, 0, pad_bottom))
         return x
 

@@ -58,7 +58,15 @@ class WindowAvgPool2d(nn.Module):
         if height >= kernel_height and width >= kernel_width:
             return F.avg_pool2d(x, self.kernel_size, self.stride)
         if self.fallback == "clamp":
-            return F.avg_pool2d(x, (min(kernel_height, height), min(kernel_width, width)), self.stride)
+            # Averaging a short side whole, then pooling with a constant window, is the clamped window
+            # written without a size-dependent kernel, which inductor miscompiles with dynamic shapes.
+            if height < kernel_height:
+                x = x.mean(2, keepdim=True)
+                kernel_height = 1
+            if width < kernel_width:
+                x = x.mean(3, keepdim=True)
+                kernel_width = 1
+            return F.avg_pool2d(x, (kernel_height, kernel_width), self.stride)
         if self.fallback == "global":
             return x.mean((2, 3), keepdim=True)
         raise ValueError(
