@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from seglite.models import (
     LRASPP,
@@ -97,20 +98,25 @@ def test_window_pool_fallbacks_on_small_maps() -> None:
     assert pooled.shape == (2, 3, 1, 4)
     torch.testing.assert_close(pooled[..., 0:1, 3:4], x[..., 15:64].mean(dim=(2, 3), keepdim=True))
     torch.testing.assert_close(WindowAvgPool2d((49, 49), (4, 5), "global")(x), x.mean(dim=(2, 3), keepdim=True))
-    with pytest.raises(ValueError, match=r"32x64 feature map is smaller than the 49x49 pooling window"):
-        WindowAvgPool2d((49, 49), (4, 5), "error")(x)
-    big = torch.randn(1, 3, 49, 49)  # large enough: every fallback pools the same single window
-    for fallback in ("clamp", "global", "error"):
-        torch.testing.assert_close(WindowAvgPool2d((49, 49), (4, 5), fallback)(big), big.mean(dim=(2, 3), keepdim=True))
+    big = torch.randn(1, 3, 57, 66)  # large enough: both fallbacks slide the same windows
+    for fallback in ("clamp", "global"):
+        torch.testing.assert_close(WindowAvgPool2d((49, 49), (4, 5), fallback)(big), F.avg_pool2d(big, 49, (4, 5)))
 
 
-@pytest.mark.parametrize("fallback", ("clamp", "global"))
-def test_lraspp_with_a_window_pool_runs_on_small_inputs(fallback: str) -> None:
-    model = LRASPP(TinyBackbone(output_stride=16), num_classes=3, pool_fallback=fallback).eval()
-    with torch.no_grad():
-        assert model(torch.randn(1, 3, 96, 160)).shape == (1, 3, 96, 160)
-    with pytest.raises(ValueError, match="pooling window"):
-        LRASPP(TinyBackbone(output_stride=16), num_classes=3, pool_fallback="error").eval()(torch.randn(1, 3, 96, 160))
+@pytest.mark.parametrize("size", [(5, 7), (32, 64), (49, 49), (64, 128), (65, 129), (70, 30)])
+def test_window_pool_equals_average_pooling_with_a_clamped_kernel(size: tuple[int, int]) -> None:
+    """The cumulative-sum form against torch's own average pooling, on both sides of the window size."""
+    x = torch.randn(2, 4, *size, dtype=torch.float64)
+    kernel = (min(49, size[0]), min(49, size[1]))
+    expected = F.avg_pool2d(x, kernel, (4, 5))
+    torch.testing.assert_close(WindowAvgPool2d((49, 49), (4, 5))(x), expected)
+
+
+def test_lraspp_with_a_window_pool_runs_on_small_inputs() -> None:
+    for fallback in ("clamp", "global"):
+        model = LRASPP(TinyBackbone(output_stride=16), num_classes=3, pool_fallback=fallback).eval()
+        with torch.no_grad():
+            assert model(torch.randn(1, 3, 96, 160)).shape == (1, 3, 96, 160)
 
 
 def test_lraspp_gate_options() -> None:
@@ -174,7 +180,7 @@ def test_deeplabv3plus_needs_a_stride_4_low_level_feature() -> None:
 def test_invalid_head_options_are_refused() -> None:
     with pytest.raises(ValueError, match=r"LRASPPHead: gate_activation must be one of \('hardsigmoid', 'sigmoid'\), got 'relu'"):
         LRASPP(TinyBackbone(), gate_activation="relu")
-    with pytest.raises(ValueError, match=r"WindowAvgPool2d: fallback must be one of \('clamp', 'global', 'error'\)"):
+    with pytest.raises(ValueError, match=r"WindowAvgPool2d: fallback must be one of \('clamp', 'global'\), got 'crop'"):
         LRASPP(TinyBackbone(), pool_fallback="crop")
     with pytest.raises(ValueError, match=r"WindowAvgPool2d: kernel_size\[1\] must be a positive integer, got 0"):
         LRASPP(TinyBackbone(), pool_kernel=(49, 0))

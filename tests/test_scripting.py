@@ -87,8 +87,9 @@ def test_torch_export(build) -> None:
 def test_torch_compile_fullgraph_dynamic() -> None:
     """fullgraph=True fails on any graph break; 97x131 takes the padding path and the window pool's clamp.
 
-    Run three times: a size-dependent pooling window, compiled with dynamic shapes, once read
-    uninitialised memory here (NaN on some calls only); ``WindowAvgPool2d`` avoids it.
+    Run three times: an average pooling whose kernel depended on the input size, compiled by
+    inductor with dynamic shapes, read uninitialised memory (NaN on some calls only, torch 2.14);
+    ``WindowAvgPool2d`` has no such kernel.
     """
     torch._dynamo.reset()
     model = build_preset("lraspp_mobilenet_v3_small", num_classes=3, width_mult=0.25).eval()
@@ -98,3 +99,25 @@ def test_torch_compile_fullgraph_dynamic() -> None:
         expected = model(x)
         for _ in range(3):
             torch.testing.assert_close(compiled(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_dynamic_onnx_export_of_the_window_pool_is_right_on_both_sides_of_the_window() -> None:
+    """Traced at a size whose map is smaller than the 49x49 window, right where the window slides too."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import io
+    import warnings
+
+    model = build_preset("lraspp_mobilenet_v3_small", num_classes=3, width_mult=0.25).eval()
+    buffer = io.BytesIO()
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(1, 3, 65, 97),), buffer, dynamo=False, input_names=["image"],
+                          output_names=["logits"], dynamic_axes={"image": axes, "logits": axes})
+    session = onnxruntime.InferenceSession(buffer.getvalue())
+    for size in ((64, 96), (800, 880)):  # 4x6 and 50x55 feature maps at output stride 16
+        x = torch.randn(1, 3, *size)
+        with torch.no_grad():
+            expected = model(x)
+        found = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+        torch.testing.assert_close(found, expected, rtol=1e-4, atol=1e-4)

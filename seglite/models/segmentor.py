@@ -135,8 +135,8 @@ class LRASPP(SegmentationModel):
         pool_kernel: the gate's average-pooling window in feature pixels (the authors': 49x49);
             ``None`` for global pooling (torchvision).
         pool_stride: the window's stride in feature pixels (the authors': (4, 5)).
-        pool_fallback: on feature maps smaller than the window: ``"clamp"`` it to the map,
-            ``"global"`` pooling, or ``"error"`` (see ``WindowAvgPool2d``).
+        pool_fallback: on feature maps smaller than the window: ``"clamp"`` it to the map or
+            ``"global"`` pooling (see ``WindowAvgPool2d``).
         gate_activation: ``"hardsigmoid"`` (the authors') or ``"sigmoid"`` (torchvision).
         gate_bias: bias in the gate's 1x1 conv (the authors': yes; torchvision: no).
         high_feature: deep feature the head reads.

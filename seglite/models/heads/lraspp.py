@@ -12,8 +12,8 @@ from seglite.checks import check_choice, check_positive_int
 
 from ..layers import ConvBNAct
 
-PoolFallback = Literal["clamp", "global", "error"]
-POOL_FALLBACKS = ("clamp", "global", "error")
+PoolFallback = Literal["clamp", "global"]
+POOL_FALLBACKS = ("clamp", "global")
 GateActivation = Literal["hardsigmoid", "sigmoid"]
 GATE_ACTIVATIONS: dict[str, type[nn.Module]] = {"hardsigmoid": nn.Hardsigmoid, "sigmoid": nn.Sigmoid}
 
@@ -30,6 +30,26 @@ def _pair(name: str, value: Any, owner: str) -> tuple[int, int]:
     return check_positive_int(f"{name}[0]", value[0], owner), check_positive_int(f"{name}[1]", value[1], owner)
 
 
+def _window_means(x: torch.Tensor, dim: int, window: torch.Tensor, stride: int) -> torch.Tensor:
+    """Means of ``window`` consecutive elements along ``dim`` (-2 or -1), every ``stride`` elements.
+
+    Computed from a cumulative sum, so the window length may be a tensor that depends on the input
+    size: the same graph then serves every size when traced (ONNX with dynamic axes), scripted,
+    exported or compiled with dynamic shapes (``F.avg_pool2d`` needs its kernel as constants).
+    Accumulates in float32.
+    """
+    # index arithmetic on the CPU (also for meta and GPU inputs: arange needs the count's value)
+    size = torch.as_tensor(x.shape[dim], device="cpu")
+    count = torch.div(size - window, stride, rounding_mode="floor") + 1
+    starts = torch.arange(count, device="cpu") * stride
+    sums = x.float().cumsum(dim)
+    # the sum of elements [start, start + window) is sums[start + window - 1] - sums[start - 1]
+    before = sums.index_select(dim, (starts - 1).clamp(min=0).to(x.device))
+    before = before * (starts > 0).to(x.device, before.dtype).view([-1, 1] if dim == -2 else [-1])
+    window_sums = sums.index_select(dim, (starts + window - 1).to(x.device)) - before
+    return (window_sums / window.to(x.device)).to(x.dtype)
+
+
 class WindowAvgPool2d(nn.Module):
     """Average pooling with a fixed window, and a stated fallback for maps smaller than the window.
 
@@ -40,9 +60,13 @@ class WindowAvgPool2d(nn.Module):
     - ``"clamp"``: the window is clamped to the map along each side that is too short, so that side
       is pooled whole while the other keeps its sliding windows (32x64 -> a 1x4 map with a
       32x49 window and stride (4, 5)).
-    - ``"global"``: global average pooling over the whole map (what the authors' pool amounts to
-      on their 769x769 training crops, and what torchvision always does).
-    - ``"error"``: ``ValueError`` naming the smallest map the window fits.
+    - ``"global"``: global average pooling over the whole map as soon as one side is too short
+      (what the authors' pool amounts to on their 769x769 training crops, and what torchvision
+      always does).
+
+    Written without a branch on the input size (window lengths are tensors, see ``_window_means``),
+    so a dynamic-size ONNX export or ``torch.compile(dynamic=True)`` is right at every size, on
+    both sides of the window size.
     """
 
     def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int], fallback: PoolFallback = "clamp") -> None:
@@ -53,26 +77,18 @@ class WindowAvgPool2d(nn.Module):
         self.fallback: str = check_choice("fallback", fallback, POOL_FALLBACKS, owner)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2], x.shape[-1]
-        kernel_height, kernel_width = self.kernel_size
-        if height >= kernel_height and width >= kernel_width:
-            return F.avg_pool2d(x, self.kernel_size, self.stride)
-        if self.fallback == "clamp":
-            # Averaging a short side whole, then pooling with a constant window, is the clamped window
-            # written without a size-dependent kernel, which inductor miscompiles with dynamic shapes.
-            if height < kernel_height:
-                x = x.mean(2, keepdim=True)
-                kernel_height = 1
-            if width < kernel_width:
-                x = x.mean(3, keepdim=True)
-                kernel_width = 1
-            return F.avg_pool2d(x, (kernel_height, kernel_width), self.stride)
+        height = torch.as_tensor(x.shape[-2], device="cpu")
+        width = torch.as_tensor(x.shape[-1], device="cpu")
+        window_height = torch.clamp(height, max=self.kernel_size[0])
+        window_width = torch.clamp(width, max=self.kernel_size[1])
         if self.fallback == "global":
-            return x.mean((2, 3), keepdim=True)
-        raise ValueError(
-            f"WindowAvgPool2d: a {height}x{width} feature map is smaller than the {kernel_height}x{kernel_width} "
-            "pooling window; use larger inputs or fallback='clamp' or 'global'"
-        )
+            short = (height < self.kernel_size[0]) | (width < self.kernel_size[1])
+            window_height = torch.where(short, height, window_height)
+            window_width = torch.where(short, width, window_width)
+        # width first: its cumulative sum runs along contiguous memory over the whole map, the
+        # height's then over the few pooled columns
+        x = _window_means(x, -1, window_width, self.stride[1])
+        return _window_means(x, -2, window_height, self.stride[0])
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, fallback={self.fallback!r}"
@@ -148,6 +164,8 @@ class LRASPPHead(nn.Module):
             pool = WindowAvgPool2d(pool_kernel, pool_stride, pool_fallback)
         gate = nn.Conv2d(high_channels, inner_channels, 1, bias=gate_bias)
         self.scale = nn.Sequential(pool, gate, GATE_ACTIVATIONS[gate_activation]())
+        # a global gate broadcasts; a window gate's coarse map is resized (decided here, not by the map's size)
+        self.global_gate = pool_kernel is None
         self.low_classifier = nn.Conv2d(low_channels, num_classes, 1)
         self.high_classifier = nn.Conv2d(inner_channels, num_classes, 1)
 
@@ -156,7 +174,7 @@ class LRASPPHead(nn.Module):
         high = features[self.high_feature]
         x = self.cbr(high)
         scale = self.scale(high)
-        if scale.shape[-2] != 1 or scale.shape[-1] != 1:  # a window pool leaves a coarse map: stretch it over x
+        if not self.global_gate:  # stretch the window pool's coarse map over x, as TF DeepLab does
             scale = F.interpolate(scale, size=x.shape[-2:], mode="bilinear", align_corners=False)
         x = F.interpolate(x * scale, size=low.shape[-2:], mode="bilinear", align_corners=False)
         return self.low_classifier(low) + self.high_classifier(x)
