@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from test_predictor import save_checkpoint, tiny_task
 from torch import nn
 
 from seglite.apps import inspect as inspect_tool
@@ -21,7 +22,6 @@ from seglite.models.diagnostics import (
     never_activated_channels,
     total_share,
 )
-from test_predictor import save_checkpoint, tiny_task
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pytorch_lightning.cli")
 
@@ -67,7 +67,7 @@ def test_never_activated_channels_on_a_hand_built_model() -> None:
         conv.bias.copy_(torch.tensor([1.0, -1.0, 0.0, 2.0]))  # channel 1 negative, channel 2 exactly 0
     model = nn.Sequential(conv, nn.ReLU6(), nn.Conv2d(4, 2, 1), nn.ReLU())
     counts = never_activated_channels(model, [torch.randn(2, 3, 5, 5), torch.randn(1, 3, 4, 4)])
-    assert [(item.layer, item.total, item.count) for item in counts][0] == ("1", 4, 2)
+    assert (counts[0].layer, counts[0].total, counts[0].count) == ("1", 4, 2)
     assert counts[1].layer == "3" and counts[1].total == 2
     assert not model._forward_hooks and not model[1]._forward_hooks  # hooks removed
     with pytest.raises(ValueError, match="batches is empty"):

@@ -12,7 +12,8 @@ added since 0.1, the value that gives the 0.1 architecture, so a checkpoint with
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # LR-ASPP's 0.1 ``pooling`` option, as the options that replaced it
 _POOLING = {

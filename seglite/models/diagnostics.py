@@ -9,8 +9,8 @@ checkpoint and by ``seglite.lit.diagnostics.ModelDiagnostics`` during training.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import torch
 from torch import nn

@@ -6,8 +6,9 @@ constructor documents its options (jump to it from here).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from torch import nn
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -43,7 +43,7 @@ class SegmentationModel(nn.Module):
     ``torch.jit.script``, ``torch.compile(fullgraph=True)`` and ``torch.export`` all take it.
     """
 
-    __jit_unused_properties__ = ["num_classes"]
+    __jit_unused_properties__ = ("num_classes",)
 
     def __init__(self, backbone: Backbone, head: nn.Module, aux_head: nn.Module | None = None) -> None:
         super().__init__()

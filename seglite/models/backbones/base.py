@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -92,8 +93,8 @@ class Backbone(nn.Module):
     """
 
     # Described in __init__ of the subclasses; TorchScript compiles neither (list of dataclasses, properties).
-    __jit_ignored_attributes__ = ["feature_info"]
-    __jit_unused_properties__ = ["out_channels", "output_stride"]
+    __jit_ignored_attributes__ = ("feature_info",)
+    __jit_unused_properties__ = ("out_channels", "output_stride")
 
     def feature(self, name: str) -> FeatureInfo:
         """The ``FeatureInfo`` called ``name``; ``KeyError`` naming the available ones if absent."""

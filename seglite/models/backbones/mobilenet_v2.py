@@ -9,6 +9,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from seglite.checks import check_choice
+
 from ..layers import (
     ActivationLayer,
     ConvBNAct,
@@ -16,8 +18,6 @@ from ..layers import (
     SqueezeExcite,
     make_divisible,
 )
-from seglite.checks import check_choice
-
 from ._mobilenet import (
     MobileNetClassifier,
     StagedBackbone,

@@ -8,9 +8,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..layers import ConvBNAct, channel_shuffle, make_divisible
 from seglite.checks import check_choice
 
+from ..layers import ConvBNAct, channel_shuffle, make_divisible
 from ._shufflenet import WIDTH_MULTS, ShuffleNetClassifierHead, ShuffleNetLayout, depthwise_bn
 from .base import BlockGeometry
 
