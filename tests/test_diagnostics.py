@@ -1,4 +1,4 @@
-"""Dead depthwise kernels and never-activated ReLU channels: the diagnostic, tools/inspect.py and the callback."""
+"""Dead depthwise kernels and never-activated ReLU channels: the diagnostic, tools/inspect_model.py and the callback."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from test_predictor import save_checkpoint, tiny_task
 from torch import nn
 
-from seglite.apps import inspect as inspect_tool
+from seglite.apps import inspect_model as inspect_tool
 from seglite.files import write_image
 from seglite.lit.diagnostics import ModelDiagnostics
 from seglite.models import build_backbone, build_preset

@@ -1,6 +1,6 @@
 """A Lightning callback logging dead depthwise kernels and never-activated ReLU channels.
 
-The training-time view of ``seglite.models.diagnostics`` (``tools/inspect.py`` is the
+The training-time view of ``seglite.models.diagnostics`` (``tools/inspect_model.py`` is the
 checkpoint-time one): after every validation it logs, as TensorBoard scalars,
 
 - ``diagnostics/dead_depthwise_kernels``: the share of depthwise kernels of the model whose L2

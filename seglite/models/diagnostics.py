@@ -3,8 +3,9 @@
 MobileNetV2 (Sandler et al. 2018, section 3.2, "Linear Bottlenecks") shows ReLU discarding
 information in narrow layers; training MobileNets, depthwise kernels are seen to end up all zero
 ("dead"), more so with ReLU and low-precision training, and some channels are never let through
-by their ReLU. Both are capacity paid for in parameters and MACs and not used. Plain PyTorch: used by ``tools/inspect.py`` on a
-checkpoint and by ``seglite.lit.diagnostics.ModelDiagnostics`` during training.
+by their ReLU. Both are capacity paid for in parameters and MACs and not used. Plain PyTorch:
+used by ``tools/inspect_model.py`` on a checkpoint and by ``seglite.lit.diagnostics.ModelDiagnostics``
+during training.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Report a checkpoint's dead depthwise kernels and never-activated ReLU channels.
 
-    python tools/inspect.py outputs/lraspp_mnv3/version_0/checkpoints/last.ckpt
-    python tools/inspect.py last.ckpt --data data/demo/leftImg8bit/val --images 16
+    python tools/inspect_model.py outputs/lraspp_mnv3/version_0/checkpoints/last.ckpt
+    python tools/inspect_model.py last.ckpt --data data/demo/leftImg8bit/val --images 16
 
 Prints two Markdown tables: per depthwise convolution, the kernels whose L2 norm is below
 --threshold ("dead": they add nothing but a constant), and, with --data, per ReLU/ReLU6 the
@@ -19,12 +19,12 @@ from seglite.errors import SegliteError
 
 
 class InspectToolError(SegliteError):
-    """An input or option of tools/inspect.py is unusable."""
+    """An input or option of tools/inspect_model.py is unusable."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="inspect.py",
+        prog="inspect_model.py",
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -101,6 +101,6 @@ def main(argv: list[str] | None = None) -> int:
         model = load_task(args.checkpoint).model
         print(report(model, image_paths, None if args.size is None else tuple(args.size), args.threshold))
     except SegliteError as error:
-        print(f"inspect.py: error: {error}", file=sys.stderr)
+        print(f"inspect_model.py: error: {error}", file=sys.stderr)
         return 2
     return 0
