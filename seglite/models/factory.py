@@ -116,7 +116,6 @@ def build_model(
 # (backbone_options are merged key by key).
 
 PresetVariant = Literal["authors", "torchvision"]
-PRESET_VARIANTS = ("authors", "torchvision")
 
 # The MobileNetV3 authors' Cityscapes models: TF DeepLab's mobilenet_v3_large_seg /
 # mobilenet_v3_small_seg with the model zoo's flags (research/deeplab/g3doc/model_zoo.md).
