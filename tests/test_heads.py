@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from seglite.models import (
     LRASPP,
@@ -17,7 +18,7 @@ from seglite.models import (
     SegmentationModel,
 )
 from seglite.models.backbones.base import FEATURE_NAMES, Backbone, FeatureInfo, plan_output_stride
-from seglite.models.heads import ClampedAvgPool2d, scaled_atrous_rates
+from seglite.models.heads import WindowAvgPool2d, scaled_atrous_rates
 from seglite.models.layers import ConvBNAct
 
 MODEL_CLASSES = (LRASPP, RASPP, DeepLabV3, DeepLabV3Plus)
@@ -78,25 +79,67 @@ def test_pads_to_the_output_stride_only_where_needed(size: tuple[int, int], padd
     assert seen == [padded]
 
 
-def test_lraspp_head_resolution_and_paper_pooling_on_large_maps() -> None:
+def test_lraspp_head_resolution_and_window_pooling_on_large_maps() -> None:
     features = {"layer2": torch.randn(1, 16, 128, 256), "layer4": torch.randn(1, 24, 64, 128)}
-    for pooling in ("global", "paper"):
-        head = LRASPPHead(24, 16, num_classes=3, pooling=pooling).eval()
+    for pool_kernel in (None, (49, 49)):
+        head = LRASPPHead(24, 16, num_classes=3, pool_kernel=pool_kernel).eval()
         with torch.no_grad():
             assert head(features).shape == (1, 3, 128, 256)
-    # 64x128 pooled by 49x49 with stride (16, 20): a 1x4 gate map, stretched over the feature
-    assert head.scale(features["layer4"]).shape == (1, 128, 1, 4)
+    # 64x128 pooled by 49x49 with the authors' stride (4, 5): a 4x16 gate map, stretched over the feature
+    assert head.scale(features["layer4"]).shape == (1, 128, 4, 16)
+    window = features["layer4"][..., 4:53, 5:54].mean(dim=(2, 3), keepdim=True)
+    torch.testing.assert_close(head.scale[0](features["layer4"])[..., 1:2, 1:2], window)
 
 
-def test_clamped_pool_falls_back_to_global_pooling_on_small_maps() -> None:
-    pool = ClampedAvgPool2d((49, 49), (16, 20))
-    x = torch.randn(2, 3, 32, 64)
-    pooled = pool(x)
-    # height 32 < 49: the kernel spans it; width 64: one 49-wide window ((64 - 49) // 20 + 1 = 1)
-    assert pooled.shape == (2, 3, 1, 1)
-    torch.testing.assert_close(pooled, x[..., :49].mean(dim=(2, 3), keepdim=True))
-    small = torch.randn(1, 3, 5, 7)
-    torch.testing.assert_close(pool(small), small.mean(dim=(2, 3), keepdim=True))
+def test_window_pool_fallbacks_on_small_maps() -> None:
+    x = torch.randn(2, 3, 32, 64)  # a 512x1024 input at output stride 16
+    # clamp: height 32 < 49 is pooled whole; width 64 keeps its windows ((64 - 49) // 5 + 1 = 4)
+    pooled = WindowAvgPool2d((49, 49), (4, 5), "clamp")(x)
+    assert pooled.shape == (2, 3, 1, 4)
+    torch.testing.assert_close(pooled[..., 0:1, 3:4], x[..., 15:64].mean(dim=(2, 3), keepdim=True))
+    torch.testing.assert_close(WindowAvgPool2d((49, 49), (4, 5), "global")(x), x.mean(dim=(2, 3), keepdim=True))
+    big = torch.randn(1, 3, 57, 66)  # large enough: both fallbacks slide the same windows
+    for fallback in ("clamp", "global"):
+        torch.testing.assert_close(WindowAvgPool2d((49, 49), (4, 5), fallback)(big), F.avg_pool2d(big, 49, (4, 5)))
+
+
+@pytest.mark.parametrize("size", [(5, 7), (32, 64), (49, 49), (64, 128), (65, 129), (70, 30)])
+def test_window_pool_equals_average_pooling_with_a_clamped_kernel(size: tuple[int, int]) -> None:
+    """The cumulative-sum form against torch's own average pooling, on both sides of the window size."""
+    x = torch.randn(2, 4, *size, dtype=torch.float64)
+    kernel = (min(49, size[0]), min(49, size[1]))
+    expected = F.avg_pool2d(x, kernel, (4, 5))
+    torch.testing.assert_close(WindowAvgPool2d((49, 49), (4, 5))(x), expected)
+
+
+def test_lraspp_with_a_window_pool_runs_on_small_inputs() -> None:
+    for fallback in ("clamp", "global"):
+        model = LRASPP(TinyBackbone(output_stride=16), num_classes=3, pool_fallback=fallback).eval()
+        with torch.no_grad():
+            assert model(torch.randn(1, 3, 96, 160)).shape == (1, 3, 96, 160)
+
+
+def test_lraspp_gate_options() -> None:
+    authors = LRASPPHead(24, 16, num_classes=3)
+    torchvision_like = LRASPPHead(24, 16, num_classes=3, pool_kernel=None, gate_activation="sigmoid", gate_bias=False)
+    assert isinstance(authors.scale[2], nn.Hardsigmoid) and authors.scale[1].bias is not None
+    assert isinstance(authors.scale[0], WindowAvgPool2d)
+    assert isinstance(torchvision_like.scale[2], nn.Sigmoid) and torchvision_like.scale[1].bias is None
+    assert isinstance(torchvision_like.scale[0], nn.AdaptiveAvgPool2d)
+    # the bias is the only parameter the authors' gate adds
+    count = lambda module: sum(parameter.numel() for parameter in module.parameters())  # noqa: E731
+    assert count(authors) - count(torchvision_like) == 128
+
+
+def test_deeplabv3_head_conv_after_aspp() -> None:
+    plain = DeepLabV3(TinyBackbone(output_stride=16), num_classes=3, channels=16)
+    refined = DeepLabV3(TinyBackbone(output_stride=16), num_classes=3, channels=16, conv_after_aspp=True)
+    assert isinstance(plain.head.refine, nn.Identity)
+    assert refined.head.refine[0].kernel_size == (3, 3) and refined.head.refine[0].out_channels == 16
+    names = [name for name, _ in refined.head.named_children()]
+    assert names == ["aspp", "refine", "classifier"]  # torchvision's DeepLabHead order
+    with torch.no_grad():
+        assert refined.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
 
 
 def test_atrous_rates_follow_the_backbone_stride() -> None:
@@ -135,11 +178,21 @@ def test_deeplabv3plus_needs_a_stride_4_low_level_feature() -> None:
 
 
 def test_invalid_head_options_are_refused() -> None:
-    with pytest.raises(ValueError, match=r"pooling must be one of \('global', 'paper'\), got 'max'"):
-        LRASPP(TinyBackbone(), pooling="max")
-    with pytest.raises(ValueError, match=r"num_classes must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"LRASPPHead: gate_activation must be one of \('hardsigmoid', 'sigmoid'\), got 'relu'"):
+        LRASPP(TinyBackbone(), gate_activation="relu")
+    with pytest.raises(ValueError, match=r"WindowAvgPool2d: fallback must be one of \('clamp', 'global'\), got 'crop'"):
+        LRASPP(TinyBackbone(), pool_fallback="crop")
+    with pytest.raises(ValueError, match=r"WindowAvgPool2d: kernel_size\[1\] must be a positive integer, got 0"):
+        LRASPP(TinyBackbone(), pool_kernel=(49, 0))
+    with pytest.raises(ValueError, match=r"WindowAvgPool2d: stride must be \(height, width\)"):
+        LRASPP(TinyBackbone(), pool_stride=4)
+    with pytest.raises(TypeError, match=r"LRASPPHead: gate_bias must be True or False, got 1"):
+        LRASPP(TinyBackbone(), gate_bias=1)
+    with pytest.raises(ValueError, match=r"RASPPHead: num_classes must be a positive integer, got 0"):
         RASPP(TinyBackbone(), num_classes=0)
-    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"ASPP: dropout must be a number in \[0, 1\), got 1.5"):
         DeepLabV3(TinyBackbone(), dropout=1.5)
+    with pytest.raises(ValueError, match=r"FCNHead: in_channels must be a positive integer, got True"):
+        FCNHead(True, 3)
     with pytest.raises(ValueError, match=r"aux_head predicts 3 classes but head predicts 5"):
         SegmentationModel(TinyBackbone(), LRASPPHead(24, 16, num_classes=5), FCNHead(20, 3))

@@ -68,12 +68,34 @@ def test_plan_output_stride(output_stride: int, strides: list, dilations: list, 
     assert [block.total_stride for block in plan] == total_strides
 
 
+@pytest.mark.parametrize(
+    ("output_stride", "dilations"),
+    [
+        (32, [1, 1, 1, 1, 1, 1, 1]),
+        # torchvision: the block that gives up its stride is dilated itself
+        (16, [1, 1, 1, 1, 1, 2, 2]),
+        (8, [1, 1, 1, 2, 2, 4, 4]),
+    ],
+)
+def test_plan_output_stride_torchvision_rule(output_stride: int, dilations: list) -> None:
+    deeplab = plan_output_stride(STRIDES, output_stride)
+    plan = plan_output_stride(STRIDES, output_stride, dilation_rule="torchvision")
+    assert [block.dilation for block in plan] == dilations
+    # the rule changes the dilations only
+    assert [(block.stride, block.total_stride) for block in plan] == [(b.stride, b.total_stride) for b in deeplab]
+    with pytest.raises(ValueError, match=r"plan_output_stride: dilation_rule must be one of \('deeplab', 'torchvision'\)"):
+        plan_output_stride(STRIDES, output_stride, dilation_rule="timm")  # type: ignore[arg-type]
+
+
 def test_argument_checks_name_the_argument() -> None:
     for output_stride in (4, 24, 64):
         with pytest.raises(ValueError, match="output_stride.*8, 16, 32"):
             check_output_stride(output_stride)
     with pytest.raises(ValueError, match="output_stride"):
         plan_output_stride(STRIDES, 12)
-    for width_mult in (0, -0.5, "1"):
-        with pytest.raises(ValueError, match="width_mult"):
+    for width_mult in (0, -0.5, "1", True, None):
+        with pytest.raises(ValueError, match="width_mult must be a positive number"):
             check_width_mult(width_mult)  # type: ignore[arg-type]
+    assert check_width_mult(1) == 1.0 and isinstance(check_width_mult(1), float)
+    with pytest.raises(ValueError, match=r"^MobileNetV2: output_stride must be one of \(8, 16, 32\), got True"):
+        check_output_stride(True, "MobileNetV2")

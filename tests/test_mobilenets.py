@@ -14,6 +14,7 @@ from seglite.models.backbones.mobilenet_v3 import MobileNetV3, MobileNetV3Classi
 from seglite.models.weights import load_torchvision_weights
 
 FEATURE_NAMES = ["stem", "layer1", "layer2", "layer3", "layer4"]
+TAP_NAMES = [f"{stage}_{tap}" for stage in ("layer1", "layer2", "layer3") for tap in ("first", "depthwise")]
 NOMINAL_STRIDES = [2, 4, 8, 16, 32]
 SMALL = (64, 96)
 
@@ -32,6 +33,14 @@ FAMILIES = {
     "mobilenet_v2": (MobileNetV2, [16, 24, 32, 96, 320]),
     "mobilenet_v3_large": (large, [16, 24, 40, 112, 960]),
     "mobilenet_v3_small": (small, [16, 16, 24, 48, 576]),
+}
+# family: channels of (first-block output, last depthwise output) of layer1, layer2, layer3, read off
+# the tables: V1's depthwise sees the stage's input width; V2/V3's the expanded width of the last block
+TAPS = {
+    "mobilenet_v1": [(128, 128), (256, 256), (512, 512)],
+    "mobilenet_v2": [(24, 144), (32, 192), (64, 576)],
+    "mobilenet_v3_large": [(24, 72), (40, 120), (80, 672)],
+    "mobilenet_v3_small": [(16, 16), (24, 88), (40, 144)],
 }
 
 # family: (our classifier, torchvision's builder, torchvision's exact parameter count at width 1)
@@ -130,7 +139,7 @@ def test_torchvision_weights_give_torchvision_outputs(family: str) -> None:
 def test_torchvision_reduced_tail_weights_load(family: str) -> None:
     build, build_torchvision, _ = TORCHVISION[family]
     reference = randomise(build_torchvision(weights=None, reduced_tail=True))
-    ours = load_torchvision_weights(build(reduced_tail=True), reference.state_dict()).eval()
+    ours = load_torchvision_weights(build(reduced_tail=True, tail_reduction="outputs"), reference.state_dict()).eval()
     with torch.no_grad():
         torch.testing.assert_close(ours(image()), reference(image()), rtol=1e-5, atol=1e-5)
 
@@ -155,16 +164,77 @@ def test_features_match_reported_strides_and_channels(family: str, output_stride
     build, channels = FAMILIES[family]
     backbone = build(output_stride=output_stride).eval()
     strides = [min(stride, output_stride) for stride in NOMINAL_STRIDES]
-    assert [(info.name, info.channels, info.stride) for info in backbone.feature_info] == list(
-        zip(FEATURE_NAMES, channels, strides)
-    )
+    taps = [
+        (f"{stage}_{tap}", tap_channels, min(stride, output_stride))
+        for stage, stride, pair in zip(("layer1", "layer2", "layer3"), NOMINAL_STRIDES[1:4], TAPS[family])
+        for tap, tap_channels in zip(("first", "depthwise"), pair)
+    ]
+    assert [(info.name, info.channels, info.stride) for info in backbone.feature_info] == [
+        *zip(FEATURE_NAMES, channels, strides),
+        *taps,
+    ]
     assert backbone.output_stride == output_stride and backbone.out_channels == channels[-1]
     height, width = SMALL
     with torch.no_grad():
         features = backbone(image(height, width, batch=1))
-    assert list(features) == FEATURE_NAMES
+    assert sorted(features) == sorted(FEATURE_NAMES + TAP_NAMES)
     for info in backbone.feature_info:
         assert features[info.name].shape == (1, info.channels, height // info.stride, width // info.stride)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_taps_are_the_outputs_they_name(family: str) -> None:
+    """The first-block tap is the first block's output, the depthwise tap the depthwise conv-BN-act output."""
+    backbone = FAMILIES[family][0](width_mult=0.5, output_stride=16).eval()
+    x = image(64, 64, batch=1)
+    with torch.no_grad():
+        features = backbone(x)
+        layer2_input = backbone.layer1(backbone.stem(x))
+        torch.testing.assert_close(features["layer2_first"], backbone.layer2[0](layer2_input))
+        last = backbone.layer2[-1]
+        depthwise = last[0] if isinstance(last, nn.Sequential) else last.block[last.depthwise_index]
+        seen = []
+        handle = depthwise.register_forward_hook(lambda module, args, output: seen.append(output))
+        backbone.layer2(layer2_input)
+        handle.remove()
+    torch.testing.assert_close(features["layer2_depthwise"], seen[0])
+    assert isinstance(depthwise[0], nn.Conv2d) and depthwise[0].groups == depthwise[0].in_channels
+
+
+@pytest.mark.parametrize(
+    ("variant", "tail_reduction", "expansions", "outputs", "last_conv"),
+    [
+        # the authors' mobilenet_v3_large_seg: [(13, 336), (14, 480), (15, 480), (16, None)]
+        ("large", "all", [336, 480, 480], [80, 80, 80], 480),
+        # torchvision's reduced_tail keeps the downsampling block's expansion
+        ("large", "outputs", [672, 480, 480], [80, 80, 80], 480),
+        # mobilenet_v3_small_seg: [(9, 144), (10, 288), (11, 288), (12, None)]
+        ("small", "all", [144, 288, 288], [48, 48, 48], 288),
+        ("small", "outputs", [288, 288, 288], [48, 48, 48], 288),
+    ],
+)
+def test_reduced_tail_styles(variant: str, tail_reduction: str, expansions: list, outputs: list, last_conv: int) -> None:
+    backbone = MobileNetV3(variant, output_stride=16, reduced_tail=True, tail_reduction=tail_reduction)
+    blocks = [block for block in backbone.layer4 if isinstance(block, InvertedResidual)]
+    assert [block.depthwise_channels for block in blocks] == expansions
+    assert [block.out_channels for block in blocks] == outputs
+    assert backbone.layer4[-1].out_channels == backbone.out_channels == last_conv
+    # everything before the last stage is untouched
+    full = MobileNetV3(variant, output_stride=16)
+    assert [v.shape for k, v in backbone.state_dict().items() if not k.startswith("layer4")] == [
+        v.shape for k, v in full.state_dict().items() if not k.startswith("layer4")
+    ]
+
+
+@pytest.mark.parametrize("dilation_rule", ["deeplab", "torchvision"])
+def test_mobilenet_v3_dilation_rules(dilation_rule: str) -> None:
+    backbone = large(output_stride=16, dilation_rule=dilation_rule)
+    depthwise_dilations = [block.block[block.depthwise_index][0].dilation[0] for block in backbone.layer4[:3]]
+    # the block that gives up its stride: dilation 1 (TF DeepLab) or 2 (torchvision); the others 2
+    assert depthwise_dilations == ([1, 2, 2] if dilation_rule == "deeplab" else [2, 2, 2])
+    reference = torchvision.models.mobilenet_v3_large(weights=None, dilated=True).features
+    if dilation_rule == "torchvision":
+        assert depthwise_dilations == [reference[i].block[1][0].dilation[0] for i in (13, 14, 15)]
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -187,7 +257,7 @@ def test_output_stride_changes_geometry_not_weights(family: str) -> None:
 def test_reduced_tail_halves_last_stage(family: str) -> None:
     build, channels = FAMILIES[family]
     backbone = build(reduced_tail=True, output_stride=16).eval()
-    assert [info.channels for info in backbone.feature_info] == channels[:-1] + [channels[-1] // 2]
+    assert [backbone.feature(name).channels for name in FEATURE_NAMES] == channels[:-1] + [channels[-1] // 2]
     with torch.no_grad():
         assert backbone(image(32, 32, batch=1))["layer4"].shape[1] == channels[-1] // 2
 
@@ -196,11 +266,14 @@ def test_reduced_tail_halves_last_stage(family: str) -> None:
 def test_width_mult_scales_channels(family: str) -> None:
     build, channels = FAMILIES[family]
     backbone = build(width_mult=0.5).eval()
-    narrow = [info.channels for info in backbone.feature_info]
+    narrow = [backbone.feature(name).channels for name in FEATURE_NAMES]
     assert all(value % 8 == 0 for value in narrow)
     assert all(value < full for value, full in zip(narrow, channels) if full > 16)
     with torch.no_grad():
-        assert [feature.shape[1] for feature in backbone(image(32, 32, batch=1)).values()] == narrow
+        features = backbone(image(32, 32, batch=1))
+    assert {name: feature.shape[1] for name, feature in features.items()} == {
+        info.name: info.channels for info in backbone.feature_info
+    }
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -211,15 +284,23 @@ def test_width_mult_scales_channels(family: str) -> None:
         ({"output_stride": 64}, "output_stride"),
         ({"width_mult": 0}, "width_mult"),
         ({"width_mult": -1.0}, "width_mult"),
+        ({"width_mult": True}, "width_mult"),
     ],
 )
 def test_bad_arguments_raise(family: str, options: dict, argument: str) -> None:
-    with pytest.raises(ValueError, match=argument):
+    owner = "MobileNetV3" if family.startswith("mobilenet_v3") else FAMILIES[family][0].__name__
+    with pytest.raises(ValueError, match=f"^{owner}: {argument} must be"):
         FAMILIES[family][0](**options)
 
 
-def test_unknown_mobilenet_v3_variant_raises() -> None:
-    with pytest.raises(ValueError, match="variant.*large.*small"):
+def test_unknown_mobilenet_v3_options_raise() -> None:
+    with pytest.raises(ValueError, match=r"MobileNetV3: variant must be one of \('large', 'small'\), got 'medium'"):
         MobileNetV3("medium")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="variant"):
+    with pytest.raises(ValueError, match=r"MobileNetV3Classifier: variant must be one of"):
         MobileNetV3Classifier("tiny")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"MobileNetV3: tail_reduction must be one of \('outputs', 'all'\)"):
+        MobileNetV3(reduced_tail=True, tail_reduction="half")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"MobileNetV3: dilation_rule must be one of \('deeplab', 'torchvision'\)"):
+        MobileNetV3(dilation_rule="timm")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"MobileNetV2: tail_reduction must be one of"):
+        MobileNetV2(tail_reduction=None)  # type: ignore[arg-type]

@@ -73,3 +73,18 @@ def test_wrong_requests_are_refused() -> None:
         smp.encoders.get_encoder("seglite_mobilenet_v2", depth=6)
     with pytest.raises(KeyError, match=r"Wrong pretrained weights `imagenet`"):
         smp.encoders.get_encoder("seglite_mobilenet_v2", weights="imagenet")
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+@pytest.mark.parametrize("encoder_name", ["seglite_mobilenet_v3_small", "seglite_shufflenet_v2"])
+def test_encoders_are_scriptable_like_smp_encoders(encoder_name: str) -> None:
+    # smp's tests/encoders/base.py::test_torch_script scripts encoders that declare it, models likewise
+    encoder = smp.encoders.get_encoder(encoder_name, depth=4, output_stride=16).eval()
+    assert encoder._is_torch_scriptable and encoder._is_torch_exportable and encoder._is_torch_compilable
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for found, expected in zip(torch.jit.script(encoder)(x), encoder(x), strict=True):
+            torch.testing.assert_close(found, expected, rtol=0, atol=0)
+        model = smp.Unet(encoder_name=encoder_name, encoder_weights=None, classes=3, decoder_channels=(32, 16, 16, 8, 8))
+        model.eval()
+        torch.testing.assert_close(torch.jit.script(model)(x), model(x), rtol=0, atol=0)

@@ -8,6 +8,9 @@ from .weights import load_torchvision_weights
 
 __all__ = [
     "ASPP",
+    "LRASPP",
+    "PRESETS",
+    "RASPP",
     "Backbone",
     "DeepLabV3",
     "DeepLabV3Head",
@@ -15,10 +18,7 @@ __all__ = [
     "DeepLabV3PlusHead",
     "FCNHead",
     "FeatureInfo",
-    "LRASPP",
     "LRASPPHead",
-    "PRESETS",
-    "RASPP",
     "RASPPHead",
     "SegmentationModel",
     "build_backbone",

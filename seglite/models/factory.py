@@ -6,10 +6,13 @@ constructor documents its options (jump to it from here).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from torch import nn
+
+from seglite.checks import check_choice
 
 from .backbones import (
     Backbone,
@@ -46,7 +49,7 @@ CLASSIFIERS: dict[str, Callable[..., nn.Module]] = {
 
 
 def _lookup(table: dict[str, Callable[..., Any]], name: str, what: str) -> Callable[..., Any]:
-    if name not in table:
+    if not isinstance(name, str) or name not in table:
         raise ValueError(f"unknown {what} name {name!r}; choose one of {sorted(table)}")
     return table[name]
 
@@ -109,58 +112,171 @@ def build_model(
     return model_class(network, num_classes=num_classes, aux=aux, **head_options)
 
 
-# Presets: the papers' configurations. Keyword arguments override any setting of build_model.
+# Presets: the papers' configurations. Keyword arguments override any setting of build_model
+# (backbone_options are merged key by key).
+
+PresetVariant = Literal["authors", "torchvision"]
+
+# The MobileNetV3 authors' Cityscapes models: TF DeepLab's mobilenet_v3_large_seg /
+# mobilenet_v3_small_seg with the model zoo's flags (research/deeplab/g3doc/model_zoo.md).
+AUTHORS_MOBILENET_V3_LRASPP: dict[str, Any] = {
+    "output_stride": 16,
+    "reduced_tail": True,
+    "backbone_options": {"tail_reduction": "all", "dilation_rule": "deeplab"},
+    "inner_channels": 128,
+    "pool_kernel": (49, 49),
+    "pool_stride": (4, 5),
+    "pool_fallback": "clamp",
+    "gate_activation": "hardsigmoid",
+    "gate_bias": True,
+    "low_feature": "layer2_depthwise",
+}
+# torchvision.models.segmentation.lraspp_mobilenet_v3_large (and _lraspp_mobilenetv3 on any
+# mobilenet_v3_* built with dilated=True): full tail unless reduced_tail=True is passed.
+TORCHVISION_MOBILENET_V3_LRASPP: dict[str, Any] = {
+    "output_stride": 16,
+    "reduced_tail": False,
+    "backbone_options": {"tail_reduction": "outputs", "dilation_rule": "torchvision"},
+    "inner_channels": 128,
+    "pool_kernel": None,
+    "gate_activation": "sigmoid",
+    "gate_bias": False,
+    "low_feature": "layer2_first",
+}
+# torchvision.models.segmentation.deeplabv3_mobilenet_v3_large: DeepLabHead (dense 256-channel ASPP
+# at rates 12/24/36, dropout 0.5, then a 3x3 conv-BN-ReLU) and, with aux=True, an FCNHead on the
+# first stride-8 block.
+TORCHVISION_MOBILENET_V3_DEEPLABV3: dict[str, Any] = {
+    "output_stride": 16,
+    "reduced_tail": False,
+    "backbone_options": {"tail_reduction": "outputs", "dilation_rule": "torchvision"},
+    "channels": 256,
+    "atrous_rates": (12, 24, 36),
+    "separable": False,
+    "dropout": 0.5,
+    "conv_after_aspp": True,
+    "aux_feature": "layer2_first",
+}
 
 
-def lraspp_mobilenet_v3_large(num_classes: int = 19, **options: Any) -> SegmentationModel:
-    """LR-ASPP on MobileNetV3-Large as in the MobileNetV3 paper (section 6.4, Table 7):
-    reduced tail, output stride 16, 128 head filters."""
-    settings = {"output_stride": 16, "reduced_tail": True, "inner_channels": 128, **options}
-    return build_model("mobilenet_v3_large", "lraspp", num_classes, **settings)
+def _preset(backbone: str, head: str, num_classes: int, settings: dict[str, Any], options: dict[str, Any]) -> SegmentationModel:
+    """``build_model`` with a preset's ``settings`` overridden by the caller's ``options``."""
+    merged = {**settings, **options}
+    merged["backbone_options"] = {**settings.get("backbone_options", {}), **(options.get("backbone_options") or {})}
+    return build_model(backbone, head, num_classes, **merged)  # type: ignore[arg-type]
 
 
-def lraspp_mobilenet_v3_small(num_classes: int = 19, **options: Any) -> SegmentationModel:
-    """LR-ASPP on MobileNetV3-Small as in the MobileNetV3 paper (Table 7): reduced tail, OS16, 128 filters."""
-    settings = {"output_stride": 16, "reduced_tail": True, "inner_channels": 128, **options}
-    return build_model("mobilenet_v3_small", "lraspp", num_classes, **settings)
+def _variant_settings(variant: str, preset: str, settings: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    check_choice("variant", variant, tuple(settings), preset)
+    return settings[variant]
+
+
+def lraspp_mobilenet_v3_large(
+    num_classes: int = 19, variant: PresetVariant = "authors", **options: Any
+) -> SegmentationModel:
+    """LR-ASPP on MobileNetV3-Large (MobileNetV3 paper section 6.4, Table 7).
+
+    ``variant="authors"``: the authors' released Cityscapes model (TF DeepLab
+    ``mobilenet_v3_large_seg``, model zoo flags): reduced tail with every width of the last stage
+    halved (112 -> 336 -> 80, 1.506M parameters with 19 classes: the paper's 1.51M), output
+    stride 16, 128 filters, the stride-8 skip from the depthwise output of the last stride-8
+    block (120 channels), a 49x49 gate pool with stride (4, 5) and a hard-sigmoid gate with bias.
+    ``variant="torchvision"``: ``torchvision.models.segmentation.lraspp_mobilenet_v3_large``
+    (full tail unless ``reduced_tail=True``, torchvision's dilation rule, skip from the first
+    stride-8 block, global pooling, sigmoid gate without bias); its weights load with
+    ``load_torchvision_weights`` and give torchvision's outputs.
+    """
+    settings = _variant_settings(
+        variant,
+        "lraspp_mobilenet_v3_large",
+        {"authors": AUTHORS_MOBILENET_V3_LRASPP, "torchvision": TORCHVISION_MOBILENET_V3_LRASPP},
+    )
+    return _preset("mobilenet_v3_large", "lraspp", num_classes, settings, options)
+
+
+def lraspp_mobilenet_v3_small(
+    num_classes: int = 19, variant: PresetVariant = "authors", **options: Any
+) -> SegmentationModel:
+    """LR-ASPP on MobileNetV3-Small (MobileNetV3 paper Table 7), variants as ``lraspp_mobilenet_v3_large``.
+
+    ``"authors"``: TF DeepLab ``mobilenet_v3_small_seg`` (48 -> 144 -> 48 tail, 88-channel
+    depthwise skip; 0.467M parameters, the paper's 0.47M). ``"torchvision"``: what torchvision's
+    ``_lraspp_mobilenetv3`` builds on ``mobilenet_v3_small(dilated=True)`` (no public builder).
+    """
+    settings = _variant_settings(
+        variant,
+        "lraspp_mobilenet_v3_small",
+        {"authors": AUTHORS_MOBILENET_V3_LRASPP, "torchvision": TORCHVISION_MOBILENET_V3_LRASPP},
+    )
+    return _preset("mobilenet_v3_small", "lraspp", num_classes, settings, options)
 
 
 def raspp_mobilenet_v3_large(num_classes: int = 19, **options: Any) -> SegmentationModel:
-    """R-ASPP on MobileNetV3-Large, the MobileNetV3 paper's Table 7 baseline: full tail, OS16, 256 filters."""
-    settings = {"output_stride": 16, "reduced_tail": False, "channels": 256, **options}
-    return build_model("mobilenet_v3_large", "raspp", num_classes, **settings)
+    """R-ASPP on MobileNetV3-Large, the MobileNetV3 paper's Table 7 baseline: full tail, OS16, 256 filters.
+
+    With ``reduced_tail=True`` it is Table 7's RF2 R-ASPP row (the authors' tail: 1.76M parameters).
+    """
+    settings = {"output_stride": 16, "reduced_tail": False, "channels": 256, "backbone_options": {"tail_reduction": "all"}}
+    return _preset("mobilenet_v3_large", "raspp", num_classes, settings, options)
+
+
+def deeplabv3_mobilenet_v3_large(
+    num_classes: int = 19, variant: Literal["seglite", "torchvision"] = "seglite", **options: Any
+) -> SegmentationModel:
+    """DeepLabV3 on MobileNetV3-Large at output stride 16.
+
+    ``variant="seglite"``: separable ASPP of 128 filters (0.1x the parameters of a dense one).
+    ``variant="torchvision"``: ``torchvision.models.segmentation.deeplabv3_mobilenet_v3_large``
+    (dense 256-filter ASPP at rates 12/24/36 and a 3x3 conv after it; with ``aux=True`` its
+    ``FCNHead`` on the first stride-8 block); its weights load with ``load_torchvision_weights``.
+    """
+    settings = _variant_settings(
+        variant,
+        "deeplabv3_mobilenet_v3_large",
+        {"seglite": {"output_stride": 16}, "torchvision": TORCHVISION_MOBILENET_V3_DEEPLABV3},
+    )
+    return _preset("mobilenet_v3_large", "deeplabv3", num_classes, settings, options)
+
+
+# The authors' LR-ASPP head on MobileNetV2 (Table 7). The paper's 0.98M parameters fit the
+# 32-channel stride-8 stage output and torchvision-style tail halving (0.984M), not the 192-channel
+# depthwise tap TF DeepLab uses for MobileNetV2 (0.987M) or the fully halved tail (0.93M).
+AUTHORS_MOBILENET_V2_LRASPP: dict[str, Any] = {
+    **AUTHORS_MOBILENET_V3_LRASPP,
+    "backbone_options": {"tail_reduction": "outputs"},
+    "low_feature": "layer2",
+}
 
 
 def lraspp_mobilenet_v2(num_classes: int = 19, **options: Any) -> SegmentationModel:
-    """LR-ASPP on MobileNetV2 as in the MobileNetV3 paper's Table 7: reduced tail, OS16, 128 filters."""
-    settings = {"output_stride": 16, "reduced_tail": True, "inner_channels": 128, **options}
-    return build_model("mobilenet_v2", "lraspp", num_classes, **settings)
+    """LR-ASPP on MobileNetV2 as in the MobileNetV3 paper's Table 7: reduced tail, OS16, 128 filters,
+    the authors' head options (see ``AUTHORS_MOBILENET_V2_LRASPP``)."""
+    return _preset("mobilenet_v2", "lraspp", num_classes, AUTHORS_MOBILENET_V2_LRASPP, options)
 
 
 def raspp_mobilenet_v2(num_classes: int = 19, **options: Any) -> SegmentationModel:
     """R-ASPP on MobileNetV2 (MobileNetV2 paper section 6.3; MobileNetV3 paper Table 7): OS16, 256 filters."""
-    settings = {"output_stride": 16, "reduced_tail": False, "channels": 256, **options}
-    return build_model("mobilenet_v2", "raspp", num_classes, **settings)
+    return _preset("mobilenet_v2", "raspp", num_classes, {"output_stride": 16, "reduced_tail": False, "channels": 256}, options)
 
 
 def deeplabv3_mobilenet_v2(num_classes: int = 19, **options: Any) -> SegmentationModel:
     """DeepLabV3 on MobileNetV2: OS16, separable ASPP of 128 filters."""
-    return build_model("mobilenet_v2", "deeplabv3", num_classes, **{"output_stride": 16, **options})
+    return _preset("mobilenet_v2", "deeplabv3", num_classes, {"output_stride": 16}, options)
 
 
 def deeplabv3plus_mobilenet_v2(num_classes: int = 19, **options: Any) -> SegmentationModel:
     """DeepLabV3+ on MobileNetV2: OS16, separable ASPP and decoder of 128 filters, 48-channel low level."""
-    return build_model("mobilenet_v2", "deeplabv3plus", num_classes, **{"output_stride": 16, **options})
+    return _preset("mobilenet_v2", "deeplabv3plus", num_classes, {"output_stride": 16}, options)
 
 
 def deeplabv3_shufflenet_v2(num_classes: int = 19, **options: Any) -> SegmentationModel:
     """DeepLabV3 on ShuffleNetV2 1x: OS16, separable ASPP of 128 filters."""
-    return build_model("shufflenet_v2", "deeplabv3", num_classes, **{"output_stride": 16, **options})
+    return _preset("shufflenet_v2", "deeplabv3", num_classes, {"output_stride": 16}, options)
 
 
 def deeplabv3plus_shufflenet_v2(num_classes: int = 19, **options: Any) -> SegmentationModel:
     """DeepLabV3+ on ShuffleNetV2 1x: OS16, separable ASPP and decoder of 128 filters, 48-channel low level."""
-    return build_model("shufflenet_v2", "deeplabv3plus", num_classes, **{"output_stride": 16, **options})
+    return _preset("shufflenet_v2", "deeplabv3plus", num_classes, {"output_stride": 16}, options)
 
 
 PRESETS: dict[str, Callable[..., SegmentationModel]] = {
@@ -169,6 +285,7 @@ PRESETS: dict[str, Callable[..., SegmentationModel]] = {
         lraspp_mobilenet_v3_large,
         lraspp_mobilenet_v3_small,
         raspp_mobilenet_v3_large,
+        deeplabv3_mobilenet_v3_large,
         lraspp_mobilenet_v2,
         raspp_mobilenet_v2,
         deeplabv3_mobilenet_v2,
@@ -180,5 +297,10 @@ PRESETS: dict[str, Callable[..., SegmentationModel]] = {
 
 
 def build_preset(name: str, **options: Any) -> SegmentationModel:
-    """A named preset of ``PRESETS``, e.g. ``build_preset("lraspp_mobilenet_v3_large", num_classes=21)``."""
+    """A named preset of ``PRESETS``, e.g. ``build_preset("lraspp_mobilenet_v3_large", num_classes=21)``.
+
+    ``options`` are the preset's (``num_classes``, ``variant`` where it has one) and any
+    ``build_model`` argument, e.g. ``build_preset("lraspp_mobilenet_v3_large", variant="torchvision",
+    num_classes=21, reduced_tail=True)``.
+    """
     return _lookup(PRESETS, name, "preset")(**options)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -10,6 +10,7 @@ from torch.nn import functional as F
 
 from .backbones.base import Backbone
 from .heads import DeepLabV3Head, DeepLabV3PlusHead, FCNHead, LRASPPHead, RASPPHead, scaled_atrous_rates
+from .heads.lraspp import AUTHORS_POOL_KERNEL, AUTHORS_POOL_STRIDE, GateActivation, PoolFallback
 
 
 def feature_channels(backbone: Backbone, name: str, reader: str) -> int:
@@ -38,7 +39,11 @@ class SegmentationModel(nn.Module):
         head: a head from ``seglite.models.heads`` (or any module with ``in_features``,
             ``num_classes`` and ``forward(features) -> logits``).
         aux_head: an optional auxiliary head for training (e.g. ``FCNHead`` on ``layer3``).
+
+    ``torch.jit.script``, ``torch.compile(fullgraph=True)`` and ``torch.export`` all take it.
     """
+
+    __jit_unused_properties__ = ("num_classes",)
 
     def __init__(self, backbone: Backbone, head: nn.Module, aux_head: nn.Module | None = None) -> None:
         super().__init__()
@@ -53,6 +58,8 @@ class SegmentationModel(nn.Module):
         self.backbone = backbone
         self.head = head
         self.aux_head = aux_head
+        # inputs are padded to a multiple of it; an int attribute, so TorchScript reads it too
+        self.output_stride: int = backbone.output_stride
 
     @staticmethod
     def _check_fits(backbone: Backbone, head: nn.Module, role: str) -> None:
@@ -81,15 +88,15 @@ class SegmentationModel(nn.Module):
         return self.head.num_classes
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        divisor = self.backbone.output_stride
-        pad_bottom = -x.shape[-2] % divisor
-        pad_right = -x.shape[-1] % divisor
-        if pad_bottom or pad_right:
+        divisor = self.output_stride
+        # rounded up by floor division: inductor (torch 2.14) fails on a modulo of symbolic sizes
+        pad_bottom = (x.shape[-2] + divisor - 1) // divisor * divisor - x.shape[-2]
+        pad_right = (x.shape[-1] + divisor - 1) // divisor * divisor - x.shape[-1]
+        if pad_bottom > 0 or pad_right > 0:
             x = F.pad(x, (0, pad_right, 0, pad_bottom))
         return x
 
-    @staticmethod
-    def _to_input_size(logits: torch.Tensor, padded: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def _to_input_size(self, logits: torch.Tensor, padded: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         logits = F.interpolate(logits, size=padded.shape[-2:], mode="bilinear", align_corners=False)
         return logits[..., : x.shape[-2], : x.shape[-1]]
 
@@ -117,13 +124,25 @@ def _aux_head(backbone: Backbone, num_classes: int, aux: bool, aux_feature: str)
 class LRASPP(SegmentationModel):
     """LR-ASPP segmentation model (MobileNetV3 paper section 6.4); see ``LRASPPHead``.
 
+    The authors' model (TF DeepLab ``mobilenet_v3_large_seg`` with the model zoo's flags) is
+    ``LRASPP(MobileNetV3("large", output_stride=16, reduced_tail=True), low_feature="layer2_depthwise")``
+    with the defaults below; the presets spell it out (``seglite.models.factory``).
+
     Args:
         backbone: the backbone; the paper uses MobileNetV3 with ``reduced_tail`` at output stride 16.
         num_classes: classes to predict.
         inner_channels: filters of the head's branches (paper: 128).
-        pooling: ``"global"`` or ``"paper"`` (49x49 pool, stride (16, 20), clamped to small maps).
+        pool_kernel: the gate's average-pooling window in feature pixels (the authors': 49x49);
+            ``None`` for global pooling (torchvision).
+        pool_stride: the window's stride in feature pixels (the authors': (4, 5)).
+        pool_fallback: on feature maps smaller than the window: ``"clamp"`` it to the map or
+            ``"global"`` pooling (see ``WindowAvgPool2d``).
+        gate_activation: ``"hardsigmoid"`` (the authors') or ``"sigmoid"`` (torchvision).
+        gate_bias: bias in the gate's 1x1 conv (the authors': yes; torchvision: no).
         high_feature: deep feature the head reads.
-        low_feature: low-level feature (stride 8) the head reads.
+        low_feature: low-level feature (stride 8) the head reads: ``"layer2"`` (the stride-8 stage's
+            output, any backbone), ``"layer2_depthwise"`` (the authors', MobileNets) or
+            ``"layer2_first"`` (torchvision's, MobileNets).
         aux: add an ``FCNHead`` auxiliary head on ``aux_feature``.
         aux_feature: feature of the auxiliary head.
     """
@@ -133,7 +152,11 @@ class LRASPP(SegmentationModel):
         backbone: Backbone,
         num_classes: int = 19,
         inner_channels: int = 128,
-        pooling: Literal["global", "paper"] = "global",
+        pool_kernel: tuple[int, int] | None = AUTHORS_POOL_KERNEL,
+        pool_stride: tuple[int, int] = AUTHORS_POOL_STRIDE,
+        pool_fallback: PoolFallback = "clamp",
+        gate_activation: GateActivation = "hardsigmoid",
+        gate_bias: bool = True,
         high_feature: str = "layer4",
         low_feature: str = "layer2",
         aux: bool = False,
@@ -144,7 +167,11 @@ class LRASPP(SegmentationModel):
             low_channels=feature_channels(backbone, low_feature, "LRASPPHead"),
             num_classes=num_classes,
             inner_channels=inner_channels,
-            pooling=pooling,
+            pool_kernel=pool_kernel,
+            pool_stride=pool_stride,
+            pool_fallback=pool_fallback,
+            gate_activation=gate_activation,
+            gate_bias=gate_bias,
             high_feature=high_feature,
             low_feature=low_feature,
         )
@@ -196,6 +223,8 @@ class DeepLabV3(SegmentationModel):
         separable: depthwise-separable atrous convs.
         dropout: dropout after the ASPP projection.
         feature: feature the head reads.
+        conv_after_aspp: a 3x3 conv-BN-ReLU between the ASPP and the classifier (torchvision's
+            ``DeepLabHead``).
         aux: add an ``FCNHead`` auxiliary head on ``aux_feature``.
         aux_feature: feature of the auxiliary head.
     """
@@ -209,12 +238,13 @@ class DeepLabV3(SegmentationModel):
         separable: bool = True,
         dropout: float = 0.1,
         feature: str = "layer4",
+        conv_after_aspp: bool = False,
         aux: bool = False,
         aux_feature: str = "layer3",
     ) -> None:
         in_channels = feature_channels(backbone, feature, "DeepLabV3Head")
         rates = _atrous_rates(backbone, feature, atrous_rates)
-        head = DeepLabV3Head(in_channels, num_classes, channels, rates, separable, dropout, feature)
+        head = DeepLabV3Head(in_channels, num_classes, channels, rates, separable, dropout, feature, conv_after_aspp)
         super().__init__(backbone, head, _aux_head(backbone, num_classes, aux, aux_feature))
 
 

@@ -43,8 +43,10 @@ class SegliteEncoder(nn.Module, EncoderMixin):
         backbone_options: further backbone arguments (``width_mult``, ``reduced_tail``, ...).
     """
 
-    # TorchScript cannot compile seglite backbones (class-level module annotations); torch.export can
-    _is_torch_scriptable = False
+    # like every smp encoder: torch.jit.script, torch.export and torch.compile all take it (tested)
+    _is_torch_scriptable = True
+    _is_torch_exportable = True
+    _is_torch_compilable = True
 
     def __init__(
         self,
@@ -71,6 +73,7 @@ class SegliteEncoder(nn.Module, EncoderMixin):
             **self._backbone_options,
         )
         self._out_channels = [self._in_channels] + [self.backbone.feature(name).channels for name in FEATURE_NAMES]
+        self._feature_names: list[str] = list(FEATURE_NAMES[: self._depth])
 
     def set_in_channels(self, in_channels: int, pretrained: bool = True) -> None:
         if in_channels != self._in_channels:
@@ -87,7 +90,10 @@ class SegliteEncoder(nn.Module, EncoderMixin):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = self.backbone(x)
-        return [x] + [features[name] for name in FEATURE_NAMES[: self._depth]]
+        outputs = [x]
+        for name in self._feature_names:
+            outputs.append(features[name])
+        return outputs
 
 
 def register_encoder(name: str, backbone: str, **backbone_options: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -22,21 +22,22 @@ def _read_state_dict(source: Mapping[str, torch.Tensor] | str | os.PathLike) -> 
         source = source["state_dict"]
     if not isinstance(source, Mapping):
         raise TypeError(f"load_torchvision_weights: expected a state dict (a mapping of tensors), got {type(source).__name__}")
-    # torchvision segmentation models keep an optional auxiliary classifier seglite builds separately
-    return {key: value for key, value in source.items() if not key.startswith("aux_classifier.")}
+    return dict(source)
 
 
 def load_torchvision_weights(
     model: nn.Module,
     state_dict: Mapping[str, torch.Tensor] | str | os.PathLike,
 ) -> nn.Module:
-    """Copy a torchvision MobileNetV2/V3, ShuffleNetV2 or LR-ASPP state dict into ``model``.
+    """Copy a torchvision MobileNetV2/V3, ShuffleNetV2, LR-ASPP or DeepLabV3 state dict into ``model``.
 
     seglite registers its layers in the same order as torchvision, so tensors are paired by
     position and each pair must agree in kind (weight, bias, running statistics) and shape.
     A seglite backbone may be shorter than the torchvision classifier it comes from: the
     trailing torchvision tensors (its classifier, or MobileNetV2's last 1x1 conv) are then
-    skipped. Any other disagreement raises ``ValueError`` naming both tensors.
+    skipped, and so is a segmentation model's ``aux_classifier`` when ``model`` has no
+    ``aux_head`` (with one, torchvision's ``FCNHead`` loads into it). Any other disagreement
+    raises ``ValueError`` naming both tensors.
 
     Args:
         model: a seglite classifier, backbone or ``SegmentationModel`` built with the same
@@ -47,6 +48,9 @@ def load_torchvision_weights(
         ``model``, with its weights replaced.
     """
     source = _read_state_dict(state_dict)
+    if getattr(model, "aux_head", None) is None:
+        # torchvision's optional auxiliary classifier comes last; a model without aux head skips it
+        source = {key: value for key, value in source.items() if not key.startswith("aux_classifier.")}
     target = model.state_dict()
     if len(source) < len(target):
         raise ValueError(
@@ -61,7 +65,8 @@ def load_torchvision_weights(
                 f"load_torchvision_weights: torchvision tensor {source_key!r} {tuple(source_value.shape)} "
                 f"does not fit seglite tensor {target_key!r} {tuple(target_value.shape)} of "
                 f"{type(model).__name__}; build the seglite model with the torchvision model's "
-                "configuration (width_mult, reduced_tail, num_classes, head channels)"
+                "configuration (width_mult, reduced_tail with tail_reduction='outputs', num_classes, head channels; "
+                'for segmentation models build_preset(..., variant="torchvision"))'
             )
         loaded[target_key] = source_value
     model.load_state_dict(loaded)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -47,47 +48,93 @@ def halve_last_stage(rows: Sequence[Row]) -> list[Row]:
     return [*rows[:tail], *(dataclasses.replace(row, out_channels=row.out_channels // 2) for row in rows[tail:])]
 
 
+# Stages whose first-block output and last depthwise output a staged backbone also returns:
+# TF DeepLab's decoder end points for output strides 4, 8 and 16 are such depthwise outputs.
+TAPPED_STAGES = ("layer1", "layer2", "layer3")
+
+
+class Stage(nn.Sequential):
+    """The blocks of one stage, run in order; ``forward_taps`` also returns two intermediate outputs.
+
+    A block that has a depthwise convolution exposes ``forward_with_depthwise(x) -> (output,
+    depthwise output)`` and ``depthwise_channels``; the stage's ``depthwise`` tap is that output of
+    its last such block (the MobileNetV3 authors' ``layer_7/depthwise_output``), its ``first`` tap
+    the output of its first block (where torchvision's segmentation models read MobileNetV3).
+    """
+
+    def forward_taps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(stage output, output of the first block, depthwise output of the last block having one)."""
+        first = x
+        depthwise = x
+        for index, block in enumerate(self):
+            if hasattr(block, "forward_with_depthwise"):
+                x, depthwise = block.forward_with_depthwise(x)
+            else:
+                x = block(x)
+            if index == 0:
+                first = x
+        return x, first, depthwise
+
+
 class StagedBackbone(Backbone):
     """A backbone whose blocks are grouped into ``stem``, ``layer1`` .. ``layer4`` (nominal strides 2..32).
 
     Subclasses build all their blocks in network order (so that state dicts line up with
     torchvision's) with the geometry of ``plan_output_stride``, then call ``_set_stages``.
+    Besides the five stage outputs, ``forward`` returns for each stage of ``TAPPED_STAGES`` the
+    output of its first block (``layer2_first``) and the depthwise output of its last block
+    (``layer2_depthwise``): the low-level features torchvision's and the MobileNetV3 authors'
+    segmentation heads read. Returning them costs no computation.
     """
 
-    stem: nn.Sequential
-    layer1: nn.Sequential
-    layer2: nn.Sequential
-    layer3: nn.Sequential
-    layer4: nn.Sequential
-
     def _set_stages(self, blocks: Sequence[nn.Module], strides: Sequence[int], plan: Sequence[BlockGeometry]) -> None:
-        """Register each block in the stage of its nominal stride and describe the stage outputs.
+        """Register each block in the stage of its nominal stride and describe the stage outputs and taps.
 
         Args:
             blocks: every block of the network, each with an ``out_channels`` attribute.
             strides: the nominal stride of each block (as given to ``plan_output_stride``).
             plan: the geometry the blocks were built with; gives the effective stride of each stage.
         """
-        stages: dict[str, list[nn.Module]] = {name: [] for name in FEATURE_NAMES}
-        effective_strides: dict[str, int] = {}
+        stages: dict[str, list[tuple[nn.Module, int]]] = {name: [] for name in FEATURE_NAMES}
         nominal_stride = 1
         for block, stride, geometry in zip(blocks, strides, plan, strict=True):
             nominal_stride *= stride
             name = FEATURE_NAMES[nominal_stride.bit_length() - 2]  # stride 2 -> "stem", 32 -> "layer4"
-            stages[name].append(block)
-            effective_strides[name] = geometry.total_stride
+            stages[name].append((block, geometry.total_stride))
         assert all(stages.values()), f"a stage is empty: nominal strides {list(strides)}"
         for name, stage in stages.items():
-            self.add_module(name, nn.Sequential(*stage))
+            self.add_module(name, Stage(*(block for block, _ in stage)))
         self.feature_info = [
-            FeatureInfo(name, stages[name][-1].out_channels, effective_strides[name]) for name in FEATURE_NAMES
+            FeatureInfo(name, stages[name][-1][0].out_channels, stages[name][-1][1]) for name in FEATURE_NAMES
         ]
+        for name in TAPPED_STAGES:
+            first, first_stride = stages[name][0]
+            depthwise = [(block, stride) for block, stride in stages[name] if hasattr(block, "depthwise_channels")]
+            assert depthwise, f"stage {name} has no block with a depthwise convolution"
+            last, last_stride = depthwise[-1]
+            self.feature_info += [
+                FeatureInfo(f"{name}_first", first.out_channels, first_stride),
+                FeatureInfo(f"{name}_depthwise", last.depthwise_channels, last_stride),
+            ]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = {}
-        for name in FEATURE_NAMES:
-            x = getattr(self, name)(x)
-            features[name] = x
+        # Written out stage by stage so that TorchScript compiles it (no getattr by name).
+        features: dict[str, torch.Tensor] = {}
+        x = self.stem(x)
+        features["stem"] = x
+        x, first, depthwise = self.layer1.forward_taps(x)
+        features["layer1"] = x
+        features["layer1_first"] = first
+        features["layer1_depthwise"] = depthwise
+        x, first, depthwise = self.layer2.forward_taps(x)
+        features["layer2"] = x
+        features["layer2_first"] = first
+        features["layer2_depthwise"] = depthwise
+        x, first, depthwise = self.layer3.forward_taps(x)
+        features["layer3"] = x
+        features["layer3_first"] = first
+        features["layer3_depthwise"] = depthwise
+        features["layer4"] = self.layer4(x)
         return features
 
 

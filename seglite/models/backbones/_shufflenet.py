@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
+from seglite.checks import check_positive_int
+
 from ..layers import ConvBNAct
-from .base import Backbone, BlockGeometry, FeatureInfo, plan_output_stride
+from .base import Backbone, BlockGeometry, FeatureInfo, check_output_stride, plan_output_stride
 
 STEM_CHANNELS = 24
 # Units per stage (stage2, stage3, stage4): ShuffleNetV1 Table 1 and ShuffleNetV2 Table 5 alike.
@@ -19,12 +21,6 @@ WIDTH_MULTS = (0.5, 1.0, 1.5, 2.0)
 
 # make_unit(in_channels, out_channels, geometry, stage_index, unit_index) -> unit
 UnitFactory = Callable[[int, int, BlockGeometry, int, int], nn.Module]
-
-
-def check_choice(name: str, value: object, allowed: Sequence[object]) -> None:
-    """``ValueError`` naming ``name`` and the ``allowed`` values unless ``value`` is one of them."""
-    if isinstance(value, bool) or value not in allowed:
-        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
 
 
 def depthwise_bn(channels: int, geometry: BlockGeometry) -> ConvBNAct:
@@ -44,8 +40,6 @@ class ShuffleNetLayout(Backbone):
     keeps the weights of a strided one) and sets ``conv5`` (``nn.Identity`` when it has none).
     """
 
-    conv5: nn.Module
-
     def __init__(
         self,
         stage_channels: Sequence[int],
@@ -54,8 +48,8 @@ class ShuffleNetLayout(Backbone):
         in_channels: int,
     ) -> None:
         super().__init__()
-        if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
-            raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
+        check_positive_int("in_channels", in_channels, type(self).__name__)
+        check_output_stride(output_stride, type(self).__name__)
         unit_strides = [stride for repeats in STAGE_REPEATS for stride in [2] + [1] * (repeats - 1)]
         stem_plan, pool_plan, *unit_plans = plan_output_stride([2, 2, *unit_strides], output_stride)
         # the plan never gives up the stem's strides (output_stride >= 8), so no dilation here
@@ -90,8 +84,7 @@ class ShuffleNetClassifierHead(nn.Module):
 
     def __init__(self, backbone: Backbone, num_classes: int) -> None:
         super().__init__()
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        check_positive_int("num_classes", num_classes, type(self).__name__)
         self.backbone = backbone
         self.fc = nn.Linear(backbone.out_channels, num_classes)
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from seglite.checks import check_choice, check_positive_number
+
 OUTPUT_STRIDES = (8, 16, 32)
 FEATURE_NAMES = ("stem", "layer1", "layer2", "layer3", "layer4")
+
+DilationRule = Literal["deeplab", "torchvision"]
+DILATION_RULES = ("deeplab", "torchvision")
 
 
 @dataclass(frozen=True)
@@ -30,26 +36,37 @@ class BlockGeometry:
     total_stride: int
 
 
-def check_output_stride(output_stride: int) -> None:
-    if output_stride not in OUTPUT_STRIDES:
-        raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}")
+def check_output_stride(output_stride: Any, owner: str | None = None) -> int:
+    """``output_stride`` if it is 8, 16 or 32; ``ValueError`` naming ``owner`` and the argument otherwise."""
+    return int(check_choice("output_stride", output_stride, OUTPUT_STRIDES, owner))
 
 
-def check_width_mult(width_mult: float) -> None:
-    if not isinstance(width_mult, (int, float)) or width_mult <= 0:
-        raise ValueError(f"width_mult must be a positive number, got {width_mult!r}")
+def check_width_mult(width_mult: Any, owner: str | None = None) -> float:
+    """``width_mult`` as a float if it is a positive number (``True`` is not one)."""
+    return check_positive_number("width_mult", width_mult, owner)
 
 
-def plan_output_stride(strides: Sequence[int], output_stride: int) -> list[BlockGeometry]:
+def plan_output_stride(
+    strides: Sequence[int], output_stride: int, dilation_rule: DilationRule = "deeplab"
+) -> list[BlockGeometry]:
     """Turn the nominal stride of each block into (stride, dilation) for ``output_stride``.
 
     The one output-stride mechanism of seglite, applied while a network is built (as timm's
     ``EfficientNetBuilder`` does): the cumulative stride is tracked, and a stride-2 block that
-    would take it beyond ``output_stride`` gets stride 1 instead, while every block after it
-    gets its dilation multiplied by that stride (atrous convolution, DeepLab). The block that
-    gave up its stride keeps the previous dilation, as in TF DeepLab's MobileNet extractor.
+    would take it beyond ``output_stride`` gets stride 1 instead, while the blocks after it get
+    their dilation multiplied by that stride (atrous convolution, DeepLab).
+
+    Args:
+        strides: the nominal stride of each block, in network order.
+        output_stride: 8, 16 or 32.
+        dilation_rule: what the block that gives up its stride is built with. ``"deeplab"``:
+            the previous dilation (TF DeepLab's ``mobilenet_base`` and the MobileNetV3 authors'
+            segmentation models, timm); ``"torchvision"``: already the multiplied one
+            (torchvision's ``mobilenet_v3_large(dilated=True)``, whose stride-2 block of the last
+            stage has dilation 2). The blocks after it are the same under both rules.
     """
-    check_output_stride(output_stride)
+    check_output_stride(output_stride, "plan_output_stride")
+    check_choice("dilation_rule", dilation_rule, DILATION_RULES, "plan_output_stride")
     plan = []
     total_stride, dilation = 1, 1
     for stride in strides:
@@ -60,7 +77,8 @@ def plan_output_stride(strides: Sequence[int], output_stride: int) -> list[Block
                 stride = 1
             else:
                 total_stride *= stride
-        plan.append(BlockGeometry(stride=stride, dilation=dilation, total_stride=total_stride))
+        block_dilation = next_dilation if dilation_rule == "torchvision" else dilation
+        plan.append(BlockGeometry(stride=stride, dilation=block_dilation, total_stride=total_stride))
         dilation = next_dilation
     return plan
 
@@ -68,11 +86,15 @@ def plan_output_stride(strides: Sequence[int], output_stride: int) -> list[Block
 class Backbone(nn.Module):
     """Base of seglite backbones: ``forward`` returns ``{name: feature}`` for ``feature_info``.
 
-    Subclasses build their layers, fill ``self.feature_info`` (ordered from shallow to deep,
-    names from ``FEATURE_NAMES``) and implement ``forward``.
+    Subclasses build their layers, fill ``self.feature_info`` (the stage outputs
+    ``FEATURE_NAMES`` from shallow to deep, then any extra taps such as ``layer2_depthwise``)
+    and implement ``forward``. ``feature_info`` and the properties below describe the module for
+    Python code; TorchScript ignores them, so every backbone can be scripted.
     """
 
-    feature_info: list[FeatureInfo]
+    # Described in __init__ of the subclasses; TorchScript compiles neither (list of dataclasses, properties).
+    __jit_ignored_attributes__ = ("feature_info",)
+    __jit_unused_properties__ = ("out_channels", "output_stride")
 
     def feature(self, name: str) -> FeatureInfo:
         """The ``FeatureInfo`` called ``name``; ``KeyError`` naming the available ones if absent."""
@@ -84,12 +106,13 @@ class Backbone(nn.Module):
 
     @property
     def out_channels(self) -> int:
-        """Channels of the deepest feature."""
-        return self.feature_info[-1].channels
+        """Channels of the deepest stage output (``layer4``)."""
+        return self.feature(FEATURE_NAMES[-1]).channels
 
     @property
     def output_stride(self) -> int:
-        return self.feature_info[-1].stride
+        """Effective stride of the deepest stage output (``layer4``)."""
+        return self.feature(FEATURE_NAMES[-1]).stride
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError

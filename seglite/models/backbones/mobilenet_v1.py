@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from ..layers import ConvBNAct, make_divisible
@@ -54,6 +55,12 @@ class DepthwiseSeparable(nn.Sequential):
             ConvBNAct(in_channels, out_channels, 1, activation=nn.ReLU6),
         )
         self.out_channels = out_channels
+        self.depthwise_channels = in_channels
+
+    def forward_with_depthwise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(layer output, depthwise conv-BN-ReLU6 output)."""
+        depthwise = self[0](x)
+        return self[1](depthwise), depthwise
 
 
 class MobileNetV1(StagedBackbone):
@@ -77,8 +84,8 @@ class MobileNetV1(StagedBackbone):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        check_output_stride(output_stride)
-        check_width_mult(width_mult)
+        check_output_stride(output_stride, type(self).__name__)
+        check_width_mult(width_mult, type(self).__name__)
         rows = halve_last_stage(MOBILENET_V1_LAYERS) if reduced_tail else MOBILENET_V1_LAYERS
         strides = [2] + [row.stride for row in rows]
         plan = plan_output_stride(strides, output_stride)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
+
+from seglite.checks import check_choice
 
 from ..layers import (
     ActivationLayer,
@@ -19,8 +23,17 @@ from ._mobilenet import (
     StagedBackbone,
     halve_last_stage,
     init_weights,
+    last_stage_start,
 )
 from .base import check_output_stride, check_width_mult, plan_output_stride
+
+# How reduced_tail halves the last stage (MobileNetV3 section 6.4 says only "reduce the filters by 2"):
+# "outputs": halve the stage's outputs and keep every block's expansion ratio, so the downsampling
+#     block, whose input is not halved, keeps its expanded width (torchvision's reduced_tail);
+# "all": halve every width of the stage, the downsampling block's expansion included (the
+#     MobileNetV3 authors' TF DeepLab mobilenet_v3_large_seg / mobilenet_v3_small_seg).
+TailReduction = Literal["outputs", "all"]
+TAIL_REDUCTIONS = ("outputs", "all")
 
 
 class InvertedResidual(nn.Module):
@@ -66,27 +79,43 @@ class InvertedResidual(nn.Module):
                 activation=activation,
             )
         )
+        self.depthwise_index = len(layers) - 1
         if squeeze_channels:
             layers.append(SqueezeExcite(expanded_channels, squeeze_channels))
         layers.append(ConvBNAct(expanded_channels, out_channels, 1, norm_layer=norm_layer, activation=None))
         self.block = nn.Sequential(*layers)
         self.residual = residual
         self.out_channels = out_channels
+        self.depthwise_channels = expanded_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.residual:
             return x + self.block(x)
         return self.block(x)
 
+    def forward_with_depthwise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(block output, depthwise conv-BN-activation output): the ``depthwise_output`` end point of
+        TF-slim's ``expanded_conv``, taken before the squeeze-and-excite."""
+        out = x
+        depthwise = x
+        for index, layer in enumerate(self.block):
+            out = layer(out)
+            if index == self.depthwise_index:
+                depthwise = out
+        if self.residual:
+            out = x + out
+        return out, depthwise
+
 
 @dataclass(frozen=True)
 class BottleneckStage:
     """A row of MobileNetV2 Table 2: ``repeats`` blocks of expansion ``expansion``, the first with ``stride``."""
 
-    expansion: int
+    expansion: float
     out_channels: int
     repeats: int
     stride: int
+    first_expansion: float | None = None  # the first block's, when it differs (a reduced tail)
 
 
 STEM_CHANNELS = 32
@@ -116,7 +145,16 @@ class MobileNetV2(StagedBackbone):
         output_stride: 8, 16 or 32; later strides become dilation (atrous convolution).
         reduced_tail: halve the channels of the last stage (160 -> 80, 320 -> 160), as the
             MobileNetV3 paper does for segmentation (section 6.4).
+        tail_reduction: with ``reduced_tail``, ``"outputs"`` keeps the expansion of the stage's
+            downsampling block, whose input is not halved (96 -> 576), ``"all"`` halves it too
+            (96 -> 288), as the MobileNetV3 authors do for MobileNetV3 (see ``TailReduction``).
+            The MobileNetV3 paper's MobileNetV2 RF2 row of Table 7 (0.98M parameters) matches
+            ``"outputs"``; the authors released no MobileNetV2 segmentation tail to check against.
         in_channels: channels of the input image.
+
+    Besides the stage outputs, the backbone returns ``layer1..3_first`` and ``layer1..3_depthwise``
+    (see ``StagedBackbone``); ``layer2_depthwise`` (192 channels) is TF DeepLab's stride-8 decoder
+    end point for MobileNetV2 (``layer_7/depthwise_output``).
     """
 
     def __init__(
@@ -124,15 +162,25 @@ class MobileNetV2(StagedBackbone):
         width_mult: float = 1.0,
         output_stride: int = 32,
         reduced_tail: bool = False,
+        tail_reduction: TailReduction = "outputs",
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        check_output_stride(output_stride)
-        check_width_mult(width_mult)
-        stages = halve_last_stage(MOBILENET_V2_STAGES) if reduced_tail else MOBILENET_V2_STAGES
+        owner = type(self).__name__
+        check_output_stride(output_stride, owner)
+        check_width_mult(width_mult, owner)
+        check_choice("tail_reduction", tail_reduction, TAIL_REDUCTIONS, owner)
+        stages = list(MOBILENET_V2_STAGES)
+        if reduced_tail:
+            tail = last_stage_start(stages)
+            stages = halve_last_stage(stages)
+            if tail_reduction == "all":
+                stages[tail] = dataclasses.replace(stages[tail], first_expansion=stages[tail].expansion / 2)
         # one (expansion, out_channels, stride) per block: the first block of a row has its stride
         rows = [
-            (stage.expansion, stage.out_channels, stage.stride if repeat == 0 else 1)
+            (stage.first_expansion or stage.expansion, stage.out_channels, stage.stride)
+            if repeat == 0
+            else (stage.expansion, stage.out_channels, 1)
             for stage in stages
             for repeat in range(stage.repeats)
         ]

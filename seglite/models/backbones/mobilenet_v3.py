@@ -9,6 +9,8 @@ from typing import Literal
 
 from torch import nn
 
+from seglite.checks import check_choice
+
 from ..layers import ConvBNAct, make_divisible
 from ._mobilenet import (
     MobileNetClassifier,
@@ -17,8 +19,8 @@ from ._mobilenet import (
     init_weights,
     last_stage_start,
 )
-from .base import check_output_stride, check_width_mult, plan_output_stride
-from .mobilenet_v2 import InvertedResidual
+from .base import DILATION_RULES, DilationRule, check_output_stride, check_width_mult, plan_output_stride
+from .mobilenet_v2 import TAIL_REDUCTIONS, InvertedResidual, TailReduction
 
 VARIANTS = ("large", "small")
 # TensorFlow's batch-norm defaults, which the paper's models (and torchvision's) use
@@ -84,21 +86,25 @@ MOBILENET_V3_SMALL = [
 SMALL_HIDDEN_CHANNELS = 1024
 
 
-def _variant_table(variant: str) -> tuple[list[Bneck], int]:
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+def _variant_table(variant: str, owner: str) -> tuple[list[Bneck], int]:
+    check_choice("variant", variant, VARIANTS, owner)
     if variant == "large":
         return list(MOBILENET_V3_LARGE), LARGE_HIDDEN_CHANNELS
     return list(MOBILENET_V3_SMALL), SMALL_HIDDEN_CHANNELS
 
 
-def _reduce_tail(rows: list[Bneck]) -> list[Bneck]:
-    """Halve the last stage's filters (section 6.4; torchvision's ``reduce_divider=2``).
+def _reduce_tail(rows: list[Bneck], tail_reduction: TailReduction) -> list[Bneck]:
+    """Halve the last stage's filters, the paper's "RF2" (section 6.4), in the style ``tail_reduction``.
 
-    The stage's downsampling block expands its input, which is not reduced, so its expanded
-    width stays; the blocks after it expand the halved width.
+    Both styles halve the stage's outputs and the expansions of the blocks after its
+    downsampling block (they expand the halved width: 960 -> 480). ``"outputs"`` (torchvision's
+    ``reduce_divider=2``) keeps the downsampling block's expansion, whose input is not halved
+    (Large 112 -> 672, Small 48 -> 288); ``"all"`` halves it too (336, 144), as the authors'
+    ``mobilenet_v3_large_seg`` / ``mobilenet_v3_small_seg`` in TF DeepLab's ``feature_extractor.py``
+    do (``for layer, expansion in [(13, 336), (14, 480), (15, 480), (16, None)]``).
     """
-    first_halved_expansion = last_stage_start(rows) + 1
+    tail = last_stage_start(rows)
+    first_halved_expansion = tail if tail_reduction == "all" else tail + 1
     rows = halve_last_stage(rows)
     return rows[:first_halved_expansion] + [
         dataclasses.replace(row, expanded=row.expanded // 2) for row in rows[first_halved_expansion:]
@@ -110,14 +116,23 @@ class MobileNetV3(StagedBackbone):
 
     Stages (Large / Small channels): ``stem`` 16 / 16, ``layer1`` 24 / 16, ``layer2`` 40 / 24,
     ``layer3`` 112 / 48, ``layer4`` 960 / 576 (480 / 288 with ``reduced_tail``), at nominal
-    strides 2 to 32. ``layer2`` is LR-ASPP's 1/8 low-level feature.
+    strides 2 to 32. Taps (see ``StagedBackbone``): ``layer2_depthwise`` (Large 120, Small 88
+    channels, stride 8) is the authors' LR-ASPP low-level feature (TF DeepLab's
+    ``layer_7/depthwise_output`` / ``layer_4/depthwise_output``); ``layer2_first`` (40 / 24) is
+    torchvision's.
 
     Args:
         variant: "large" (Table 1) or "small" (Table 2).
         width_mult: width multiplier; channels are rounded to multiples of 8.
         output_stride: 8, 16 or 32; later strides become dilation (atrous convolution).
         reduced_tail: halve the filters of the last stage, as the paper does for segmentation
-            (section 6.4; torchvision's ``reduced_tail``).
+            ("RF2", section 6.4).
+        tail_reduction: how ``reduced_tail`` halves: ``"all"`` widths of the stage (the authors'
+            models: Large 112 -> 336 -> 80, the paper's Table 7 parameter counts) or only its
+            ``"outputs"`` (torchvision's ``reduced_tail``: 112 -> 672 -> 80); see ``_reduce_tail``.
+        dilation_rule: at output stride 8 or 16, whether the block that gives up its stride keeps
+            the previous dilation (``"deeplab"``: TF DeepLab, the authors) or is dilated itself
+            (``"torchvision"``); see ``plan_output_stride``.
         in_channels: channels of the input image.
     """
 
@@ -127,16 +142,21 @@ class MobileNetV3(StagedBackbone):
         width_mult: float = 1.0,
         output_stride: int = 32,
         reduced_tail: bool = False,
+        tail_reduction: TailReduction = "all",
+        dilation_rule: DilationRule = "deeplab",
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        rows, _ = _variant_table(variant)
-        check_output_stride(output_stride)
-        check_width_mult(width_mult)
+        owner = type(self).__name__
+        rows, _ = _variant_table(variant, owner)
+        check_output_stride(output_stride, owner)
+        check_width_mult(width_mult, owner)
+        check_choice("tail_reduction", tail_reduction, TAIL_REDUCTIONS, owner)
+        check_choice("dilation_rule", dilation_rule, DILATION_RULES, owner)
         if reduced_tail:
-            rows = _reduce_tail(rows)
+            rows = _reduce_tail(rows, tail_reduction)
         strides = [2] + [row.stride for row in rows] + [1]  # stem conv, bnecks, last 1x1 conv
-        plan = plan_output_stride(strides, output_stride)
+        plan = plan_output_stride(strides, output_stride, dilation_rule)
 
         channels = make_divisible(STEM_CHANNELS * width_mult)
         blocks: list[nn.Module] = [
@@ -171,7 +191,8 @@ class MobileNetV3Classifier(MobileNetClassifier):
 
     Backbone, global average pooling, linear to 1280 (Large) or 1024 (Small) channels, h-swish,
     dropout, linear (the 1x1 convs without BN of Tables 1 and 2). At ``width_mult=1`` it has
-    torchvision's parameter count and loads its weights with ``load_torchvision_weights``.
+    torchvision's parameter count and loads its weights with ``load_torchvision_weights``
+    (torchvision's ``reduced_tail=True`` classifiers with ``tail_reduction="outputs"``).
     """
 
     def __init__(
@@ -181,10 +202,13 @@ class MobileNetV3Classifier(MobileNetClassifier):
         width_mult: float = 1.0,
         dropout: float = 0.2,
         reduced_tail: bool = False,
+        tail_reduction: TailReduction = "all",
         in_channels: int = 3,
     ) -> None:
-        _, hidden_channels = _variant_table(variant)
-        backbone = MobileNetV3(variant, width_mult, reduced_tail=reduced_tail, in_channels=in_channels)
+        _, hidden_channels = _variant_table(variant, type(self).__name__)
+        backbone = MobileNetV3(
+            variant, width_mult, reduced_tail=reduced_tail, tail_reduction=tail_reduction, in_channels=in_channels
+        )
         # torchvision halves the hidden width with the tail
         hidden_channels = make_divisible(hidden_channels // (2 if reduced_tail else 1) * width_mult)
         head = nn.Sequential(

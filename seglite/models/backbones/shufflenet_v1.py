@@ -8,8 +8,10 @@ from typing import Literal
 import torch
 from torch import nn
 
+from seglite.checks import check_choice
+
 from ..layers import ConvBNAct, channel_shuffle, make_divisible
-from ._shufflenet import WIDTH_MULTS, ShuffleNetClassifierHead, ShuffleNetLayout, check_choice, depthwise_bn
+from ._shufflenet import WIDTH_MULTS, ShuffleNetClassifierHead, ShuffleNetLayout, depthwise_bn
 from .base import BlockGeometry
 
 
@@ -94,8 +96,8 @@ class ShuffleNetV1(ShuffleNetLayout):
         reduced_tail: bool = False,
         in_channels: int = 3,
     ) -> None:
-        check_choice("groups", groups, tuple(SHUFFLENET_V1_WIDTHS))
-        check_choice("width_mult", width_mult, WIDTH_MULTS)
+        check_choice("groups", groups, tuple(SHUFFLENET_V1_WIDTHS), type(self).__name__)
+        check_choice("width_mult", width_mult, WIDTH_MULTS, type(self).__name__)
         stage_channels = [
             make_divisible(channels * width_mult, 4 * groups)
             for channels in SHUFFLENET_V1_WIDTHS[groups].stage_channels

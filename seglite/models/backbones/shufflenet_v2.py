@@ -11,13 +11,10 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from seglite.checks import check_choice
+
 from ..layers import ConvBNAct, channel_shuffle
-from ._shufflenet import (
-    ShuffleNetClassifierHead,
-    ShuffleNetLayout,
-    check_choice,
-    depthwise_bn,
-)
+from ._shufflenet import ShuffleNetClassifierHead, ShuffleNetLayout, depthwise_bn
 from .base import BlockGeometry
 
 
@@ -52,8 +49,12 @@ class ShuffleV2Unit(nn.Module):
         branch_channels = out_channels // 2
         assert downsample or in_channels == out_channels, (in_channels, out_channels)
         self.downsample = downsample
-        if downsample:
-            self.branch1 = nn.Sequential(depthwise_bn(in_channels, geometry), ConvBNAct(in_channels, branch_channels, 1))
+        # an empty branch1 in a basic unit, as in torchvision: TorchScript compiles both paths of forward
+        self.branch1 = (
+            nn.Sequential(depthwise_bn(in_channels, geometry), ConvBNAct(in_channels, branch_channels, 1))
+            if downsample
+            else nn.Sequential()
+        )
         self.branch2 = nn.Sequential(
             ConvBNAct(in_channels if downsample else branch_channels, branch_channels, 1),
             depthwise_bn(branch_channels, geometry),
@@ -89,7 +90,7 @@ class ShuffleNetV2(ShuffleNetLayout):
         reduced_tail: bool = False,
         in_channels: int = 3,
     ) -> None:
-        check_choice("width_mult", width_mult, tuple(SHUFFLENET_V2_WIDTHS))
+        check_choice("width_mult", width_mult, tuple(SHUFFLENET_V2_WIDTHS), type(self).__name__)
         width = SHUFFLENET_V2_WIDTHS[width_mult]
         stage_channels = list(width.stage_channels)
         conv5_channels = width.conv5_channels

@@ -8,15 +8,15 @@ where it needs one, ``feature_strides`` (feature name -> required stride);
 from .aspp import ASPP, DeepLabV3Head, RASPPHead, scaled_atrous_rates
 from .deeplabv3plus import DeepLabV3PlusHead
 from .fcn import FCNHead
-from .lraspp import ClampedAvgPool2d, LRASPPHead
+from .lraspp import LRASPPHead, WindowAvgPool2d
 
 __all__ = [
     "ASPP",
-    "ClampedAvgPool2d",
     "DeepLabV3Head",
     "DeepLabV3PlusHead",
     "FCNHead",
     "LRASPPHead",
     "RASPPHead",
+    "WindowAvgPool2d",
     "scaled_atrous_rates",
 ]

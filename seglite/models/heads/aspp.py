@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from seglite.checks import check_fraction, check_positive_int
+
 from ..layers import ConvBNAct
-from .common import check_dropout, check_positive
 
 DEEPLAB_RATES = (6, 12, 18)  # DeepLabV3 paper section 3.3, at output stride 16
 
@@ -60,9 +61,12 @@ class ASPP(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        check_positive("ASPP", in_channels=in_channels, out_channels=out_channels)
-        check_positive("ASPP", **{f"atrous_rates[{i}]": rate for i, rate in enumerate(atrous_rates)})
-        check_dropout("ASPP", dropout)
+        owner = type(self).__name__
+        check_positive_int("in_channels", in_channels, owner)
+        check_positive_int("out_channels", out_channels, owner)
+        for index, rate in enumerate(atrous_rates):
+            check_positive_int(f"atrous_rates[{index}]", rate, owner)
+        check_fraction("dropout", dropout, owner, include_one=False)
         branches: list[nn.Module] = [ConvBNAct(in_channels, out_channels, 1)]
         branches += [conv3x3(in_channels, out_channels, rate, separable) for rate in atrous_rates]
         branches.append(ImagePooling(in_channels, out_channels))
@@ -77,8 +81,9 @@ class ASPP(nn.Module):
 class DeepLabV3Head(nn.Module):
     """DeepLabV3 head: ASPP then a 1x1 classifier (DeepLabV3 paper section 3.3).
 
-    The ASPP output feeds the classifier directly, as in the paper and TF DeepLab (torchvision
-    adds a 3x3 conv in between). Logits come out at the feature's resolution.
+    The ASPP output feeds the classifier directly, as in the paper and TF DeepLab; with
+    ``conv_after_aspp`` a 3x3 conv-BN-ReLU comes in between, as in torchvision's ``DeepLabHead``
+    (whose weights then load by position). Logits come out at the feature's resolution.
 
     Args:
         in_channels: channels of the backbone feature.
@@ -88,6 +93,8 @@ class DeepLabV3Head(nn.Module):
         separable: depthwise-separable 3x3 branches (DeepLabV3+ paper), far cheaper on wide features.
         dropout: dropout after the projection.
         feature: backbone feature name the head reads.
+        conv_after_aspp: a 3x3 conv-BN-ReLU of ``channels`` filters between the ASPP and the
+            classifier (torchvision's ``DeepLabHead``).
     """
 
     def __init__(
@@ -99,17 +106,20 @@ class DeepLabV3Head(nn.Module):
         separable: bool = True,
         dropout: float = 0.1,
         feature: str = "layer4",
+        conv_after_aspp: bool = False,
     ) -> None:
         super().__init__()
-        check_positive(type(self).__name__, num_classes=num_classes)
+        check_positive_int("num_classes", num_classes, type(self).__name__)
         self.in_features = {feature: in_channels}
         self.feature = feature
         self.num_classes = num_classes
         self.aspp = ASPP(in_channels, channels, atrous_rates, separable, dropout)
+        # registered between aspp and classifier: torchvision's DeepLabHead order
+        self.refine: nn.Module = ConvBNAct(channels, channels, 3) if conv_after_aspp else nn.Identity()
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.classifier(self.aspp(features[self.feature]))
+        return self.classifier(self.refine(self.aspp(features[self.feature])))
 
 
 class RASPPHead(DeepLabV3Head):

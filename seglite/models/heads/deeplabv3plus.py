@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from seglite.checks import check_positive_int
+
 from ..layers import ConvBNAct
 from .aspp import ASPP, DEEPLAB_RATES, conv3x3
-from .common import check_positive
 
 
 class DeepLabV3PlusHead(nn.Module):
@@ -50,12 +51,13 @@ class DeepLabV3PlusHead(nn.Module):
         low_feature: str = "layer1",
     ) -> None:
         super().__init__()
-        check_positive(
-            "DeepLabV3PlusHead",
-            low_channels=low_channels,
-            num_classes=num_classes,
-            low_level_channels=low_level_channels,
-        )
+        owner = type(self).__name__
+        for name, value in (
+            ("low_channels", low_channels),
+            ("num_classes", num_classes),
+            ("low_level_channels", low_level_channels),
+        ):
+            check_positive_int(name, value, owner)
         self.in_features = {high_feature: high_channels, low_feature: low_channels}
         self.feature_strides = {low_feature: self.low_level_stride}
         self.high_feature = high_feature

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from seglite.checks import check_fraction, check_positive_int
+
 from ..layers import ConvBNAct
-from .common import check_dropout, check_positive
 
 
 class FCNHead(nn.Module):
@@ -33,8 +34,10 @@ class FCNHead(nn.Module):
     ) -> None:
         super().__init__()
         channels = max(1, in_channels // 4) if channels is None else channels
-        check_positive("FCNHead", in_channels=in_channels, num_classes=num_classes, channels=channels)
-        check_dropout("FCNHead", dropout)
+        owner = type(self).__name__
+        for name, value in (("in_channels", in_channels), ("num_classes", num_classes), ("channels", channels)):
+            check_positive_int(name, value, owner)
+        check_fraction("dropout", dropout, owner, include_one=False)
         self.in_features = {feature: in_channels}
         self.feature = feature
         self.num_classes = num_classes
