@@ -52,13 +52,17 @@ BACKBONES = [
 
 FULL, HALF = (1024, 2048), (512, 1024)
 OS32 = {"output_stride": 32}
-# At each preset's own settings (output stride 16), then the output-stride-32 rows of Table 8
+# At each preset's own settings (output stride 16), then the other RF2 rows of Table 7 and the
+# output-stride-32 rows of Table 8
 PAPER_PRESETS = [
     PaperPreset("lraspp_mobilenet_v3_large", params_m=1.51, madds_g={FULL: 9.74, HALF: 2.48}),
     PaperPreset("lraspp_mobilenet_v3_small", params_m=0.47, madds_g={FULL: 2.90, HALF: 0.74}),
     PaperPreset("raspp_mobilenet_v3_large", params_m=3.60, madds_g={FULL: 18.43}),
     PaperPreset("lraspp_mobilenet_v2", params_m=0.98, madds_g={FULL: 12.57}),
     PaperPreset("raspp_mobilenet_v2", params_m=2.11, madds_g={FULL: 21.29}),
+    # the other RF2 rows of Table 7
+    PaperPreset("raspp_mobilenet_v3_large", {"reduced_tail": True}, params_m=1.76),
+    PaperPreset("lraspp_mobilenet_v3_large", {"inner_channels": 256}, params_m=1.63),
     PaperPreset("lraspp_mobilenet_v3_large", OS32, madds_g={FULL: 7.74, HALF: 1.98}),
     PaperPreset("lraspp_mobilenet_v3_small", OS32, madds_g={FULL: 2.06, HALF: 0.53}),
 ]
@@ -111,7 +115,10 @@ def preset_table(sizes: list[tuple[int, int]], num_classes: int) -> list[str]:
         with torch.device("meta"):
             model = build_preset(row.name, num_classes=num_classes, **row.options)
         params = sum(parameter.numel() for parameter in model.parameters())
-        cells = [row.name, str(model.backbone.output_stride), f"{params / 1e6:.3f}", _number(row.params_m, 2)]
+        # overrides other than the output stride (its own column) are shown with the name
+        shown = [f"{key}={value}" for key, value in row.options.items() if key != "output_stride"]
+        label = f"{row.name} ({', '.join(shown)})" if shown else row.name
+        cells = [label, str(model.backbone.output_stride), f"{params / 1e6:.3f}", _number(row.params_m, 2)]
         for size in sizes:
             cost = count_costs(model, size)
             cells += [f"{cost.macs / 1e9:.2f}", _number(row.madds_g.get(size), 2), f"{cost.memory_bytes / 1e6:.0f}"]
