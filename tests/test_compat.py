@@ -109,3 +109,17 @@ def test_upgrade_refuses_what_it_cannot_read() -> None:
         upgrade_model_config(["seglite.models.LRASPP"])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"LR-ASPP pooling must be one of \('global', 'paper'\), got 'max'"):
         upgrade_model_config({"class_path": "seglite.models.LRASPP", "init_args": {"pooling": "max"}})
+
+
+@pytest.mark.parametrize(("pooling", "kernel", "stride"), [("global", None, (4, 5)), ("paper", (49, 49), (16, 20))])
+def test_deprecated_lraspp_pooling_of_0_1_config_files_still_parses(pooling, kernel, stride):
+    from seglite.models import LRASPP
+    from seglite.models.backbones import MobileNetV3
+
+    backbone = MobileNetV3("small", width_mult=0.5, output_stride=16)
+    with pytest.warns(FutureWarning, match="pool_kernel"):
+        model = LRASPP(backbone, num_classes=3, pooling=pooling)
+    expected = LRASPP(MobileNetV3("small", width_mult=0.5, output_stride=16), num_classes=3, pool_kernel=kernel, pool_stride=stride)
+    assert str(model.head) == str(expected.head)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        LRASPP(backbone, num_classes=3, pooling="average")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -121,6 +123,10 @@ def _aux_head(backbone: Backbone, num_classes: int, aux: bool, aux_feature: str)
     return FCNHead(feature_channels(backbone, aux_feature, "FCNHead"), num_classes, feature=aux_feature)
 
 
+# seglite 0.1's LR-ASPP ``pooling`` choices as (pool_kernel, pool_stride)
+_DEPRECATED_POOLING = {"global": (None, AUTHORS_POOL_STRIDE), "paper": ((49, 49), (16, 20))}
+
+
 class LRASPP(SegmentationModel):
     """LR-ASPP segmentation model (MobileNetV3 paper section 6.4); see ``LRASPPHead``.
 
@@ -145,6 +151,9 @@ class LRASPP(SegmentationModel):
             ``"layer2_first"`` (torchvision's, MobileNets).
         aux: add an ``FCNHead`` auxiliary head on ``aux_feature``.
         aux_feature: feature of the auxiliary head.
+        pooling: deprecated (seglite 0.1's option, kept so its config files still parse):
+            ``"global"`` means ``pool_kernel=None``; ``"paper"`` means ``pool_kernel=(49, 49)``,
+            ``pool_stride=(16, 20)``. When given, it replaces ``pool_kernel`` and ``pool_stride``.
     """
 
     def __init__(
@@ -161,7 +170,18 @@ class LRASPP(SegmentationModel):
         low_feature: str = "layer2",
         aux: bool = False,
         aux_feature: str = "layer3",
+        pooling: Literal["global", "paper"] | None = None,
     ) -> None:
+        if pooling is not None:
+            replacement = _DEPRECATED_POOLING.get(pooling)
+            if replacement is None:
+                raise ValueError(f"LRASPP: pooling must be one of {tuple(_DEPRECATED_POOLING)}, got {pooling!r}")
+            pool_kernel, pool_stride = replacement
+            warnings.warn(
+                f"LRASPP: pooling={pooling!r} is deprecated; use pool_kernel={pool_kernel} and pool_stride={pool_stride}",
+                FutureWarning,
+                stacklevel=2,
+            )
         head = LRASPPHead(
             high_channels=feature_channels(backbone, high_feature, "LRASPPHead"),
             low_channels=feature_channels(backbone, low_feature, "LRASPPHead"),
