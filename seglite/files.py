@@ -142,17 +142,18 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = ".partial") -> Path:
     """Write ``path`` through a temporary file in its folder: ``write(temporary)``, fsync, rename.
 
     A failure at any point (an exception in ``write``, a full disk, an interrupt) removes the
     temporary file and leaves ``path`` as it was. ``OSError`` becomes ``OutputWriteError``.
-    A symbolic link at ``path`` is refused rather than replaced.
+    A symbolic link at ``path`` is refused rather than replaced. ``suffix`` ends the temporary
+    file's name, for writers that choose the format by extension (``".mp4"`` for OpenCV's).
     """
     path = Path(path)
     _refuse_link(path, "output")
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     except OSError as error:
         raise write_error(path, error) from error
     os.close(descriptor)
