@@ -213,3 +213,72 @@ def encode_image(path: str | Path, image: np.ndarray) -> bytes:
 def write_image(path: str | Path, image: np.ndarray) -> Path:
     """Encode and atomically write an image (grey or BGR); a failure is an ``OutputWriteError``."""
     return write_bytes(path, encode_image(path, image))
+
+
+MANIFEST_NAME = ".seglite-manifest"
+"""The file in an output folder that lists what seglite wrote there (one relative path a line)."""
+
+
+class OutputManifest:
+    """What a tool wrote into an output folder, so that ``--overwrite`` replaces or deletes only that.
+
+    A path is recorded *before* its file is written, so after a crash the manifest lists every
+    file that may exist (appends of one short line are atomic, also from several processes).
+    Anything in the folder that the manifest does not list is the user's and is never touched.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / MANIFEST_NAME
+
+    def names(self) -> set[str]:
+        """The recorded paths, relative to the folder."""
+        if self.path.is_symlink() or not self.path.is_file():
+            return set()
+        lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return {line for line in lines if line and not line.startswith("#")}
+
+    def _relative(self, path: str | Path) -> str:
+        relative = os.path.relpath(os.path.abspath(path), os.path.abspath(self.folder))
+        if relative.startswith(".."):
+            raise ValueError(f"{path} is not inside {self.folder}")
+        return Path(relative).as_posix()
+
+    def owns(self, path: str | Path) -> bool:
+        """True when ``path`` (a path inside the folder) was recorded and is still a regular file, not a link."""
+        path = Path(path)
+        relative = self._relative(path)
+        through_link = any((self.folder / parent).is_symlink() for parent in Path(relative).parents if parent != Path("."))
+        return relative in self.names() and path.is_file() and not path.is_symlink() and not through_link
+
+    def record(self, *paths: str | Path) -> None:
+        """Add ``paths`` (paths inside the folder) to the manifest; call before writing them."""
+        lines = "".join(f"{self._relative(path)}\n" for path in paths)
+        _refuse_link(self.path, "manifest")
+        try:
+            new = not self.path.exists()
+            with open(self.path, "a", encoding="utf-8") as file:
+                if new:
+                    file.write("# files written by seglite; --overwrite replaces or deletes only these\n")
+                file.write(lines)
+        except OSError as error:
+            raise write_error(self.path, error) from error
+
+    def check_replaceable(self, paths: Iterable[str | Path], what: str = "output") -> None:
+        """``OutputExistsError`` naming the existing ``paths`` that seglite did not write (or that are links)."""
+        foreign = [Path(path) for path in paths if (Path(path).exists() or Path(path).is_symlink()) and not self.owns(path)]
+        if foreign:
+            shown = ", ".join(str(path) for path in foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise OutputExistsError(
+                f"--overwrite replaces only files seglite wrote, and {len(foreign)} {what} file(s) are not in "
+                f"{self.path} or are links: {shown}; remove them yourself or choose another output folder"
+            )
+
+    def remove(self, paths: Iterable[str | Path]) -> None:
+        """Delete ``paths`` that the manifest owns (never through a link); others are left alone."""
+        for path in paths:
+            if self.owns(path):
+                try:
+                    Path(path).unlink()
+                except OSError as error:
+                    raise OutputWriteError(f"cannot delete {path}: {describe_os_error(error)}") from error

@@ -50,6 +50,28 @@ def read_label(path: str | Path) -> np.ndarray:
     return label
 
 
+def check_label_values(
+    label: np.ndarray, path: str | Path, largest: int, what: str, ignore: int | None = IGNORE_INDEX, reason: str = ""
+) -> np.ndarray:
+    """``label`` as uint8 if every value is ``0..largest`` (or ``ignore``); ``DataFormatError`` naming the file otherwise.
+
+    The one place a label map is narrowed to 8 bits: a 16-bit value such as 269 would otherwise
+    wrap onto a class (269 -> 13, car).
+    """
+    if int(label.max(initial=0)) > largest:
+        bad = label > largest
+        if ignore is not None:
+            bad &= label != ignore
+        if bad.any():
+            values = np.unique(label[bad])
+            allowed = f"0..{largest}" + (f" or {ignore} (ignore)" if ignore is not None else "")
+            shown = ", ".join(str(int(value)) for value in values[:10]) + (", ..." if len(values) > 10 else "")
+            raise DataFormatError(
+                f"label map {path} holds {what} {shown} ({int(bad.sum())} pixels){reason}; {what} must be {allowed}"
+            )
+    return label.astype(np.uint8, copy=False)
+
+
 def read_pair(image_path: Path, label_path: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """An RGB image and its label map (all ``IGNORE_INDEX`` when there is no label file)."""
     image = read_rgb(image_path)

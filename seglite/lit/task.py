@@ -17,11 +17,12 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch.optim.lr_scheduler import LambdaLR
 
 from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
-from seglite.inference.sliding import InferenceMode, predict_probabilities
 from seglite.lit.losses import SegmentationLoss
-from seglite.lit.metrics import confusion_matrix_metric, scores_from_confusion
+from seglite.lit.metrics import confusion_matrix_metric
 from seglite.lit.optim import poly_warmup_factor, split_decay_parameters
+from seglite.metrics import scores_from_confusion
 from seglite.models.segmentor import SegmentationModel
+from seglite.sliding import InferenceMode, predict_probabilities
 from seglite.visualization import colorize
 
 
@@ -52,7 +53,7 @@ class SegmentationTask(pl.LightningModule):
         class_names, palette: for logs and tables; linked from the data module by the CLI.
         log_images: number of validation images logged as image | truth | prediction.
         eval_mode, eval_crop_size, eval_stride, eval_flip, eval_scales: how validation and
-            test images are run (see ``seglite.inference.sliding.predict_probabilities``).
+            test images are run (see ``seglite.sliding.predict_probabilities``).
         channels_last: run the model in NHWC memory format: on a 2-core AVX-512 CPU, LR-ASPP
             MobileNetV3-Large trains 30% faster (487 -> 338 ms per step, batch 8 at 256x256).
     """
