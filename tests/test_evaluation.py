@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,8 +15,9 @@ from torch import nn
 
 from seglite.data import CITYSCAPES_CLASSES, CityscapesDataModule
 from seglite.errors import SegliteError
-from seglite.inference.evaluation import (
-    EvaluationWriter,
+from seglite.files import OutputManifest
+from seglite.lit.evaluation import EvaluationWriter
+from seglite.results import (
     check_results_writable,
     confusion_image,
     write_cityscapes_prediction,
@@ -145,11 +145,15 @@ def test_confusion_image_has_room_for_the_names():
         confusion_image(np.eye(3), names[:2])
 
 
-def test_existing_results_are_kept_without_overwrite(tmp_path):
+def test_existing_results_are_kept_without_overwrite_and_foreign_files_even_with_it(tmp_path):
     check_results_writable(tmp_path, cityscapes=True)
-    (tmp_path / "per_class_iou.csv").write_text("old")
-    with pytest.raises(SegliteError, match="--overwrite"):
+    table = tmp_path / "per_class_iou.csv"
+    table.write_text("old")
+    with pytest.raises(SegliteError, match="pass --overwrite"):
         check_results_writable(tmp_path)
+    with pytest.raises(SegliteError, match="only files seglite wrote.*per_class_iou.csv"):
+        check_results_writable(tmp_path, overwrite=True)  # not in the manifest: the user's file
+    OutputManifest(tmp_path).record(table)
     check_results_writable(tmp_path, overwrite=True)
 
 
@@ -195,9 +199,7 @@ def test_tool_writes_results_once_and_cityscapes_files(tiny_cityscapes, tmp_path
     checkpoint = tmp_path / "tiny.ckpt"
     run_cli(["fit", "--config", str(config)]).trainer.save_checkpoint(checkpoint)
 
-    spec = importlib.util.spec_from_file_location("tool_test", ROOT / "tools" / "test.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from seglite.apps import test as tool
     output = tmp_path / "eval"
     argv = [str(config), str(checkpoint), "--output", str(output), "--format", "cityscapes"]
     argv += ["--mode", "slide", "--crop-size", "48", "48", "--stride", "32", "32", "--flip", "--scales", "0.5", "1.0"]

@@ -38,11 +38,11 @@ TINY_DATA = [
 def _logged_config(tmp_path: Path, name: str, keep_epoch_checkpoints: bool = False) -> Path:
     """A config file that sends loggers and checkpoints into ``tmp_path``."""
     callbacks = [
-        {"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+        {"class_path": "seglite.lit.checkpoint.ModelCheckpoint",
          "init_args": {"monitor": "val/mIoU", "mode": "max", "save_last": True}},
     ]
     if keep_epoch_checkpoints:
-        callbacks.append({"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+        callbacks.append({"class_path": "seglite.lit.checkpoint.ModelCheckpoint",
                           "init_args": {"save_top_k": -1, "every_n_epochs": 1, "filename": "epoch{epoch}",
                                         "auto_insert_metric_name": False}})
     config = {

@@ -16,7 +16,9 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 from torch.optim.lr_scheduler import LambdaLR
 
+import seglite
 from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
+from seglite.lit.checkpoint import CheckpointError, describe_checkpoint_model
 from seglite.lit.losses import SegmentationLoss
 from seglite.lit.metrics import confusion_matrix_metric
 from seglite.lit.optim import poly_warmup_factor, split_decay_parameters
@@ -113,6 +115,37 @@ class SegmentationTask(pl.LightningModule):
             flip=eval_flip, scales=tuple(eval_scales or (1.0,)),
         )
         self.last_scores = {}
+
+    # ---------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["seglite_version"] = seglite.__version__
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a checkpoint of another model before its weights are copied (a shape mismatch otherwise)."""
+        ours = self.state_dict()
+        theirs = checkpoint.get("state_dict", {})
+        differ = [key for key in ours if key in theirs and tuple(theirs[key].shape) != tuple(ours[key].shape)]
+        missing = [key for key in ours if key not in theirs]
+        if not differ and not missing:
+            return
+        path = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+        source = f"checkpoint {path}" if path else "the checkpoint"
+        held = describe_checkpoint_model(checkpoint)
+        names = checkpoint.get("hyper_parameters", {}).get("class_names")
+        if names is not None and len(names) != self.num_classes:
+            raise CheckpointError(
+                f"{source} holds {held}, but this configuration builds a model for {self.num_classes} classes "
+                "(the data module's): use it with the data configuration it was trained with"
+            )
+        first = differ[0] if differ else missing[0]
+        detail = (
+            f"{first} is {tuple(theirs[first].shape)} there and {tuple(ours[first].shape)} here" if differ
+            else f"{first} is missing there"
+        )
+        raise CheckpointError(
+            f"{source} holds {held}, which does not fit the model this configuration builds "
+            f"({len(differ)} tensors differ in shape, {len(missing)} are missing; {detail})"
+        )
 
     def setup(self, stage: str) -> None:
         if self.hparams.channels_last:
