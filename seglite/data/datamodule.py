@@ -6,6 +6,7 @@ be configured from the data (LightningCLI ``link_arguments``).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -184,6 +185,10 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resume_order = state_dict.get("train_order")
+        if self._resume_order is not None:
+            # Lightning warns that a mid-epoch resume replays the epoch unless the *loader* has a
+            # state_dict; here the data module restores the position, so the warning is wrong
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
 
     def _resume_position(self, sampler: EpochShuffleSampler) -> None:
         order, self._resume_order = self._resume_order, None

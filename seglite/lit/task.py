@@ -56,8 +56,9 @@ class SegmentationTask(pl.LightningModule):
         log_images: number of validation images logged as image | truth | prediction.
         eval_mode, eval_crop_size, eval_stride, eval_flip, eval_scales: how validation and
             test images are run (see ``seglite.sliding.predict_probabilities``).
-        channels_last: run the model in NHWC memory format: on a 2-core AVX-512 CPU, LR-ASPP
-            MobileNetV3-Large trains 30% faster (487 -> 338 ms per step, batch 8 at 256x256).
+        channels_last: run the model in NHWC memory format: on 2 CPU cores LR-ASPP
+            MobileNetV3-Large trains a third faster (464 -> 308 ms per step, batch 8 at 256x256;
+            ``python tools/benchmark_training.py``, figures in the README's Training section).
     """
 
     def __init__(
