@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import fit_args, run_config
 from torch.utils.data import DataLoader
 
 import pytorch_lightning as pl
 from seglite.data import CityscapesDataModule
 from seglite.data.synthetic import make_demo_dataset
-from seglite.lit.cli import run_cli
+from seglite.lit.cli import run, run_cli
 from seglite.lit.task import SegmentationTask
 from seglite.models import build_model
 
@@ -172,6 +173,7 @@ def test_train_without_cityscapes_says_where_and_how(tmp_path):
     assert "Traceback" not in result.stderr
     assert str(tmp_path / "nowhere") in result.stderr
     assert "--data.root" in result.stderr and "configs/demo.yaml" in result.stderr
+    assert "args parameter is intended" not in result.stderr  # LightningCLI's warning, silenced: the tool means it
 
 
 def test_bad_config_value_names_the_argument_without_traceback(tiny_cityscapes, tmp_path):
@@ -259,3 +261,70 @@ def test_training_batches_depend_on_seed_and_epoch_not_on_workers(tiny_cityscape
     for expected, actual in zip(single, parallel):
         torch.testing.assert_close(actual, expected)
     assert not torch.equal(single[0], _train_batches(tiny_cityscapes, 0, epoch=2)[0])
+
+
+# ----------------------------------------------------------------------------- one-line errors, exit code 2
+
+
+def test_a_negative_batch_size_is_named_without_a_type_dump(tiny_cityscapes, tmp_path, capsys):
+    code = run(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, "--data.init_args.batch_size=-1"), prog="train")
+    assert code == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert "train: error: invalid configuration: CityscapesDataModule: batch_size must be a positive integer, got -1" in errors
+
+
+def test_a_batch_larger_than_the_data_set_is_an_error_not_an_empty_run(tiny_cityscapes, tmp_path, capsys):
+    code = run(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, "--data.init_args.batch_size=9"), prog="train")
+    assert code == 2
+    assert "batch_size is 9 but the training split 'train' has 8 images" in capsys.readouterr().err
+
+
+def test_abbreviated_options_are_rejected_in_a_short_message(tiny_cityscapes, tmp_path, capsys):
+    code = run(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, "--trainer.max_step=3"), prog="train")
+    assert code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if "Warning" not in line and "deprecated" not in line]
+    assert error[0] == "train fit: error: unrecognized arguments: --trainer.max_step=3"
+    assert len(error) <= 2  # not the whole usage
+    from seglite.apps.test import parse_args
+
+    args, rest = parse_args(["config.yaml", "model.ckpt", "--over"])  # not --overwrite: left for LightningCLI to refuse
+    assert not args.overwrite and rest == ["--over"]
+
+
+@pytest.mark.parametrize("where", ["mount point", "sub-folder"])
+def test_a_read_only_output_folder_is_one_line(where, mount_tmpfs, tiny_cityscapes, tmp_path, capsys):
+    read_only = mount_tmpfs(64, read_only=True)
+    root = read_only if where == "mount point" else read_only / "runs"
+    code = run(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, f"--trainer.default_root_dir={root}",
+                        "--trainer.max_steps=1"), prog="train")
+    assert code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train: ")]
+    assert len(error) == 1 and error[0].startswith("train: error: cannot ") and str(root) in error[0]
+    assert "read-only file system" in error[0]
+
+
+def test_a_read_only_output_folder_is_named_where_mounting_is_not_allowed(tiny_cityscapes, tmp_path, monkeypatch, capsys):
+    import seglite.files
+
+    real_access = seglite.files.os.access
+    locked = tmp_path / "locked"
+    monkeypatch.setattr(seglite.files.os, "access", lambda path, mode: False if Path(path) == locked else real_access(path, mode))
+    code = run(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, f"--trainer.default_root_dir={locked}",
+                        "--trainer.max_steps=1"), prog="train")
+    assert code == 2
+    assert (
+        f"train: error: cannot write into output folder {locked}: permission denied or read-only file system"
+        in capsys.readouterr().err.splitlines()
+    )
+
+
+def test_a_full_output_disk_is_one_line_and_leaves_no_partial_checkpoint(mount_tmpfs, tiny_cityscapes, tmp_path, capsys):
+    disk = mount_tmpfs(256)  # room for the saved config, not for a checkpoint (about 600 kB)
+    config = run_config(disk, "run")
+    code = run(fit_args(config, tiny_cityscapes, "--trainer.max_steps=2", "--trainer.val_check_interval=2"), prog="train")
+    assert code == 2
+    folder = disk / "run" / "checkpoints"
+    errors = capsys.readouterr().err.splitlines()
+    assert f"train: error: cannot write {folder / 'best-step2.ckpt'}: disk full" in errors
+    assert not any("Traceback" in line for line in errors)
+    assert list(folder.iterdir()) == []

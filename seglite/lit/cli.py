@@ -220,7 +220,8 @@ def _describe_saved(path: str, callback: LightningModelCheckpoint) -> str:
     return f"{path} ({', '.join(details)})"
 
 
-def run_cli(args: Sequence[str] | None = None) -> SegliteCLI:
+def run_cli(args: Sequence[str] | None = None, prog: str | None = None) -> SegliteCLI:
+    """Parse ``args`` (default: the command line) and run; ``prog`` names the program in messages."""
     with warnings.catch_warnings():
         # tools/*.py pass the arguments they parsed on purpose, with sys.argv also set
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within Python")
@@ -231,6 +232,7 @@ def run_cli(args: Sequence[str] | None = None) -> SegliteCLI:
             save_config_callback=SaveConfig,
             save_config_kwargs={"overwrite": False},
             parser_class=SegliteArgumentParser,
+            parser_kwargs={"prog": prog} if prog else None,
             args=args,
             auto_configure_optimizers=False,
         )
@@ -264,7 +266,7 @@ def run(
     after Ctrl-C or SIGTERM.
     """
     try:
-        cli = run_cli(args)
+        cli = run_cli(args, prog)
         if on_success is not None:
             on_success(cli)
     except TrainingInterrupted as stop:
