@@ -139,6 +139,10 @@ def test_checkpoint_io_writes_and_deletes_no_link(tmp_path):
     assert elsewhere.read_bytes() == b"precious" and link.is_symlink()
     written = tmp_path / "written.ckpt"
     AtomicCheckpointIO().save_checkpoint(_checkpoint(16), written)
+    backup = tmp_path / "backup.ckpt"
+    os.link(written, backup)  # a hard link kept as a backup: replacing the checkpoint leaves it as it was
+    AtomicCheckpointIO().save_checkpoint(_checkpoint(32), written)
+    assert read_checkpoint(backup)["global_step"] == 16 and read_checkpoint(written)["global_step"] == 32
     assert written.stat().st_mode & 0o777 == 0o666 & ~_umask()  # the usual permissions, not mkstemp's 0600
 
 

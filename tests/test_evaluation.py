@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -310,3 +311,15 @@ def test_the_old_callback_path_still_resolves_and_pulls_no_lightning_on_import()
     code = "import sys, seglite.inference.evaluation; print('pytorch_lightning' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_result_file_hard_linked_to_an_input_is_never_written(evaluate, tmp_path, capsys):
+    output = tmp_path / "eval"
+    output.mkdir()
+    config = tmp_path / "data.yaml"  # the evaluation's own input
+    before = config.read_text()
+    os.link(config, output / "results.json")
+    for options in ((), ("--overwrite",)):
+        assert evaluate(output, *options) == 2
+        assert str(output / "results.json") in capsys.readouterr().err
+    assert config.read_text() == before

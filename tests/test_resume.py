@@ -39,7 +39,8 @@ class KeepLastCheckpoints(pl.Callback):
 def test_resume_from_last_reaches_the_same_weights_mid_epoch_and_at_an_epoch_boundary(workers, tiny_cityscapes, tmp_path):
     # 4 steps an epoch, validation every 2 steps: last.ckpt holds step 6 (epoch 1, half done) and
     # step 8 (the end of epoch 1) on the way to step 10
-    schedule = ["--trainer.max_steps=10", "--trainer.val_check_interval=2", f"--data.init_args.num_workers={workers}"]
+    schedule = ["--trainer.max_steps=10", "--trainer.val_check_interval=2", f"--data.init_args.num_workers={workers}",
+                f"--data.init_args.persistent_workers={workers > 0}"]
     kept = tmp_path / "kept"
     keeper = {"class_path": f"{__name__}.KeepLastCheckpoints", "init_args": {"folder": str(kept)}}
     straight = run_cli(fit_args(run_config(tmp_path, "straight"), tiny_cityscapes, *schedule,
@@ -98,11 +99,17 @@ def test_a_training_process_killed_with_sigkill_resumes_from_last_to_the_same_we
     assert process.returncode == -signal.SIGKILL
     step = saved_step(last)  # atomic writes: whatever the kill interrupted, last.ckpt is whole
     assert step % 3 == 0 and step >= 6
-    final = step + 2  # two more steps, ending mid-epoch or past an epoch boundary
 
+    # resume to one step more: the run ends mid-epoch by max_steps, and its own last.ckpt (written
+    # before Lightning closes the epoch) must resume exactly too, two steps further
+    final = step + 1
     resumed = run_cli(fit_args(run_config(tmp_path, "resumed"), tiny_cityscapes, *constant,
                                f"--trainer.max_steps={final}", f"--ckpt_path={last}"))
+    resumed_last = Path(resumed.trainer.checkpoint_callback.last_model_path)
+    assert resumed.trainer.global_step == saved_step(resumed_last) == final
+    extended = run_cli(fit_args(run_config(tmp_path, "extended"), tiny_cityscapes, *constant,
+                                f"--trainer.max_steps={final + 2}", f"--ckpt_path={resumed_last}"))
     straight = run_cli(fit_args(run_config(tmp_path, "straight"), tiny_cityscapes, *constant,
-                                f"--trainer.max_steps={final}"))
-    assert resumed.trainer.global_step == straight.trainer.global_step == final
-    assert_same_weights(weights(resumed.model), weights(straight.model))
+                                f"--trainer.max_steps={final + 2}"))
+    assert extended.trainer.global_step == straight.trainer.global_step == final + 2
+    assert_same_weights(weights(extended.model), weights(straight.model))

@@ -123,6 +123,11 @@ def use_atomic_checkpoint_io(trainer: pl.Trainer) -> None:
         strategy.checkpoint_io = AtomicCheckpointIO()
 
 
+def _epoch_cut_short(trainer: pl.Trainer) -> bool:
+    """True when the running epoch ends before its last batch (max_steps reached, early stopping)."""
+    return trainer.fit_loop.epoch_loop.batch_progress.current.processed < trainer.num_training_batches
+
+
 def at_step_boundary(trainer: pl.Trainer) -> bool:
     """True when no training batch is half done: model, optimiser and schedule are those after a full step."""
     progress = trainer.fit_loop.epoch_loop.batch_progress.current
@@ -180,6 +185,8 @@ class ModelCheckpoint(LightningModelCheckpoint):
             enable_version_counter=enable_version_counter,
         )
         self.last_step = -1  # the step last.ckpt holds
+        self._last_before_validation = False  # last.ckpt was written at this step's batch end, before validating
+        self._closing_epoch = False
         self.interrupted_by: str | None = None  # "Ctrl-C" or "SIGTERM" once an interrupt stopped the run
         self._previous_sigint: Any = None
 
@@ -190,32 +197,52 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
     # ------------------------------------------------------------------ last.ckpt after every validation
     def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        if self._closing_epoch and self.last_step == trainer.global_step and _epoch_cut_short(trainer):
+            # last.ckpt already holds this step from before Lightning closed the epoch early (max_steps,
+            # early stopping); saved after the closing, it would resume into the next epoch and skip
+            # the rest of this one
+            return
         super()._save_last_checkpoint(trainer, monitor_candidates)
         if self.save_last:
             self.last_step = trainer.global_step
+            self._last_before_validation = False
 
-    def _refresh_last(self, trainer: pl.Trainer) -> None:
-        """Write last.ckpt if the run moved on since it was written (and a step was taken at all)."""
+    def _refresh_last(self, trainer: pl.Trainer, again: bool = False) -> None:
+        """Write last.ckpt if the run moved on since it was written (or ``again``) and a step was taken at all."""
         if (
             not self.save_last
             or bool(trainer.fast_dev_run)
             or trainer.state.fn != TrainerFn.FITTING
             or trainer.sanity_checking
             or trainer.global_step == 0
-            or self.last_step == trainer.global_step
+            or (self.last_step == trainer.global_step and not again)
         ):
             return
+        # a last.ckpt of ours must not count as "saved at this step" for the top-k decision that may follow
+        saved_step = self._last_global_step_saved
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        self._last_global_step_saved = saved_step
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if 0 < trainer.max_steps <= trainer.global_step:
+            # the last step: saved now, while the epoch is still open; validation may follow and save again
+            self._refresh_last(trainer)
+            self._last_before_validation = self.last_step == trainer.global_step
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
         if not self._should_save_on_train_epoch_end(trainer):
-            self._refresh_last(trainer)
+            self._refresh_last(trainer, again=self._last_before_validation)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):  # saving waits for the epoch end, after validation
-            self._refresh_last(trainer)
+        self._closing_epoch = True
+        try:
+            super().on_train_epoch_end(trainer, pl_module)
+            if self._should_save_on_train_epoch_end(trainer):  # saving waits for the epoch end, after validation
+                self._refresh_last(trainer, again=self._last_before_validation)
+        finally:
+            self._closing_epoch = False
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
