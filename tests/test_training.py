@@ -328,3 +328,20 @@ def test_a_full_output_disk_is_one_line_and_leaves_no_partial_checkpoint(mount_t
     assert f"train: error: cannot write {folder / 'best-step2.ckpt'}: disk full" in errors
     assert not any("Traceback" in line for line in errors)
     assert list(folder.iterdir()) == []
+
+
+def test_a_data_error_in_a_loader_worker_is_the_workers_own_message(tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    data = make_demo_dataset(tmp_path / "data", num_train=4, num_val=1, num_test=0, size=(32, 64), seed=3, video=False)
+    bad = sorted((data / "gtFine" / "train").rglob("*_labelIds.png"))[0]
+    labels = np.full((32, 64), 7, np.uint16)
+    labels[0, 0] = 300
+    cv2.imwrite(str(bad), labels)
+    code = run(fit_args(run_config(tmp_path, "run"), data, "--data.init_args.num_workers=1",
+                        "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--trainer.num_sanity_val_steps=0"),
+               prog="train")
+    assert code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train:")]
+    assert errors == [f"train: error: label map {bad} holds label ids 300 (1 pixels); label ids must be 0..33 (in loader worker 0)"]

@@ -90,12 +90,11 @@ class SeededAugmentation(Dataset):
         return self.dataset[index]
 
 
-def ignore_interrupts_in_worker(worker_id: int) -> None:
-    """``worker_init_fn`` of the loaders: Ctrl-C and SIGTERM are the main process's to handle.
+def ignore_sigint_in_worker(worker_id: int) -> None:
+    """``worker_init_fn`` of the loaders: Ctrl-C is the main process's to handle.
 
     A terminal's Ctrl-C reaches every process of the group; a worker that died of it would turn the
-    main process's orderly stop (finish the step, save ``last.ckpt``) into a loader error. The
-    main process shuts its workers down itself, and a worker whose parent is gone exits on its own.
+    main process's orderly stop (finish the step, save ``last.ckpt``) into a loader error. SIGTERM
+    keeps its default: Python's exit and torch's shutdown end stuck workers with it.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -277,8 +277,8 @@ class ModelCheckpoint(LightningModelCheckpoint):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         super().on_exception(trainer, pl_module, exception)
         self._restore_sigint()
-        if isinstance(exception, SIGTERMException) and self.interrupted_by is None:
-            self.interrupted_by = "SIGTERM"
+        if (isinstance(exception, SIGTERMException) or trainer.received_sigterm) and self.interrupted_by is None:
+            self.interrupted_by = "SIGTERM"  # also when the signal reached a loader worker first and killed it
         interrupted = self.interrupted_by is not None or isinstance(exception, KeyboardInterrupt)
         # only an interrupt at a step boundary leaves a state worth keeping; an error's state is not
         if interrupted and trainer.state.fn == TrainerFn.FITTING and at_step_boundary(trainer):
