@@ -17,10 +17,12 @@ Pure Python (OpenCV only inside ``encode_image``): safe to import from any layer
 from __future__ import annotations
 
 import errno
+import fnmatch
+import json
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -136,34 +138,53 @@ def make_dir(path: str | Path, what: str = "output folder") -> Path:
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0)  # the portable way to read it sets it; set back at once, while importing
     os.umask(mask)
     return mask
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = ".partial") -> Path:
+_IMPORT_UMASK = _read_umask()
+
+
+def current_umask() -> int:
+    """The process's umask now: from /proc on Linux (reading it with ``os.umask`` would change it
+    for a moment under other threads), else as it was when seglite was imported."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return _IMPORT_UMASK
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None], durable: bool = True) -> Path:
     """Write ``path`` through a temporary file in its folder: ``write(temporary)``, fsync, rename.
 
     A failure at any point (an exception in ``write``, a full disk, an interrupt) removes the
     temporary file and leaves ``path`` as it was. ``OSError`` becomes ``OutputWriteError``.
-    A symbolic link at ``path`` is refused rather than replaced. ``suffix`` ends the temporary
-    file's name, for writers that choose the format by extension (``".mp4"`` for OpenCV's).
+    A symbolic link at ``path`` is refused rather than replaced. ``durable=False`` skips the
+    fsyncs (still atomic for other processes, not across a power cut): for many small outputs
+    such as per-frame masks, where an fsync each would cost more than the write.
     """
     path = Path(path)
     _refuse_link(path, "output")
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     except OSError as error:
         raise write_error(path, error) from error
     os.close(descriptor)
     try:
         write(Path(temporary))
-        with open(temporary, "rb+") as file:
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+        if durable:
+            with open(temporary, "rb+") as file:
+                os.fsync(file.fileno())
+        os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(temporary, path)
-        _fsync_dir(path.parent)
+        if durable:
+            _fsync_dir(path.parent)
     except OSError as error:
         raise write_error(path, error) from error
     finally:
@@ -186,14 +207,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
+def write_bytes(path: str | Path, data: bytes, durable: bool = True) -> Path:
     """Atomically write ``data`` to ``path`` (see ``atomic_write``)."""
-    return atomic_write(path, lambda temporary: temporary.write_bytes(data))
+    return atomic_write(path, lambda temporary: temporary.write_bytes(data), durable)
 
 
-def write_text(path: str | Path, text: str) -> Path:
+def write_text(path: str | Path, text: str, durable: bool = True) -> Path:
     """Atomically write UTF-8 ``text`` to ``path`` (see ``atomic_write``)."""
-    return write_bytes(path, text.encode("utf-8"))
+    return write_bytes(path, text.encode("utf-8"), durable)
 
 
 def encode_image(path: str | Path, image: np.ndarray) -> bytes:
@@ -210,75 +231,106 @@ def encode_image(path: str | Path, image: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
-def write_image(path: str | Path, image: np.ndarray) -> Path:
+def write_image(path: str | Path, image: np.ndarray, durable: bool = True) -> Path:
     """Encode and atomically write an image (grey or BGR); a failure is an ``OutputWriteError``."""
-    return write_bytes(path, encode_image(path, image))
+    return write_bytes(path, encode_image(path, image), durable)
 
 
-MANIFEST_NAME = ".seglite-manifest"
-"""The file in an output folder that lists what seglite wrote there (one relative path a line)."""
+MANIFEST_NAME = ".seglite-outputs.json"
 
 
 class OutputManifest:
-    """What a tool wrote into an output folder, so that ``--overwrite`` replaces or deletes only that.
+    """The files seglite wrote into an output folder, so that ``--overwrite`` replaces only those.
 
-    A path is recorded *before* its file is written, so after a crash the manifest lists every
-    file that may exist (appends of one short line are atomic, also from several processes).
-    Anything in the folder that the manifest does not list is the user's and is never touched.
+    Tools ``claim`` their outputs (recorded in ``<folder>/.seglite-outputs.json``, atomically)
+    before writing them, so even a run killed half-way leaves them claimed. ``check`` refuses an
+    existing output unless ``overwrite`` is given, and refuses it even then when seglite did not
+    write it (a user's own file that happens to have an output's name) or when it, or a folder
+    on the way to it, is a symbolic link.
     """
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.path = self.folder / MANIFEST_NAME
+        self._files: set[str] = set()
+        self._patterns: set[str] = set()
+        if self.path.is_file() and not self.path.is_symlink():
+            try:
+                recorded = json.loads(self.path.read_text(encoding="utf-8"))
+                self._files = set(recorded.get("files", []))
+                self._patterns = set(recorded.get("patterns", []))
+            except (OSError, ValueError, AttributeError):
+                pass  # unreadable: nothing counts as ours, so nothing is replaced
 
-    def names(self) -> set[str]:
-        """The recorded paths, relative to the folder."""
-        if self.path.is_symlink() or not self.path.is_file():
-            return set()
-        lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
-        return {line for line in lines if line and not line.startswith("#")}
-
-    def _relative(self, path: str | Path) -> str:
-        relative = os.path.relpath(os.path.abspath(path), os.path.abspath(self.folder))
-        if relative.startswith(".."):
-            raise ValueError(f"{path} is not inside {self.folder}")
-        return Path(relative).as_posix()
+    def _key(self, path: str | Path) -> str:
+        """``path`` relative to the folder, checking that no part of the way is a link."""
+        path = Path(path)
+        try:
+            relative = path.relative_to(self.folder)
+        except ValueError:
+            raise OutputExistsError(f"{path} is not inside the output folder {self.folder}") from None
+        current = self.folder
+        for part in relative.parts:
+            current = current / part
+            _refuse_link(current, "output")
+        return relative.as_posix()
 
     def owns(self, path: str | Path) -> bool:
-        """True when ``path`` (a path inside the folder) was recorded and is still a regular file, not a link."""
-        path = Path(path)
-        relative = self._relative(path)
-        through_link = any((self.folder / parent).is_symlink() for parent in Path(relative).parents if parent != Path("."))
-        return relative in self.names() and path.is_file() and not path.is_symlink() and not through_link
+        """True when seglite recorded ``path`` (or a pattern matching it) as its output in this folder."""
+        key = self._key(path)
+        return key in self._files or any(fnmatch.fnmatchcase(key, pattern) for pattern in self._patterns)
 
-    def record(self, *paths: str | Path) -> None:
-        """Add ``paths`` (paths inside the folder) to the manifest; call before writing them."""
-        lines = "".join(f"{self._relative(path)}\n" for path in paths)
-        _refuse_link(self.path, "manifest")
-        try:
-            new = not self.path.exists()
-            with open(self.path, "a", encoding="utf-8") as file:
-                if new:
-                    file.write("# files written by seglite; --overwrite replaces or deletes only these\n")
-                file.write(lines)
-        except OSError as error:
-            raise write_error(self.path, error) from error
-
-    def check_replaceable(self, paths: Iterable[str | Path], what: str = "output") -> None:
-        """``OutputExistsError`` naming the existing ``paths`` that seglite did not write (or that are links)."""
-        foreign = [Path(path) for path in paths if (Path(path).exists() or Path(path).is_symlink()) and not self.owns(path)]
-        if foreign:
-            shown = ", ".join(str(path) for path in foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+    def check(self, paths: Iterable[str | Path], overwrite: bool, shown: int = 5) -> None:
+        """Raise ``OutputExistsError`` if writing ``paths`` would replace anything it may not."""
+        existing = [Path(path) for path in paths if self._key(path) and Path(path).exists()]
+        if not existing:
+            return
+        listed = lambda found: ", ".join(map(str, found[:shown])) + (  # noqa: E731
+            f" and {len(found) - shown} more" if len(found) > shown else ""
+        )
+        if not overwrite:
             raise OutputExistsError(
-                f"--overwrite replaces only files seglite wrote, and {len(foreign)} {what} file(s) are not in "
-                f"{self.path} or are links: {shown}; remove them yourself or choose another output folder"
+                f"outputs exist: {listed(existing)}; pass --overwrite to replace them or choose another folder"
+            )
+        foreign = [path for path in existing if not self.owns(path)]
+        if foreign:
+            raise OutputExistsError(
+                f"{listed(foreign)} exist but were not written by seglite (they are not listed in {self.path}); "
+                "--overwrite replaces only seglite's own outputs: move them away or choose another folder"
             )
 
-    def remove(self, paths: Iterable[str | Path]) -> None:
-        """Delete ``paths`` that the manifest owns (never through a link); others are left alone."""
-        for path in paths:
-            if self.owns(path):
-                try:
-                    Path(path).unlink()
-                except OSError as error:
-                    raise OutputWriteError(f"cannot delete {path}: {describe_os_error(error)}") from error
+    def claim(self, paths: Iterable[str | Path] = (), patterns: Iterable[str] = ()) -> None:
+        """Record ``paths``, and ``fnmatch`` patterns of relative paths (for outputs whose names
+        are not known in advance, such as a video's ``frame_*.png``), as seglite's outputs."""
+        added = {self._key(path) for path in paths} - self._files
+        added_patterns = set(patterns) - self._patterns
+        if added or added_patterns:
+            self._files |= added
+            self._patterns |= added_patterns
+            make_dir(self.folder)
+            record = {"files": sorted(self._files), "patterns": sorted(self._patterns)}
+            write_text(self.path, json.dumps(record, indent=0) + "\n")
+
+    def foreign(self, pattern: str = "*") -> list[Path]:
+        """Existing files matching ``pattern`` (relative, ``fnmatch``) that seglite did not write."""
+        if not self.folder.is_dir():
+            return []
+        found = (path for path in self.folder.rglob("*") if path.name != MANIFEST_NAME and not path.is_dir())
+        return sorted(
+            path for path in found
+            if fnmatch.fnmatchcase(path.relative_to(self.folder).as_posix(), pattern) and not self.owns(path)
+        )
+
+    def owned(self, pattern: str = "*") -> list[Path]:
+        """Existing files seglite wrote here whose relative path matches ``pattern`` (``fnmatch``)."""
+        return sorted(
+            self.folder / name
+            for name in self._files
+            if fnmatch.fnmatchcase(name, pattern) and (self.folder / name).is_file()
+        )
+
+    def remove(self, path: str | Path) -> None:
+        """Delete one of seglite's own outputs (never through a link); others are refused."""
+        if not self.owns(path):
+            raise OutputExistsError(f"{path} was not written by seglite; it is left alone")
+        Path(path).unlink(missing_ok=True)

@@ -7,8 +7,8 @@ batch without Lightning or torchmetrics, for deployment code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 

@@ -12,8 +12,9 @@ import csv
 import io
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -72,15 +73,8 @@ def check_results_writable(
             )
         if folder.exists() and not folder.is_dir():
             raise OutputExistsError(f"{what} {folder} is a file; give a folder")
-    found = existing_results(output_dir, cityscapes, extra)
-    if found and not overwrite:
-        shown = ", ".join(str(path) for path in found)
-        raise OutputExistsError(f"results already exist ({shown}); pass --overwrite to replace them or choose another output folder")
-    if overwrite:
-        replaced = [path for path in _result_files(output_dir, extra) if path.exists() or path.is_symlink()]
-        if cityscapes:
-            replaced += _predictions(output_dir)
-        OutputManifest(output_dir).check_replaceable(replaced, "result")
+    replaced = _result_files(output_dir, extra) + (_predictions(output_dir) if cityscapes else [])
+    OutputManifest(output_dir).check(replaced, overwrite)
 
 
 def clear_results(output_dir: Path, cityscapes: bool = False, extra: Sequence[str] = ()) -> None:
@@ -91,8 +85,9 @@ def clear_results(output_dir: Path, cityscapes: bool = False, extra: Sequence[st
     """
     output_dir = Path(output_dir)
     manifest = OutputManifest(output_dir)
-    stale = _result_files(output_dir, extra) + (_predictions(output_dir) if cityscapes else [])
-    manifest.remove(stale)
+    for path in _result_files(output_dir, extra) + (_predictions(output_dir) if cityscapes else []):
+        if path.exists() and manifest.owns(path):
+            manifest.remove(path)
 
 
 def prepare_cityscapes_folder(output_dir: Path) -> Path:
@@ -144,7 +139,7 @@ def write_results(
     output_dir = make_dir(Path(output_dir), "output folder")
     results = results_dict(scores, class_names, **settings)
     paths = {"json": output_dir / RESULTS_JSON, "csv": output_dir / RESULTS_CSV, "confusion": output_dir / CONFUSION_IMAGE}
-    OutputManifest(output_dir).record(*paths.values())
+    OutputManifest(output_dir).claim(paths.values())
     write_text(paths["json"], json.dumps(results, indent=2) + "\n")
     table = io.StringIO(newline="")
     columns = ["train_id", "name", "iou", "accuracy", "ground_truth_pixels", "predicted_pixels"]
@@ -251,18 +246,21 @@ def _image_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
+def cityscapes_prediction_path(image_path: str | Path, folder: Path) -> Path:
+    """Where the prediction for ``image_path`` goes in ``folder``."""
+    return Path(folder) / cityscapes_prediction_name(image_path)
+
+
 def write_cityscapes_prediction(train_ids: np.ndarray, image_path: str | Path, folder: Path) -> Path:
     """Write one prediction as a label-id PNG at the input image's full size; returns its path.
 
     Predictions made at a reduced size (a data module that downscales for testing) are
     enlarged with nearest-neighbour sampling: the benchmark compares at full resolution.
-    ``folder`` is the ``cityscapes`` folder of a results folder, whose manifest records the file.
+    Written without an fsync each (many small files); a results folder's writer claims the
+    path in the folder's manifest first.
     """
     label_ids = trainids_to_labelids(np.asarray(train_ids))
     size = _image_size(Path(image_path))
     if size is not None and size != label_ids.shape:
         label_ids = cv2.resize(label_ids, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-    folder = Path(folder)
-    path = folder / cityscapes_prediction_name(image_path)
-    OutputManifest(folder.parent).record(path)
-    return write_image(path, label_ids)
+    return write_image(cityscapes_prediction_path(image_path, folder), label_ids, durable=False)

@@ -317,7 +317,8 @@ def test_label_train_ids_are_range_checked_never_wrapped(tmp_path):
     assert sample["mask"].dtype == np.uint8 and (sample["mask"][:4] == 13).all() and (sample["mask"][4:] == 255).all()
     wide[0, 0] = 269  # would wrap to 13 (car) as uint8
     write_png(path, wide)
-    with pytest.raises(ValueError, match=r"a_1_1_gtFine_labelTrainIds\.png holds train ids 269 \(1 pixels\); train ids must be 0\.\.18 or 255"):
+    expected = r"a_1_1_gtFine_labelTrainIds\.png holds train ids 269 \(1 pixels\); train ids must be 0\.\.18 or 255"
+    with pytest.raises(ValueError, match=expected):
         CityscapesDataset(str(tmp_path), "val")[0]
     narrow = np.zeros(SIZE, np.uint8)
     narrow[1, :3] = 19
@@ -408,7 +409,7 @@ def test_a_loader_workers_error_is_shown_as_its_own_message():
 
 
 def demo_module(root: Path, **options) -> CityscapesDataModule:
-    settings = dict(demo_num_train=2, demo_num_val=1, demo_num_test=0, demo_size=(32, 64))
+    settings = {"demo_num_train": 2, "demo_num_val": 1, "demo_num_test": 0, "demo_size": (32, 64)}
     settings.update(options)
     return CityscapesDataModule(root=str(root), num_workers=0, demo=True, **settings)
 
@@ -433,7 +434,8 @@ def test_demo_writes_only_into_a_missing_empty_or_its_own_folder(tmp_path):
     theirs = tmp_path / "theirs"
     (theirs / "train" / "images").mkdir(parents=True)
     (theirs / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match=r"will not write the synthetic demo set into .*theirs: the folder holds other files \(notes\.txt, train\)"):
+    refused = r"will not write the synthetic demo set into .*theirs: the folder holds other files \(notes\.txt, train\)"
+    with pytest.raises(FileExistsError, match=refused):
         demo_module(theirs).prepare_data()
     assert sorted(path.name for path in theirs.iterdir()) == ["notes.txt", "train"]
 

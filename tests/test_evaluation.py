@@ -18,17 +18,20 @@ from seglite.data import CITYSCAPES_CLASSES, CityscapesDataModule
 from seglite.errors import SegliteError
 from seglite.files import OutputManifest
 from seglite.lit.evaluation import EvaluationWriter
+from seglite.lit.task import SegmentationTask
 from seglite.results import (
     check_results_writable,
     confusion_image,
     write_cityscapes_prediction,
 )
-from seglite.lit.task import SegmentationTask
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # The official table (cityscapesscripts/helpers/labels.py): label id -> train id of the 19 classes.
-OFFICIAL_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}  # fmt: skip
+OFFICIAL_TRAIN_IDS = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
+    23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
+}  # fmt: skip
 
 
 def to_train_ids(label_ids: np.ndarray) -> np.ndarray:
@@ -152,9 +155,9 @@ def test_existing_results_are_kept_without_overwrite_and_foreign_files_even_with
     table.write_text("old")
     with pytest.raises(SegliteError, match="pass --overwrite"):
         check_results_writable(tmp_path)
-    with pytest.raises(SegliteError, match="only files seglite wrote.*per_class_iou.csv"):
+    with pytest.raises(SegliteError, match="per_class_iou.csv exist but were not written by seglite"):
         check_results_writable(tmp_path, overwrite=True)  # not in the manifest: the user's file
-    OutputManifest(tmp_path).record(table)
+    OutputManifest(tmp_path).claim([table])
     check_results_writable(tmp_path, overwrite=True)
 
 
@@ -246,7 +249,7 @@ def test_overwrite_deletes_only_what_seglite_wrote(evaluate, tmp_path, capsys):
     assert evaluate(output, "--format", "cityscapes") == 0
     predictions = output / "cityscapes"
     stale = predictions / "gone_000000_000019_leftImg8bit.png"  # a prediction of ours for an image no longer there
-    OutputManifest(output).record(stale)
+    OutputManifest(output).claim([stale])
     stale.write_bytes(b"old prediction")
     assert evaluate(output, "--format", "cityscapes", "--overwrite") == 0
     assert not stale.exists() and len(list(predictions.glob("*.png"))) == 4
@@ -256,7 +259,7 @@ def test_overwrite_deletes_only_what_seglite_wrote(evaluate, tmp_path, capsys):
     before = (output / "results.json").read_text()
     assert evaluate(output, "--format", "cityscapes", "--overwrite") == 2
     error = capsys.readouterr().err
-    assert "only files seglite wrote" in error and str(foreign) in error
+    assert f"{foreign} exist but were not written by seglite" in error
     assert foreign.read_bytes() == b"user's file" and (output / "results.json").read_text() == before
 
 

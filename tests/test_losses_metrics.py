@@ -8,8 +8,8 @@ from torch import nn
 
 from seglite.lit.losses import OHEMCrossEntropy, SegmentationLoss
 from seglite.lit.metrics import confusion_matrix_metric
-from seglite.metrics import confusion_matrix, scores_from_confusion
 from seglite.lit.optim import poly_warmup_factor, split_decay_parameters
+from seglite.metrics import confusion_matrix, scores_from_confusion
 
 
 def _numpy_iou(truth: np.ndarray, prediction: np.ndarray, num_classes: int, ignore: int = 255):

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import yaml
 from helpers import fit_args, run_config
 from torch.utils.data import DataLoader
 
-import pytorch_lightning as pl
 from seglite.data import CityscapesDataModule
 from seglite.data.synthetic import make_demo_dataset
 from seglite.lit.cli import run, run_cli

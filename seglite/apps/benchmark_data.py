@@ -14,7 +14,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 
 def median_rate(run: Callable[[], None], count: int, repeats: int, warmup: int) -> float:
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             transform = train_transform(tuple(args.crop), tuple(args.scale), crop_before_resize=crop_before_resize)
             transform.set_random_seed(0)
 
-            def augment() -> None:
+            def augment(transform=transform) -> None:
                 for sample in preloaded:
                     transform(image=sample["image"], mask=sample["mask"])
 

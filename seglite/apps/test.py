@@ -13,7 +13,7 @@ Examples::
         CITYSCAPES_EXPORT_DIR=results/val csEvalPixelLevelSemanticLabeling
 
 ``--overwrite`` replaces only what an earlier evaluation wrote into the output folder (its
-``.seglite-manifest`` lists it); any other file there makes it stop with an error.
+``.seglite-outputs.json`` lists it); any other file there makes it stop with an error.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 CONFIG_FILE = "config.yaml"  # Lightning saves the evaluation's config there (seglite.results.CONFIG_FILE)
 
@@ -51,12 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,  # `--over` must not mean --overwrite
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="training config(s), then the checkpoint")
-    parser.add_argument("--split", choices=("val", "test"), default="val", help="split to evaluate (default: val; Cityscapes test has no public labels)")
+    parser.add_argument("--split", choices=("val", "test"), default="val",
+                        help="split to evaluate (default: val; Cityscapes test has no public labels)")
     parser.add_argument("--mode", choices=("whole", "slide"), help="whole-image or sliding-window inference (default: the config's)")
     parser.add_argument("--crop-size", type=_positive_int, nargs=2, metavar=("H", "W"), help="sliding-window size")
     parser.add_argument("--stride", type=_positive_int, nargs=2, metavar=("H", "W"), help="sliding-window stride")
     parser.add_argument("--flip", action="store_true", help="horizontal-flip test-time augmentation")
-    parser.add_argument("--scales", type=_positive_float, nargs="+", metavar="S", help="multi-scale test-time augmentation, e.g. 0.75 1.0 1.25")
+    parser.add_argument("--scales", type=_positive_float, nargs="+", metavar="S",
+                        help="multi-scale test-time augmentation, e.g. 0.75 1.0 1.25")
     parser.add_argument("--output", type=Path, help="results folder (default: beside the checkpoint, named after it and the split)")
     parser.add_argument("--format", choices=("cityscapes",), help="also write label-id PNGs for the official Cityscapes evaluation")
     parser.add_argument("--overwrite", action="store_true", help="replace the results an earlier evaluation wrote into the output folder")
@@ -129,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.overwrite:
             clear_results(output, cityscapes, extra=[CONFIG_FILE])  # Lightning refuses to replace config.yaml
         make_dir(output, "output folder")
-        OutputManifest(output).record(output / CONFIG_FILE)
+        OutputManifest(output).claim([output / CONFIG_FILE])  # Lightning writes it
     except SegliteError as error:
         print(f"test: error: {error}", file=sys.stderr)
         return 2

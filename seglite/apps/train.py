@@ -8,7 +8,7 @@ Resume a stopped run by adding ``--ckpt_path .../checkpoints/last.ckpt`` to the 
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 USAGE = "usage: python tools/train.py CONFIG [MORE_CONFIGS...] [--section.key value ...]"
 
@@ -25,7 +25,7 @@ def to_cli_args(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run training; returns the exit code (0, 2 for a user error, 128 + signal after an interrupt)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and not any(arg in ("-h", "--help") for arg in argv):
+    if not argv or (argv[0].startswith("-") and not any(arg in ("-h", "--help") for arg in argv)):
         print(USAGE, file=sys.stderr)
         return 2
     from seglite.lit.cli import run  # Lightning, torch and the models: only once there is work to do

@@ -6,8 +6,9 @@ The 19 evaluation classes, their label ids and colours follow the official table
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 from torch.utils.data import Dataset

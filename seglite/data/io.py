@@ -6,8 +6,9 @@ names the file, and pair image and label files so that a missing partner is repo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import cv2
 import numpy as np

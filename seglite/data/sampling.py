@@ -9,7 +9,8 @@ resumed in the middle of an epoch continues the epoch's order where the checkpoi
 from __future__ import annotations
 
 import signal
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Sampler

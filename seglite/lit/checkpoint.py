@@ -252,6 +252,7 @@ class ModelCheckpoint(LightningModelCheckpoint):
     # ------------------------------------------------------------------ interrupts
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
+        self.interrupted_by = None
         if threading.current_thread() is threading.main_thread():
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
 

@@ -15,8 +15,9 @@ import re
 import signal
 import sys
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.accelerators import CPUAccelerator
@@ -70,7 +71,9 @@ class SaveConfig(SaveConfigCallback):
         log_dir = trainer.log_dir  # a collective call: every rank makes it
         if trainer.is_global_zero:
             path = Path(log_dir or trainer.default_root_dir) / self.config_filename
-            if path.is_symlink() or (path.exists() and not self.overwrite):
+            if path.is_symlink():
+                raise OutputExistsError(f"{path} is a symbolic link; seglite never writes through links")
+            if path.exists() and not self.overwrite:
                 raise OutputExistsError(
                     f"{path} exists (an earlier run into the same folder); choose another "
                     "--trainer.default_root_dir, or remove the file"

@@ -17,9 +17,11 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info
 
 from seglite.errors import SegliteError
+from seglite.files import OutputManifest
 from seglite.results import (
     CITYSCAPES_FOLDER,
     check_results_writable,
+    cityscapes_prediction_path,
     clear_results,
     prepare_cityscapes_folder,
     write_cityscapes_prediction,
@@ -39,8 +41,10 @@ class EvaluationWriter(pl.Callback):
             and, with ``export_cityscapes``, ``cityscapes/<name>_leftImg8bit.png`` label-id PNGs.
         export_cityscapes: write the predictions for ``csEvalPixelLevelSemanticLabeling`` or a
             benchmark submission.
-        overwrite: replace results of an earlier run (only files seglite wrote, as its manifest
-            lists them); otherwise their presence is an error.
+        overwrite: replace results of an earlier run (only files seglite wrote, as the folder's
+            manifest lists them); otherwise their presence is an error. Under DDP every process
+            records its own predictions, and a record lost to a concurrent one only makes a later
+            ``--overwrite`` refuse (never delete) that file.
         settings: recorded in ``results.json`` (config, checkpoint, split, inference mode...).
     """
 
@@ -56,6 +60,7 @@ class EvaluationWriter(pl.Callback):
         self.overwrite = overwrite
         self.settings = dict(settings or {})
         self.exported = 0
+        self._manifest = OutputManifest(self.output_dir)
 
     @property
     def cityscapes_dir(self) -> Path:
@@ -71,6 +76,7 @@ class EvaluationWriter(pl.Callback):
             if self.export_cityscapes:
                 prepare_cityscapes_folder(self.output_dir)
         trainer.strategy.barrier("EvaluationWriter.setup")
+        self._manifest = OutputManifest(self.output_dir)
         self.exported = 0
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -81,6 +87,8 @@ class EvaluationWriter(pl.Callback):
                 "Cityscapes export needs each batch to carry the image 'path' (as seglite's data sets do) "
                 "and test_step to return the predicted train ids (as SegmentationTask does)"
             )
+        # recorded before they are written, so that a later --overwrite may replace exactly these
+        self._manifest.claim(cityscapes_prediction_path(path, self.cityscapes_dir) for path in batch["path"])
         for prediction, image_path in zip(outputs.to(torch.uint8).cpu().numpy(), batch["path"]):
             write_cityscapes_prediction(prediction, image_path, self.cityscapes_dir)
             self.exported += 1

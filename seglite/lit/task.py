@@ -28,7 +28,6 @@ from seglite.sliding import InferenceMode, predict_probabilities
 from seglite.visualization import colorize
 
 
-
 def _cli_is_instantiating() -> bool:
     """True while LightningCLI instantiates this module with the config as hyperparameters."""
     try:  # private, but the only way to know; without it we fall back to ignoring the model
@@ -111,10 +110,10 @@ class SegmentationTask(pl.LightningModule):
         )
         self.val_confusion = confusion_matrix_metric(self.num_classes, ignore_index)
         self.test_confusion = confusion_matrix_metric(self.num_classes, ignore_index)
-        self.predict_options = dict(
-            mode=eval_mode, crop_size=tuple(eval_crop_size), stride=tuple(eval_stride),
-            flip=eval_flip, scales=tuple(eval_scales or (1.0,)),
-        )
+        self.predict_options = {
+            "mode": eval_mode, "crop_size": tuple(eval_crop_size), "stride": tuple(eval_stride),
+            "flip": eval_flip, "scales": tuple(eval_scales or (1.0,)),
+        }
         self.last_scores = {}
 
     # ---------------------------------------------------------------- checkpoints

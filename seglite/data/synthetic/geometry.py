@@ -9,6 +9,7 @@ import numpy as np
 
 from .looks import Paint
 
+
 @dataclass(frozen=True)
 class Camera:
     """Pinhole camera at height ``height`` (metres) looking down a flat street along +Z."""
@@ -64,8 +65,8 @@ class Canvas:
         self.polygon(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]), paint)
 
     def ellipse(self, centre: np.ndarray, axes: tuple[float, float], paint: Paint) -> None:
-        centre_fixed = tuple(int(round(v * 16)) for v in np.clip(centre, -1e5, 1e5))
-        axes_fixed = tuple(max(int(round(a * 16)), 8) for a in axes)
+        centre_fixed = tuple(round(float(v) * 16) for v in np.clip(centre, -1e5, 1e5))
+        axes_fixed = tuple(max(round(float(a) * 16), 8) for a in axes)
         cv2.ellipse(self.index, centre_fixed, axes_fixed, 0, 0, 360, self.paint_id(paint), -1, cv2.LINE_8, 4)
 
     def circle(self, centre: np.ndarray, radius: float, paint: Paint) -> None:

@@ -93,6 +93,6 @@ class Paint:
     label: str = ""
 
     @staticmethod
-    def of(rng: np.random.Generator, look: str, label: str = "") -> "Paint":
+    def of(rng: np.random.Generator, look: str, label: str = "") -> Paint:
         return Paint(look, sample_colour(rng, LOOKS[look]), label)
 

@@ -12,6 +12,7 @@ from .looks import ASPHALT, BRICKS, FLAT, FOLIAGE, GRAIN, GRASS, LABEL_ID, LOOKS
 from .scene import Scene, sample_scene
 from .street import draw_ground
 
+
 @dataclass
 class Fields:
     """Texture fields of one image size, made once per image (or once per video)."""
@@ -23,7 +24,7 @@ class Fields:
     ground_z: np.ndarray
 
     @staticmethod
-    def make(rng: np.random.Generator, height: int, width: int) -> "Fields":
+    def make(rng: np.random.Generator, height: int, width: int) -> Fields:
         grain = rng.standard_normal((height, width), dtype=np.float32)
         def smooth_noise(cell: int) -> np.ndarray:
             noise = rng.standard_normal((height // cell + 2, width // cell + 2), dtype=np.float32)

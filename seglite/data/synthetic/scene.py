@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -11,6 +11,7 @@ from .geometry import Camera
 from .looks import Paint
 from .street import Street, facade
 from .things import clutter, person, pole, tree, two_wheeler, vehicle
+
 
 @dataclass
 class Scene:

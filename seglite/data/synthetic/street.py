@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class Street:
         return side * (abs(self.kerb[i]) + offset)
 
 
-def draw_ground(canvas: Canvas, camera: Camera, street: Street, travelled: float, fields: "Fields") -> None:
+def draw_ground(canvas: Canvas, camera: Camera, street: Street, travelled: float, fields: Fields) -> None:
     first_row = int(np.floor(camera.horizon)) + 1
     rows = np.arange(first_row, camera.image_height, dtype=np.float32)
     if len(rows) == 0:

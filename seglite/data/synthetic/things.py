@@ -7,13 +7,14 @@ far to near (painter's algorithm).
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from .geometry import NEAR, Camera, Canvas
 from .looks import LAMP_HUES, LOOKS, SIGN_CORNERS, Look, Paint, sample_colour
+
 
 def billboard(x: float, z: float, draw_parts: Callable) -> Callable:
     """An upright object facing the camera at depth ``z``; ``draw_parts(canvas, to_pixels, z)``."""

@@ -9,6 +9,8 @@ anything is refused, so a user's own data is never mixed with (or replaced by) s
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import numpy as np
 
 from seglite.checks import check_non_negative_int, check_size
 from seglite.errors import OutputExistsError
-from seglite.files import OutputWriteError, atomic_write, make_dir, write_image, write_text
+from seglite.files import OutputWriteError, current_umask, make_dir, write_error, write_image, write_text
 
 from .render import Fields, make_scene_image, render
 from .scene import Scene, sample_scene
@@ -133,9 +135,10 @@ def make_demo_dataset(
             rng = np.random.default_rng([seed, split_index, i])
             image, label_ids = make_scene_image(rng, (height, width))
             name = f"{city}_{i:06d}_000019"
-            write_image(image_dir / f"{name}_leftImg8bit.png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            # no fsync per image: the marker, written last with one, says whether the set is complete
+            write_image(image_dir / f"{name}_leftImg8bit.png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), durable=False)
             if split != "test":
-                write_image(label_dir / f"{name}_gtFine_labelIds.png", label_ids)
+                write_image(label_dir / f"{name}_gtFine_labelIds.png", label_ids, durable=False)
     if video:
         write_demo_video(root / VIDEO_NAME, size=(height, width), seconds=video_seconds, seed=seed)
     _write_marker(root, options, complete=True)
@@ -162,7 +165,14 @@ def write_demo_video(
     fields = Fields.make(rng, height, width)
     frames = max(int(seconds * fps), 1)
 
-    def write(temporary: Path) -> None:
+    # OpenCV picks the container from the extension, so the temporary file ends in .mp4
+    make_dir(path.parent, "demo folder")
+    if path.is_symlink():
+        raise OutputExistsError(f"{path} is a symbolic link; seglite never writes through links")
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
+    os.close(descriptor)
+    temporary = Path(name)
+    try:
         writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
         if not writer.isOpened():
             raise OutputWriteError(f"cannot write {path}: OpenCV cannot open an MP4 writer")
@@ -177,5 +187,12 @@ def write_demo_video(
         capture.release()
         if written != frames:
             raise OutputWriteError(f"cannot write {path}: {written} of {frames} frames reached the disk (disk full?)")
-
-    return atomic_write(path, write, suffix=path.suffix)
+        os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes 0600
+        os.replace(temporary, path)
+    except OSError as error:
+        if isinstance(error, OutputWriteError):
+            raise
+        raise write_error(path, error) from error
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
