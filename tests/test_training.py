@@ -297,9 +297,9 @@ def test_a_read_only_output_folder_is_named_where_mounting_is_not_allowed(tiny_c
 def test_a_full_output_disk_is_one_line_and_leaves_no_partial_checkpoint(mount_tmpfs, tiny_cityscapes, tmp_path, capsys):
     disk = mount_tmpfs(256)  # room for the saved config, not for a checkpoint (about 600 kB)
     config = run_config(disk, "run")
-    code = run(fit_args(config, tiny_cityscapes, "--trainer.max_steps=2", "--trainer.val_check_interval=2"), prog="train")
+    code = run(fit_args(config, tiny_cityscapes, "--trainer.max_steps=4", "--trainer.val_check_interval=2"), prog="train")
     assert code == 2
-    folder = disk / "run" / "checkpoints"
+    folder = disk / "run" / "checkpoints"  # the first checkpoint is the best one of the validation at step 2
     errors = capsys.readouterr().err.splitlines()
     assert f"train: error: cannot write {folder / 'best-step2.ckpt'}: disk full" in errors
     assert not any("Traceback" in line for line in errors)
