@@ -240,3 +240,36 @@ def test_a_checkpoint_of_another_number_of_classes_is_named(tiny_checkpoint, tmp
     assert run(fit, prog="train") == 2
     error = capsys.readouterr().err
     assert expected in error and "Traceback" not in error
+
+
+def test_sigterm_to_the_whole_process_group_with_loader_workers_stops_in_order(tiny_cityscapes, tmp_path):
+    # a cluster scheduler (or a terminal's Ctrl-C) signals every process of the job, loader workers
+    # included: the workers must leave quietly and the main process finish its step and save
+    import subprocess
+    import sys
+    import time
+
+    from helpers import REPO, TINY
+
+    config = run_config(tmp_path, "run")
+    tiny = [arg for arg in TINY if "num_workers" not in arg and "persistent_workers" not in arg]
+    command = [sys.executable, "tools/train.py", str(MODEL_CONFIG), str(config), *tiny, "--data.init_args.num_workers=2",
+               f"--data.init_args.root={tiny_cityscapes}", "--trainer.max_steps=100000", "--trainer.val_check_interval=5"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    try:
+        deadline = time.monotonic() + 300
+        while not (last.is_file() and saved_step(last) >= 5):
+            assert process.poll() is None and time.monotonic() < deadline, "training did not get going"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGTERM)
+        _, error = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, error[-3000:]
+    assert "Traceback" not in error
+    step = saved_step(last)
+    assert f"train: training stopped by SIGTERM at step {step}; {last} (step {step}); resume by adding" in error

@@ -30,7 +30,7 @@ from .cityscapes import (
 )
 from .folder import FOLDER_LAYOUT, FolderDataset
 from .io import DATA_README
-from .sampling import EpochShuffleSampler, SeededAugmentation, ignore_sigint_in_worker
+from .sampling import EpochShuffleSampler, SeededAugmentation, worker_signals
 from .synthetic import check_demo_root, make_demo_dataset, read_demo_marker
 from .transforms import eval_transform, train_transform
 
@@ -144,7 +144,7 @@ class SegmentationDataModule(pl.LightningDataModule):
             num_workers=workers,
             pin_memory=self.pin_memory and _pin_memory_available(),
             persistent_workers=self.persistent_workers and workers > 0,
-            worker_init_fn=ignore_sigint_in_worker if workers > 0 else None,
+            worker_init_fn=worker_signals if workers > 0 else None,
         )
 
     def _trainer_epoch(self) -> int | None:

@@ -8,6 +8,7 @@ resumed in the middle of an epoch continues the epoch's order where the checkpoi
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -91,11 +92,18 @@ class SeededAugmentation(Dataset):
         return self.dataset[index]
 
 
-def ignore_sigint_in_worker(worker_id: int) -> None:
-    """``worker_init_fn`` of the loaders: Ctrl-C is the main process's to handle.
+def _exit_quietly(signum: int, frame: Any) -> None:
+    os._exit(0)
 
-    A terminal's Ctrl-C reaches every process of the group; a worker that died of it would turn the
-    main process's orderly stop (finish the step, save ``last.ckpt``) into a loader error. SIGTERM
-    keeps its default: Python's exit and torch's shutdown end stuck workers with it.
+
+def worker_signals(worker_id: int) -> None:
+    """``worker_init_fn`` of the loaders: interrupts are the main process's to handle.
+
+    A terminal's Ctrl-C, and a cluster scheduler's SIGTERM, reach every process of the group. A
+    worker ignores Ctrl-C, and leaves on SIGTERM with exit status 0: killed by the signal, it
+    would make torch raise an error in the main process at any moment (its SIGCHLD handler),
+    in the middle of a step or of the checkpoint the main process is saving. The main process
+    finishes its step, saves ``last.ckpt`` and shuts its workers down itself.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_quietly)

@@ -158,11 +158,14 @@ class SegliteCLI(LightningCLI):
     def _run_subcommand(self, subcommand: str) -> None:
         try:
             super()._run_subcommand(subcommand)
-        except (SIGTERMException, KeyboardInterrupt, SystemExit) as stop:
+        except BaseException as stop:
             trainer = getattr(self, "trainer", None)
-            if trainer is None or not trainer.interrupted:
+            stopped = isinstance(stop, (SIGTERMException, KeyboardInterrupt, SystemExit)) or (
+                trainer is not None and trainer.received_sigterm  # e.g. a loader error from workers the signal ended
+            )
+            if trainer is None or not trainer.interrupted or not stopped:
                 raise
-            raise self._interrupted(isinstance(stop, SIGTERMException)) from None
+            raise self._interrupted(isinstance(stop, SIGTERMException) or trainer.received_sigterm) from None
 
     def _interrupted(self, orderly: bool) -> TrainingInterrupted:
         trainer = self.trainer
