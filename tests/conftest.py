@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny synthetic Cityscapes-layout data set written by the real generator."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,43 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def mount_tmpfs(tmp_path):
+    """``mount_tmpfs(size_kb, read_only=False)``: a real, tiny tmpfs (a truly full or read-only disk).
+
+    Skips the test where mounting is not allowed (not root, or no ``mount``); the injected-error
+    tests cover the same code paths everywhere.
+    """
+    mounted = []
+
+    def mount(size_kb: int, read_only: bool = False) -> Path:
+        target = tmp_path / f"tmpfs{len(mounted)}"
+        target.mkdir()
+        options = f"size={size_kb}k,mode=0777" + (",ro" if read_only else "")
+        try:
+            result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True, text=True)
+        except OSError as error:
+            pytest.skip(f"cannot mount a tmpfs here: {error}")
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in reversed(mounted):
+        subprocess.run(["umount", str(target)], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_cityscapes, tmp_path_factory) -> Path:
+    """A 19-class checkpoint of the tiny test model after 2 steps, written by ``seglite fit``."""
+    from helpers import fit_args, run_config
+
+    from seglite.lit.cli import run_cli
+
+    folder = tmp_path_factory.mktemp("tiny_checkpoint")
+    cli = run_cli(fit_args(run_config(folder, "run"), tiny_cityscapes, "--trainer.max_steps=2",
+                           "--trainer.val_check_interval=2"))
+    return Path(cli.trainer.checkpoint_callback.last_model_path)

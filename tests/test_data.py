@@ -216,13 +216,13 @@ def test_folder_mask_value_out_of_range_is_named(tmp_path):
     mask = np.zeros(SIZE, np.uint8)
     mask[3, 3] = 7
     write_folder(tmp_path, "train", {"img": mask})
-    with pytest.raises(ValueError, match=r"img\.png.* value 7.*num_classes is 3"):
+    with pytest.raises(ValueError, match=r"img\.png holds class ids 7 .*num_classes is 3"):
         FolderDataset(str(tmp_path), "train", num_classes=3)[0]
     assert FolderDataset(str(tmp_path), "train", num_classes=8)[0]["mask"][3, 3] == 7
     wide = np.zeros(SIZE, np.uint16)
     wide[0, 0] = 300  # would wrap to 44 as uint8
     write_png(tmp_path / "train/masks/img.png", wide)
-    with pytest.raises(ValueError, match="value 300"):
+    with pytest.raises(ValueError, match="class ids 300 "):
         FolderDataset(str(tmp_path), "train")[0]
 
 
@@ -302,3 +302,177 @@ def test_datamodule_signatures_suit_lightning_cli(cls):
             continue
         assert parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD, name
         assert parameter.annotation is not inspect.Parameter.empty, name
+
+
+# ----------------------------------------------------------------------------- labels validated on load
+
+
+def test_label_train_ids_are_range_checked_never_wrapped(tmp_path):
+    write_cityscapes(tmp_path, "val", ["a_1_1"])
+    path = tmp_path / "gtFine/val/town/a_1_1_gtFine_labelTrainIds.png"
+    wide = np.full(SIZE, 255, np.uint16)
+    wide[:4] = 13
+    write_png(path, wide)  # 16-bit, but only valid values: accepted
+    sample = CityscapesDataset(str(tmp_path), "val")[0]
+    assert sample["mask"].dtype == np.uint8 and (sample["mask"][:4] == 13).all() and (sample["mask"][4:] == 255).all()
+    wide[0, 0] = 269  # would wrap to 13 (car) as uint8
+    write_png(path, wide)
+    expected = r"a_1_1_gtFine_labelTrainIds\.png holds train ids 269 \(1 pixels\); train ids must be 0\.\.18 or 255"
+    with pytest.raises(ValueError, match=expected):
+        CityscapesDataset(str(tmp_path), "val")[0]
+    narrow = np.zeros(SIZE, np.uint8)
+    narrow[1, :3] = 19
+    narrow[2, 0] = 254
+    write_png(path, narrow)
+    with pytest.raises(ValueError, match=r"holds train ids 19, 254 \(4 pixels\)"):
+        CityscapesDataset(str(tmp_path), "val")[0]
+
+
+def test_label_ids_are_range_checked(tmp_path):
+    write_cityscapes(tmp_path, "val", ["a_1_1"])
+    path = tmp_path / "gtFine/val/town/a_1_1_gtFine_labelIds.png"
+    wide = np.full(SIZE, 26, np.uint16)
+    write_png(path, wide)
+    assert (CityscapesDataset(str(tmp_path), "val")[0]["mask"] == 13).all()  # 16-bit PNG of valid ids
+    wide[3, 3] = 26 + 256  # wraps to 26 (car) as uint8
+    write_png(path, wide)
+    with pytest.raises(ValueError, match=r"a_1_1_gtFine_labelIds\.png holds label ids 282 .*label ids must be 0\.\.33$"):
+        CityscapesDataset(str(tmp_path), "val")[0]
+    narrow = np.full(SIZE, 7, np.uint8)
+    narrow[0, 0] = 34
+    write_png(path, narrow)
+    with pytest.raises(ValueError, match="holds label ids 34 "):
+        CityscapesDataset(str(tmp_path), "val")[0]
+
+
+def test_folder_masks_without_num_classes_still_reject_values_above_254(tmp_path):
+    wide = np.zeros(SIZE, np.uint16)
+    wide[0, 0] = 255
+    write_folder(tmp_path, "train", {"a": wide})
+    assert FolderDataset(str(tmp_path), "train")[0]["mask"][0, 0] == 255  # ignore
+    wide[0, 1] = 256
+    write_png(tmp_path / "train/masks/a.png", wide)
+    with pytest.raises(ValueError, match=r"a\.png holds class ids 256 "):
+        FolderDataset(str(tmp_path), "train")[0]
+
+
+def test_cityscapes_image_with_another_extension_is_named_as_such(tmp_path):
+    write_cityscapes(tmp_path, "train", ["a_1_1", "b_1_1"])
+    png = tmp_path / "leftImg8bit/train/town/b_1_1_leftImg8bit.png"
+    jpg = png.with_suffix(".jpg")
+    cv2.imwrite(str(jpg), cv2.imread(str(png)))
+    png.unlink()
+    with pytest.raises(ValueError, match=r"extension '\.jpg' instead of '\.png': .*b_1_1_leftImg8bit\.jpg"):
+        CityscapesDataset(str(tmp_path), "train")
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def test_a_batch_larger_than_the_training_set_is_an_error(tmp_path):
+    write_folder(tmp_path, "train", {f"img{k}": np.zeros(SIZE, np.uint8) for k in range(3)})
+    write_folder(tmp_path, "val", {"img": np.zeros(SIZE, np.uint8)})
+    module = FolderDataModule(root=str(tmp_path), num_classes=2, batch_size=4, num_workers=0, crop_size=(8, 8))
+    module.setup("fit")
+    with pytest.raises(ValueError, match=r"batch_size is 4 but the training split 'train' has 3 images"):
+        module.train_dataloader()
+
+
+def test_bad_loader_arguments_name_the_class_and_argument():
+    with pytest.raises(ValueError, match=r"^CityscapesDataModule: batch_size must be a positive integer, got -1$"):
+        CityscapesDataModule(batch_size=-1)
+    with pytest.raises(ValueError, match=r"^FolderDataModule: num_workers must be an integer >= 0, got -2$"):
+        FolderDataModule(root="x", num_classes=2, num_workers=-2)
+
+
+class _BrokenLabels(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int):
+        from seglite.errors import DataFormatError
+
+        raise DataFormatError(f"label map broken_{index}.png holds train ids 77")
+
+
+def test_a_loader_workers_error_is_shown_as_its_own_message():
+    from seglite.lit.cli import error_message
+
+    loader = torch.utils.data.DataLoader(_BrokenLabels(), batch_size=1, num_workers=1)
+    with pytest.raises(ValueError) as caught:
+        next(iter(loader))
+    assert "Traceback" in str(caught.value)  # what torch hands over: the worker's whole traceback
+    assert error_message(caught.value) == "label map broken_0.png holds train ids 77 (in loader worker 0)"
+
+
+# ----------------------------------------------------------------------------- the demo set's folder
+
+
+def demo_module(root: Path, **options) -> CityscapesDataModule:
+    settings = {"demo_num_train": 2, "demo_num_val": 1, "demo_num_test": 0, "demo_size": (32, 64)}
+    settings.update(options)
+    return CityscapesDataModule(root=str(root), num_workers=0, demo=True, **settings)
+
+
+def test_demo_writes_only_into_a_missing_empty_or_its_own_folder(tmp_path):
+    from seglite.data.synthetic import DEMO_MARKER, read_demo_marker
+
+    missing = tmp_path / "missing"
+    demo_module(missing).prepare_data()
+    assert read_demo_marker(missing)["complete"] is True
+    images = sorted((missing / "leftImg8bit").rglob("*.png"))
+    assert len(images) == 3
+    stamp = images[0].stat().st_mtime_ns
+    demo_module(missing).prepare_data()  # complete, same options: used as is
+    assert images[0].stat().st_mtime_ns == stamp
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    demo_module(empty).prepare_data()
+    assert (empty / DEMO_MARKER).is_file()
+
+    theirs = tmp_path / "theirs"
+    (theirs / "train" / "images").mkdir(parents=True)
+    (theirs / "notes.txt").write_text("mine")
+    refused = r"will not write the synthetic demo set into .*theirs: the folder holds other files \(notes\.txt, train\)"
+    with pytest.raises(FileExistsError, match=refused):
+        demo_module(theirs).prepare_data()
+    assert sorted(path.name for path in theirs.iterdir()) == ["notes.txt", "train"]
+
+
+def test_demo_rewrites_its_own_folder_when_options_change_or_writing_was_interrupted(tmp_path, monkeypatch):
+    from seglite.data.synthetic import read_demo_marker, writer
+
+    root = tmp_path / "demo"
+    demo_module(root, demo_num_train=4).prepare_data()
+    demo_module(root, demo_num_train=2).prepare_data()  # fewer images: the stale ones are removed
+    assert len(list((root / "leftImg8bit" / "train").rglob("*.png"))) == 2
+    assert len(list((root / "gtFine" / "train").rglob("*.png"))) == 2
+
+    calls = []
+
+    def fail_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    real = writer.write_image
+    monkeypatch.setattr(writer, "write_image", fail_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        demo_module(root, demo_seed=5).prepare_data()
+    monkeypatch.setattr(writer, "write_image", real)
+    assert read_demo_marker(root)["complete"] is False
+    module = demo_module(root, demo_seed=5)
+    module.setup("fit")  # an interrupted set is rewritten before it is used
+    assert read_demo_marker(root)["complete"] is True and len(module.datasets["train"]) == 2
+
+
+def test_demo_uses_a_real_cityscapes_tree_without_writing(tmp_path):
+    write_cityscapes(tmp_path, "train", ["a_1_1"])
+    write_cityscapes(tmp_path, "val", ["b_1_1"])
+    before = sorted(tmp_path.rglob("*"))
+    module = demo_module(tmp_path, demo_num_train=1)
+    module.setup("fit")
+    assert len(module.datasets["train"]) == 1
+    assert sorted(tmp_path.rglob("*")) == before

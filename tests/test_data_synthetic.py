@@ -65,3 +65,47 @@ def test_demo_video_is_readable(tmp_path):
     capture.release()
     assert len(frames) == 8 and frames[0].shape == (64, 128, 3)
     assert np.abs(frames[0].astype(int) - frames[-1]).mean() > 3  # the street moves
+
+
+def test_demo_set_refuses_a_folder_of_someone_elses_and_links(tmp_path):
+    from seglite.errors import OutputExistsError
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "photo.png").write_bytes(b"not ours")
+    with pytest.raises(OutputExistsError, match="holds other files \\(photo.png\\)"):
+        make_demo_dataset(theirs, num_train=1, num_val=0, num_test=0, size=(32, 32), video=False)
+    assert [path.name for path in theirs.iterdir()] == ["photo.png"]
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(OutputExistsError, match="symbolic link"):
+        make_demo_dataset(link, num_train=1, num_val=0, num_test=0, size=(32, 32), video=False)
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_demo_video_that_did_not_reach_the_disk_is_an_error_and_no_file(tmp_path, monkeypatch):
+    from seglite.data.synthetic import writer
+    from seglite.files import OutputWriteError
+
+    real = cv2.VideoWriter
+
+    class LosingWriter:  # frames after the third vanish, as on a full disk (OpenCV does not report it)
+        def __init__(self, *args):
+            self.inner, self.count = real(*args), 0
+
+        def isOpened(self):
+            return self.inner.isOpened()
+
+        def write(self, frame):
+            self.count += 1
+            if self.count <= 3:
+                self.inner.write(frame)
+
+        def release(self):
+            self.inner.release()
+
+    monkeypatch.setattr(writer.cv2, "VideoWriter", LosingWriter)
+    path = tmp_path / "street.mp4"
+    with pytest.raises(OutputWriteError, match=f"cannot write {path}: 3 of 8 frames reached the disk"):
+        write_demo_video(path, size=(64, 128), seconds=1.0, fps=8)
+    assert list(tmp_path.iterdir()) == []

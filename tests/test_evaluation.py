@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -16,18 +16,22 @@ from torch import nn
 
 from seglite.data import CITYSCAPES_CLASSES, CityscapesDataModule
 from seglite.errors import SegliteError
-from seglite.inference.evaluation import (
-    EvaluationWriter,
+from seglite.files import OutputManifest
+from seglite.lit.evaluation import EvaluationWriter
+from seglite.lit.task import SegmentationTask
+from seglite.results import (
     check_results_writable,
     confusion_image,
     write_cityscapes_prediction,
 )
-from seglite.lit.task import SegmentationTask
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # The official table (cityscapesscripts/helpers/labels.py): label id -> train id of the 19 classes.
-OFFICIAL_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}  # fmt: skip
+OFFICIAL_TRAIN_IDS = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
+    23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
+}  # fmt: skip
 
 
 def to_train_ids(label_ids: np.ndarray) -> np.ndarray:
@@ -145,11 +149,15 @@ def test_confusion_image_has_room_for_the_names():
         confusion_image(np.eye(3), names[:2])
 
 
-def test_existing_results_are_kept_without_overwrite(tmp_path):
+def test_existing_results_are_kept_without_overwrite_and_foreign_files_even_with_it(tmp_path):
     check_results_writable(tmp_path, cityscapes=True)
-    (tmp_path / "per_class_iou.csv").write_text("old")
-    with pytest.raises(SegliteError, match="--overwrite"):
+    table = tmp_path / "per_class_iou.csv"
+    table.write_text("old")
+    with pytest.raises(SegliteError, match="pass --overwrite"):
         check_results_writable(tmp_path)
+    with pytest.raises(SegliteError, match="per_class_iou.csv exist but were not written by seglite"):
+        check_results_writable(tmp_path, overwrite=True)  # not in the manifest: the user's file
+    OutputManifest(tmp_path).claim([table])
     check_results_writable(tmp_path, overwrite=True)
 
 
@@ -195,9 +203,7 @@ def test_tool_writes_results_once_and_cityscapes_files(tiny_cityscapes, tmp_path
     checkpoint = tmp_path / "tiny.ckpt"
     run_cli(["fit", "--config", str(config)]).trainer.save_checkpoint(checkpoint)
 
-    spec = importlib.util.spec_from_file_location("tool_test", ROOT / "tools" / "test.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from seglite.apps import test as tool
     output = tmp_path / "eval"
     argv = [str(config), str(checkpoint), "--output", str(output), "--format", "cityscapes"]
     argv += ["--mode", "slide", "--crop-size", "48", "48", "--stride", "32", "32", "--flip", "--scales", "0.5", "1.0"]
@@ -214,3 +220,109 @@ def test_tool_writes_results_once_and_cityscapes_files(tiny_cityscapes, tmp_path
     assert "--overwrite" in capsys.readouterr().err
     assert (output / "results.json").read_text() == before
     assert tool.main([*argv, "--overwrite"]) == 0
+
+
+# ----------------------------------------------------------------------------- the output folder
+
+DATA_CONFIG = """\
+data:
+  class_path: seglite.data.CityscapesDataModule
+  init_args: {{root: {root}, val_batch_size: 2, num_workers: 0, pin_memory: false, persistent_workers: false}}
+trainer: {{accelerator: cpu, devices: 1, enable_progress_bar: false, enable_model_summary: false}}
+"""
+
+
+@pytest.fixture()
+def evaluate(tiny_cityscapes, tiny_checkpoint, tmp_path):
+    """``evaluate(output, *options)``: tools/test.py on the tiny checkpoint; returns its exit code."""
+    from helpers import MODEL_CONFIG
+
+    from seglite.apps import test as tool
+
+    config = tmp_path / "data.yaml"
+    config.write_text(DATA_CONFIG.format(root=tiny_cityscapes))
+    return lambda output, *options: tool.main([str(MODEL_CONFIG), str(config), str(tiny_checkpoint), "--output", str(output), *options])
+
+
+def test_overwrite_deletes_only_what_seglite_wrote(evaluate, tmp_path, capsys):
+    output = tmp_path / "eval"
+    assert evaluate(output, "--format", "cityscapes") == 0
+    predictions = output / "cityscapes"
+    stale = predictions / "gone_000000_000019_leftImg8bit.png"  # a prediction of ours for an image no longer there
+    OutputManifest(output).claim([stale])
+    stale.write_bytes(b"old prediction")
+    assert evaluate(output, "--format", "cityscapes", "--overwrite") == 0
+    assert not stale.exists() and len(list(predictions.glob("*.png"))) == 4
+
+    foreign = predictions / "mine_leftImg8bit.png"  # the user's: kept, and the run refuses to mix with it
+    foreign.write_bytes(b"user's file")
+    before = (output / "results.json").read_text()
+    assert evaluate(output, "--format", "cityscapes", "--overwrite") == 2
+    error = capsys.readouterr().err
+    assert f"{foreign} exist but were not written by seglite" in error
+    assert foreign.read_bytes() == b"user's file" and (output / "results.json").read_text() == before
+
+
+def test_overwrite_never_deletes_through_a_symlinked_cityscapes_folder(evaluate, tmp_path, capsys):
+    output, elsewhere = tmp_path / "eval", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    precious = elsewhere / "aachen_000000_000019_leftImg8bit.png"
+    precious.write_bytes(b"someone's prediction")
+    output.mkdir()
+    (output / "cityscapes").symlink_to(elsewhere, target_is_directory=True)
+    assert evaluate(output, "--format", "cityscapes", "--overwrite") == 2
+    assert f"Cityscapes folder {output / 'cityscapes'} is a symbolic link" in capsys.readouterr().err
+    assert precious.read_bytes() == b"someone's prediction"
+
+
+def test_a_read_only_results_folder_is_one_line(evaluate, mount_tmpfs, capsys):
+    output = mount_tmpfs(64, read_only=True) / "eval"
+    assert evaluate(output) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("test:")]
+    assert errors == [f"test: error: cannot create output folder {output}: read-only file system"]
+
+
+def test_a_full_disk_while_writing_predictions_is_one_line(evaluate, tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+    import pathlib
+
+    real = pathlib.Path.write_bytes
+
+    def write_bytes(self, data):
+        if "_leftImg8bit.png." in self.name:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
+    output = tmp_path / "eval"
+    assert evaluate(output, "--format", "cityscapes") == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("test:")]
+    assert len(errors) == 1 and errors[0].startswith(f"test: error: cannot write {output / 'cityscapes'}/")
+    assert errors[0].endswith(": disk full")
+    assert list((output / "cityscapes").iterdir()) == []
+    assert not (output / "results.json").exists()
+
+
+def test_the_old_callback_path_still_resolves_and_pulls_no_lightning_on_import():
+    import subprocess
+    import sys
+
+    from seglite.inference.evaluation import EvaluationWriter as old
+
+    assert old is EvaluationWriter
+    code = "import sys, seglite.inference.evaluation; print('pytorch_lightning' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_result_file_hard_linked_to_an_input_is_never_written(evaluate, tmp_path, capsys):
+    output = tmp_path / "eval"
+    output.mkdir()
+    config = tmp_path / "data.yaml"  # the evaluation's own input
+    before = config.read_text()
+    os.link(config, output / "results.json")
+    for options in ((), ("--overwrite",)):
+        assert evaluate(output, *options) == 2
+        assert str(output / "results.json") in capsys.readouterr().err
+    assert config.read_text() == before

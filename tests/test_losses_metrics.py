@@ -7,8 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from seglite.lit.losses import OHEMCrossEntropy, SegmentationLoss
-from seglite.lit.metrics import confusion_matrix_metric, scores_from_confusion
+from seglite.lit.metrics import confusion_matrix_metric
 from seglite.lit.optim import poly_warmup_factor, split_decay_parameters
+from seglite.metrics import confusion_matrix, scores_from_confusion
 
 
 def _numpy_iou(truth: np.ndarray, prediction: np.ndarray, num_classes: int, ignore: int = 255):
@@ -95,3 +96,21 @@ def test_poly_schedule_with_warmup():
     assert poly_warmup_factor(5, 100, warmup_steps=10, warmup_ratio=0.1) == pytest.approx(0.55)
     assert poly_warmup_factor(50, 100, power=0.9) == pytest.approx(0.5**0.9)
     assert poly_warmup_factor(100, 100) == 0.0
+
+
+def test_plain_confusion_matrix_equals_torchmetrics_and_direct_counts():
+    generator = torch.Generator().manual_seed(1)
+    target = torch.randint(0, 6, (2, 9, 11), generator=generator)
+    target[0, :2] = 255
+    prediction = torch.randint(0, 6, (2, 9, 11), generator=generator)
+    plain = confusion_matrix(prediction, target, 6)
+    metric = confusion_matrix_metric(6)
+    metric.update(prediction, target)
+    assert torch.equal(plain, metric.compute())
+    valid = target != 255
+    direct = torch.zeros(6, 6, dtype=torch.long)
+    for truth, predicted in zip(target[valid].tolist(), prediction[valid].tolist()):
+        direct[truth, predicted] += 1
+    assert torch.equal(plain, direct)
+    with pytest.raises(ValueError, match="outside 0..5"):
+        confusion_matrix(prediction, torch.full_like(target, 7), 6)

@@ -9,14 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import yaml
+from helpers import fit_args, run_config
 from torch.utils.data import DataLoader
 
-import pytorch_lightning as pl
 from seglite.data import CityscapesDataModule
 from seglite.data.synthetic import make_demo_dataset
-from seglite.lit.cli import run_cli
+from seglite.lit.cli import run, run_cli
 from seglite.lit.task import SegmentationTask
 from seglite.models import build_model
 
@@ -35,16 +36,12 @@ TINY_DATA = [
 ]
 
 
-def _logged_config(tmp_path: Path, name: str, keep_epoch_checkpoints: bool = False) -> Path:
+def _logged_config(tmp_path: Path, name: str) -> Path:
     """A config file that sends loggers and checkpoints into ``tmp_path``."""
     callbacks = [
-        {"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+        {"class_path": "seglite.lit.checkpoint.ModelCheckpoint",
          "init_args": {"monitor": "val/mIoU", "mode": "max", "save_last": True}},
     ]
-    if keep_epoch_checkpoints:
-        callbacks.append({"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
-                          "init_args": {"save_top_k": -1, "every_n_epochs": 1, "filename": "epoch{epoch}",
-                                        "auto_insert_metric_name": False}})
     config = {
         "trainer": {
             "default_root_dir": str(tmp_path),
@@ -91,10 +88,10 @@ def _folder_dataset_from(cityscapes_root: Path, tmp_path: Path) -> Path:
     return root
 
 
-def _fit(tmp_path: Path, tiny_cityscapes: Path, name: str, *extra: str, keep_epoch_checkpoints: bool = False):
+def _fit(tmp_path: Path, tiny_cityscapes: Path, name: str, *extra: str):
     return run_cli(
         ["fit", f"--config={REPO / 'configs/lraspp_mnv3.yaml'}",
-         f"--config={_logged_config(tmp_path, name, keep_epoch_checkpoints)}",
+         f"--config={_logged_config(tmp_path, name)}",
          *TINY_DATA, f"--data.init_args.root={tiny_cityscapes}", "--model.model.init_args.backbone.init_args.width_mult=0.5",
          "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1", "--trainer.log_every_n_steps=1",
          *extra]
@@ -112,26 +109,6 @@ def test_checkpoint_saved_by_the_cli_loads_with_load_from_checkpoint(tiny_citysc
     images = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
         torch.testing.assert_close(restored(images), trained(images))
-
-
-def _weights(task) -> dict[str, torch.Tensor]:
-    return {key: value.detach().clone() for key, value in task.model.state_dict().items()}
-
-
-def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_cityscapes, tmp_path):
-    # 8 training images in batches of 2: 4 steps an epoch. Run 8 steps straight, keeping the
-    # checkpoint of the first epoch (step 4); resume from it to step 8 in a fresh run.
-    straight = _fit(tmp_path / "straight", tiny_cityscapes, "straight", "--trainer.max_steps=8",
-                    keep_epoch_checkpoints=True)
-    halfway = tmp_path / "straight" / "straight" / "version_0" / "checkpoints" / "epoch0.ckpt"
-    assert torch.load(halfway, map_location="cpu", weights_only=False)["global_step"] == 4
-    resumed = _fit(tmp_path / "resumed", tiny_cityscapes, "resumed", "--trainer.max_steps=8", f"--ckpt_path={halfway}")
-    assert resumed.trainer.global_step == straight.trainer.global_step == 8
-    straight_lr = straight.trainer.optimizers[0].param_groups[0]["lr"]
-    assert resumed.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(straight_lr)
-    expected, actual = _weights(straight.model), _weights(resumed.model)
-    for key in expected:
-        torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=1e-5, msg=key)
 
 
 def test_bf16_mixed_precision_and_channels_last_train_on_cpu(tiny_cityscapes, tmp_path):
@@ -172,6 +149,7 @@ def test_train_without_cityscapes_says_where_and_how(tmp_path):
     assert "Traceback" not in result.stderr
     assert str(tmp_path / "nowhere") in result.stderr
     assert "--data.root" in result.stderr and "configs/demo.yaml" in result.stderr
+    assert "args parameter is intended" not in result.stderr  # LightningCLI's warning, silenced: the tool means it
 
 
 def test_bad_config_value_names_the_argument_without_traceback(tiny_cityscapes, tmp_path):
@@ -259,3 +237,87 @@ def test_training_batches_depend_on_seed_and_epoch_not_on_workers(tiny_cityscape
     for expected, actual in zip(single, parallel):
         torch.testing.assert_close(actual, expected)
     assert not torch.equal(single[0], _train_batches(tiny_cityscapes, 0, epoch=2)[0])
+
+
+# ----------------------------------------------------------------------------- one-line errors, exit code 2
+
+
+def test_a_negative_batch_size_is_named_without_a_type_dump(tiny_cityscapes, tmp_path, capsys):
+    code = run(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, "--data.init_args.batch_size=-1"), prog="train")
+    assert code == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert "train: error: invalid configuration: CityscapesDataModule: batch_size must be a positive integer, got -1" in errors
+
+
+def test_a_batch_larger_than_the_data_set_is_an_error_not_an_empty_run(tiny_cityscapes, tmp_path, capsys):
+    code = run(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, "--data.init_args.batch_size=9"), prog="train")
+    assert code == 2
+    assert "batch_size is 9 but the training split 'train' has 8 images" in capsys.readouterr().err
+
+
+def test_abbreviated_options_are_rejected_in_a_short_message(tiny_cityscapes, tmp_path, capsys):
+    code = run(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, "--trainer.max_step=3"), prog="train")
+    assert code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if "Warning" not in line and "deprecated" not in line]
+    assert error[0] == "train fit: error: unrecognized arguments: --trainer.max_step=3"
+    assert len(error) <= 2  # not the whole usage
+    from seglite.apps.test import parse_args
+
+    args, rest = parse_args(["config.yaml", "model.ckpt", "--over"])  # not --overwrite: left for LightningCLI to refuse
+    assert not args.overwrite and rest == ["--over"]
+
+
+@pytest.mark.parametrize("where", ["mount point", "sub-folder"])
+def test_a_read_only_output_folder_is_one_line(where, mount_tmpfs, tiny_cityscapes, tmp_path, capsys):
+    read_only = mount_tmpfs(64, read_only=True)
+    root = read_only if where == "mount point" else read_only / "runs"
+    code = run(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, f"--trainer.default_root_dir={root}",
+                        "--trainer.max_steps=1"), prog="train")
+    assert code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train: ")]
+    assert len(error) == 1 and error[0].startswith("train: error: cannot ") and str(root) in error[0]
+    assert "read-only file system" in error[0]
+
+
+def test_a_read_only_output_folder_is_named_where_mounting_is_not_allowed(tiny_cityscapes, tmp_path, monkeypatch, capsys):
+    import seglite.files
+
+    real_access = seglite.files.os.access
+    locked = tmp_path / "locked"
+    monkeypatch.setattr(seglite.files.os, "access", lambda path, mode: False if Path(path) == locked else real_access(path, mode))
+    code = run(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, f"--trainer.default_root_dir={locked}",
+                        "--trainer.max_steps=1"), prog="train")
+    assert code == 2
+    assert (
+        f"train: error: cannot write into output folder {locked}: permission denied or read-only file system"
+        in capsys.readouterr().err.splitlines()
+    )
+
+
+def test_a_full_output_disk_is_one_line_and_leaves_no_partial_checkpoint(mount_tmpfs, tiny_cityscapes, tmp_path, capsys):
+    disk = mount_tmpfs(256)  # room for the saved config, not for a checkpoint (about 600 kB)
+    config = run_config(disk, "run")
+    code = run(fit_args(config, tiny_cityscapes, "--trainer.max_steps=4", "--trainer.val_check_interval=2"), prog="train")
+    assert code == 2
+    folder = disk / "run" / "checkpoints"  # the first checkpoint is the best one of the validation at step 2
+    errors = capsys.readouterr().err.splitlines()
+    assert f"train: error: cannot write {folder / 'best-step2.ckpt'}: disk full" in errors
+    assert not any("Traceback" in line for line in errors)
+    assert list(folder.iterdir()) == []
+
+
+def test_a_data_error_in_a_loader_worker_is_the_workers_own_message(tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    data = make_demo_dataset(tmp_path / "data", num_train=4, num_val=1, num_test=0, size=(32, 64), seed=3, video=False)
+    bad = sorted((data / "gtFine" / "train").rglob("*_labelIds.png"))[0]
+    labels = np.full((32, 64), 7, np.uint16)
+    labels[0, 0] = 300
+    cv2.imwrite(str(bad), labels)
+    code = run(fit_args(run_config(tmp_path, "run"), data, "--data.init_args.num_workers=1",
+                        "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--trainer.num_sanity_val_steps=0"),
+               prog="train")
+    assert code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train:")]
+    assert errors == [f"train: error: label map {bad} holds label ids 300 (1 pixels); label ids must be 0..33 (in loader worker 0)"]

@@ -1,93 +1,11 @@
-"""Data-loading throughput of one loader worker: PNG decode + train transforms, images/s.
+"""Data-loading throughput of one loader worker: ``python tools/benchmark_data.py [--compare] [--root PATH]``.
 
-    python tools/benchmark_data.py                      # synthetic 1024x2048 PNGs in a temp folder
-    python tools/benchmark_data.py --root data/cityscapes --images 20
-    python tools/benchmark_data.py --compare            # also the plain albumentations chain
-
-Runs in this process on one OpenCV and one torch thread, as one DataLoader worker does, and
-reports the median over ``--repeats`` timed passes after ``--warmup`` untimed ones.
+See ``seglite/apps/benchmark_data.py`` (or ``--help``).
 """
 
-from __future__ import annotations
+import sys
 
-import argparse
-import statistics
-import tempfile
-import time
-from typing import Callable
-
-import cv2
-import numpy as np
-import torch
-
-from seglite.data import CityscapesDataset, train_transform
-from seglite.data.synthetic import make_demo_dataset
-
-
-def median_rate(run: Callable[[], None], count: int, repeats: int, warmup: int) -> float:
-    """Median images/s of ``run`` (which handles ``count`` images) over timed repeats."""
-    for _ in range(warmup):
-        run()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        rates.append(count / (time.perf_counter() - start))
-    return statistics.median(rates)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", help="a Cityscapes root; default: synthetic full-resolution images in a temp folder")
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--images", type=int, default=8, help="images per pass (default: 8)")
-    parser.add_argument("--size", type=int, nargs=2, default=(1024, 2048), metavar=("HEIGHT", "WIDTH"),
-                        help="synthetic image size (default: 1024 2048)")
-    parser.add_argument("--crop", type=int, nargs=2, default=(768, 768), metavar=("HEIGHT", "WIDTH"))
-    parser.add_argument("--scale", type=float, nargs=2, default=(0.5, 2.0), metavar=("LOW", "HIGH"))
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--compare", action="store_true", help="also time the plain albumentations chain")
-    args = parser.parse_args(argv)
-
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory() as temporary:
-        root = args.root
-        if root is None:
-            root = make_demo_dataset(
-                temporary, num_train=args.images, num_val=0, num_test=0, size=tuple(args.size), video=False
-            )
-        dataset = CityscapesDataset(str(root), args.split)
-        count = min(args.images, len(dataset))
-        image_sizes = [dataset.samples[i][0].stat().st_size for i in range(count)]
-        print(f"{count} images from {root} ({args.split}), mean PNG size {np.mean(image_sizes) / 1e6:.2f} MB, "
-              f"crop {args.crop[0]}x{args.crop[1]}, scale {args.scale[0]}-{args.scale[1]}, 1 thread")
-
-        def decode() -> None:
-            for i in range(count):
-                dataset[i]
-
-        preloaded = [dataset[i] for i in range(count)]
-        decode_rate = median_rate(decode, count, args.repeats, args.warmup)
-        print(f"  decode only (image + label PNG): {decode_rate:6.1f} images/s")
-        for name, crop_before_resize in (("RandomScaleCrop", True), ("albumentations chain", False)):
-            if not crop_before_resize and not args.compare:
-                continue
-            transform = train_transform(tuple(args.crop), tuple(args.scale), crop_before_resize=crop_before_resize)
-            transform.set_random_seed(0)
-
-            def augment() -> None:
-                for sample in preloaded:
-                    transform(image=sample["image"], mask=sample["mask"])
-
-            dataset.transform = transform
-            augment_rate = median_rate(augment, count, args.repeats, args.warmup)
-            total_rate = median_rate(decode, count, args.repeats, args.warmup)
-            dataset.transform = None
-            print(f"  {name}: transforms only {augment_rate:6.1f} images/s ({1000 / augment_rate:.1f} ms/image), "
-                  f"decode + transforms {total_rate:6.1f} images/s per worker")
-
+from seglite.apps.benchmark_data import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,34 +1,11 @@
-"""Write the synthetic Cityscapes-layout demo set (and a short street video).
+"""Write the synthetic Cityscapes-layout demo set: ``python tools/make_demo_data.py [ROOT] [options]``.
 
-    python tools/make_demo_data.py data/demo
-    python tools/make_demo_data.py data/demo --train 200 --val 30 --test 10 --size 256 512 --seed 0
+See ``seglite/apps/make_demo_data.py`` (or ``--help``).
 """
 
-from __future__ import annotations
+import sys
 
-import argparse
-import time
-
-from seglite.data.synthetic import make_demo_dataset
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", nargs="?", default="data/demo", help="output folder (default: data/demo)")
-    parser.add_argument("--train", type=int, default=200, help="training images (default: 200)")
-    parser.add_argument("--val", type=int, default=30, help="validation images (default: 30)")
-    parser.add_argument("--test", type=int, default=10, help="unlabelled test images (default: 10)")
-    parser.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("HEIGHT", "WIDTH"),
-                        help="image size (default: 256 512, a quarter of Cityscapes)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same set")
-    parser.add_argument("--no-video", action="store_true", help="skip the demo video")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    root = make_demo_dataset(args.root, num_train=args.train, num_val=args.val, num_test=args.test,
-                             size=tuple(args.size), seed=args.seed, video=not args.no_video)
-    total = args.train + args.val + args.test
-    print(f"wrote {total} images to {root} in {time.perf_counter() - start:.1f} s")
-
+from seglite.apps.make_demo_data import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

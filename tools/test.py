@@ -1,111 +1,11 @@
-"""Evaluate a checkpoint: mIoU, per-class IoU and pixel accuracy, written as JSON, CSV and a confusion image.
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG [MORE_CONFIGS...] CHECKPOINT [options]``.
 
-A thin script over ``seglite test`` (LightningCLI) with ``seglite.inference.evaluation.EvaluationWriter``:
-the configs are those of training (or the ``config.yaml`` Lightning saved beside the
-checkpoints), inference options left out keep the config's ``model.eval_*`` values, and
-further ``--section.key value`` arguments, after the paths, go to LightningCLI.
-
-Examples::
-
-    python tools/test.py configs/lraspp_mnv3.yaml configs/demo.yaml last.ckpt --mode slide --flip
-    python tools/test.py configs/lraspp_mnv3.yaml best.ckpt --output results/val --format cityscapes
-    CITYSCAPES_DATASET=data/cityscapes CITYSCAPES_RESULTS=results/val/cityscapes \
-        CITYSCAPES_EXPORT_DIR=results/val csEvalPixelLevelSemanticLabeling
+See ``seglite/apps/test.py`` (or ``--help``) for the options and examples.
 """
 
-from __future__ import annotations
-
-import argparse
-import json
 import sys
-from pathlib import Path
 
-from seglite.errors import SegliteError
-from seglite.inference.evaluation import CONFIG_FILE, check_results_writable
-
-
-def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
-        usage="%(prog)s CONFIG [MORE_CONFIGS...] CHECKPOINT [options] [--section.key value ...]",
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="training config(s), then the checkpoint")
-    parser.add_argument("--split", choices=("val", "test"), default="val", help="split to evaluate (default: val; Cityscapes test has no public labels)")
-    parser.add_argument("--mode", choices=("whole", "slide"), help="whole-image or sliding-window inference (default: the config's)")
-    parser.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"), help="sliding-window size")
-    parser.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), help="sliding-window stride")
-    parser.add_argument("--flip", action="store_true", help="horizontal-flip test-time augmentation")
-    parser.add_argument("--scales", type=float, nargs="+", metavar="S", help="multi-scale test-time augmentation, e.g. 0.75 1.0 1.25")
-    parser.add_argument("--output", type=Path, help="results folder (default: beside the checkpoint, named after it and the split)")
-    parser.add_argument("--format", choices=("cityscapes",), help="also write label-id PNGs for the official Cityscapes evaluation")
-    parser.add_argument("--overwrite", action="store_true", help="replace results of an earlier run in the output folder")
-    args, cli_args = parser.parse_known_args(argv)
-    if len(args.paths) < 2:
-        parser.error("give at least one config and the checkpoint: CONFIG [MORE_CONFIGS...] CHECKPOINT")
-    if args.scales is not None and any(scale <= 0 for scale in args.scales):
-        parser.error(f"--scales must be positive, got {args.scales}")
-    return args, cli_args
-
-
-def default_output(checkpoint: Path, split: str) -> Path:
-    return checkpoint.parent / f"{checkpoint.stem}_{split}"
-
-
-def to_cli_args(args: argparse.Namespace, cli_args: list[str]) -> list[str]:
-    """The ``seglite test`` command line that runs this evaluation."""
-    *configs, checkpoint = args.paths
-    output = args.output or default_output(Path(checkpoint), args.split)
-    writer = {
-        "class_path": "seglite.inference.evaluation.EvaluationWriter",
-        "init_args": {
-            "output_dir": str(output),
-            "export_cityscapes": args.format == "cityscapes",
-            "overwrite": args.overwrite,
-            "settings": {"configs": configs, "checkpoint": checkpoint, "split": args.split},
-        },
-    }
-    overrides = {
-        "--model.eval_mode": args.mode,
-        "--model.eval_crop_size": args.crop_size,
-        "--model.eval_stride": args.stride,
-        "--model.eval_flip": True if args.flip else None,
-        "--model.eval_scales": args.scales,
-    }
-    command = ["test"] + [item for config in configs for item in ("--config", config)]
-    command += ["--ckpt_path", checkpoint, "--data.init_args.test_split", args.split]
-    for key, value in overrides.items():
-        if value is not None:
-            command += [key, value if isinstance(value, str) else json.dumps(value)]
-    # no logger: the config Lightning saves (config.yaml) lands in the results folder instead
-    command += ["--trainer.logger", "false", "--trainer.default_root_dir", str(output)]
-    command += [f"--trainer.callbacks+={json.dumps(writer)}"]
-    return command + cli_args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args, cli_args = parse_args(sys.argv[1:] if argv is None else argv)
-    command = to_cli_args(args, cli_args)
-    output = Path(command[command.index("--trainer.default_root_dir") + 1])
-    try:
-        for path in args.paths:
-            if not Path(path).is_file():
-                raise SegliteError(f"not found: {path}")
-        check_results_writable(output, args.format == "cityscapes", args.overwrite, extra=[CONFIG_FILE])
-        if args.overwrite:
-            (output / CONFIG_FILE).unlink(missing_ok=True)  # Lightning refuses to replace it
-        from seglite.lit.cli import run_cli
-
-        cli = run_cli(command)
-    except SegliteError as error:
-        print(f"test: error: {error}", file=sys.stderr)
-        return 2
-    scores = cli.model.last_scores.get("test")
-    if scores is not None and int(scores.confusion.sum()) > 0:
-        print(f"{args.split} mIoU: {100 * scores.miou:.2f}  pixel accuracy: {100 * scores.pixel_accuracy:.2f}  results: {output}")
-    return 0
-
+from seglite.apps.test import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,15 +6,16 @@ The 19 evaluation classes, their label ids and colours follow the official table
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 from torch.utils.data import Dataset
 
-from seglite.errors import DatasetNotFoundError
+from seglite.errors import DataFormatError, DatasetNotFoundError
 
-from .io import IGNORE_INDEX, make_sample, pair_files, read_pair, require_dir
+from .io import IGNORE_INDEX, check_label_values, make_sample, pair_files, read_pair, require_dir
 
 CITYSCAPES_CLASSES: tuple[str, ...] = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
@@ -25,6 +26,10 @@ CITYSCAPES_CLASSES: tuple[str, ...] = (
 
 CITYSCAPES_LABEL_IDS: tuple[int, ...] = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
 """The label id of each train id (the ids of the ground-truth PNGs and of benchmark submissions)."""
+
+MAX_LABEL_ID = 33
+"""The largest id of the official table (``bicycle``); ``*_labelIds.png`` hold 0..33 (the -1 of
+the licence plate is not stored in PNGs)."""
 
 CITYSCAPES_PALETTE = np.array(
     [
@@ -119,6 +124,7 @@ class CityscapesDataset(Dataset):
         else:
             require_dir(labels_dir, f"Cityscapes {split} labels", CITYSCAPES_LAYOUT)
             labels = _index(labels_dir, _LABEL_SUFFIXES)
+            _check_image_extensions(images_dir, images, labels)
             self.samples = list(pair_files(images, labels, images_dir, labels_dir))
 
     def __len__(self) -> int:
@@ -127,9 +133,31 @@ class CityscapesDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         image_path, label_path = self.samples[index]
         image, mask = read_pair(image_path, label_path)
-        if label_path is not None and not label_path.name.endswith("_gtFine_labelTrainIds.png"):
-            mask = labelids_to_trainids(mask)
-        return make_sample(image, mask.astype(np.uint8, copy=False), image_path, self.transform)
+        if label_path is None:
+            pass
+        elif label_path.name.endswith("_gtFine_labelTrainIds.png"):
+            mask = check_label_values(mask, label_path, len(CITYSCAPES_CLASSES) - 1, "train ids")
+        else:
+            mask = labelids_to_trainids(check_label_values(mask, label_path, MAX_LABEL_ID, "label ids", ignore=None))
+        return make_sample(image, mask, image_path, self.transform)
+
+
+def _check_image_extensions(images_dir: Path, images: dict[str, Path], labels: dict[str, Path]) -> None:
+    """Name the images that exist under another extension than ``.png``, rather than call their labels orphans."""
+    stem = _IMAGE_SUFFIX[: -len(".png")]
+    misnamed = sorted(
+        path
+        for path in images_dir.glob(f"*/*{stem}.*")
+        if path.suffix != ".png" and f"{path.parent.name}/{path.name[: -len(stem + path.suffix)]}" in labels
+        and f"{path.parent.name}/{path.name[: -len(stem + path.suffix)]}" not in images
+    )
+    if misnamed:
+        shown = ", ".join(str(path) for path in misnamed[:5])
+        raise DataFormatError(
+            f"{len(misnamed)} Cityscapes image(s) have the extension {misnamed[0].suffix!r} instead of '.png': {shown}; "
+            f"Cityscapes images must be PNG files named <name>{_IMAGE_SUFFIX} (convert them, or use a folder "
+            "data set, which reads any image format)"
+        )
 
 
 def _index(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:

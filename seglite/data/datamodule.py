@@ -6,17 +6,20 @@ be configured from the data (LightningCLI ``link_arguments``).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import cv2
 import numpy as np
 import pytorch_lightning as pl
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from seglite.errors import DatasetNotFoundError
+from seglite.checks import check_non_negative_int, check_positive_int
+from seglite.errors import DataFormatError, DatasetNotFoundError
 from seglite.visualization import default_palette
 
 from .cityscapes import (
@@ -27,8 +30,8 @@ from .cityscapes import (
 )
 from .folder import FOLDER_LAYOUT, FolderDataset
 from .io import DATA_README
-from .sampling import EpochShuffleSampler, SeededAugmentation
-from .synthetic import make_demo_dataset
+from .sampling import EpochShuffleSampler, SeededAugmentation, worker_signals
+from .synthetic import check_demo_root, make_demo_dataset, read_demo_marker
 from .transforms import eval_transform, train_transform
 
 DEMO_COMMAND = "python tools/train.py configs/lraspp_mnv3.yaml configs/demo.yaml"
@@ -64,11 +67,10 @@ class SegmentationDataModule(pl.LightningDataModule):
         predict_split: str = "test",
     ) -> None:
         super().__init__()
-        for name, value in (("batch_size", batch_size), ("val_batch_size", val_batch_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+        owner = type(self).__name__
+        check_positive_int("batch_size", batch_size, owner)
+        check_positive_int("val_batch_size", val_batch_size, owner)
+        check_non_negative_int("num_workers", num_workers, owner)
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size
         self.num_workers = num_workers
@@ -83,6 +85,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.train_transform = train_transform(self.crop_size, self.scale_range, self.base_size)
         self.eval_transform = eval_transform(self.eval_size)
         self.datasets: dict[str, Dataset] = {}
+        self._resume_order: dict[str, int] | None = None
 
     # --- class metadata, for the model and the logs
     @property
@@ -125,8 +128,10 @@ class SegmentationDataModule(pl.LightningDataModule):
             cv2.setNumThreads(0)
         dataset, sampler = self.datasets[role], None
         if shuffle:
+            self._check_enough_for_a_batch(dataset, batch_size)
             dataset = SeededAugmentation(dataset, self.seed)
             sampler = EpochShuffleSampler(len(dataset), self.seed, epoch_source=self._trainer_epoch)
+            self._resume_position(sampler)
         elif torch.distributed.is_available() and torch.distributed.is_initialized():
             # Lightning's default DistributedSampler pads the last round with repeated images, which
             # would count them twice in the confusion matrix; this one gives each image to one process.
@@ -139,10 +144,63 @@ class SegmentationDataModule(pl.LightningDataModule):
             num_workers=workers,
             pin_memory=self.pin_memory and _pin_memory_available(),
             persistent_workers=self.persistent_workers and workers > 0,
+            worker_init_fn=worker_signals if workers > 0 else None,
         )
 
     def _trainer_epoch(self) -> int | None:
         return self.trainer.current_epoch if self.trainer is not None else None
+
+    def _world_size(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    def _check_enough_for_a_batch(self, dataset: Dataset, batch_size: int) -> None:
+        # the last incomplete batch is dropped: fewer images than a batch would train on nothing
+        per_process = len(dataset) // self._world_size()
+        if per_process < batch_size:
+            shared = f" shared by {self._world_size()} processes" if self._world_size() > 1 else ""
+            raise DataFormatError(
+                f"batch_size is {batch_size} but the training split {self.splits['train']!r} has {len(dataset)} "
+                f"images{shared}: not one full batch to train on; lower --data.init_args.batch_size or add images"
+            )
+
+    # --- the position in the training order, saved in every checkpoint for an exact resume
+    def state_dict(self) -> dict[str, Any]:
+        """The training order's position: epoch, and the samples of it already trained on.
+
+        The count comes from the trainer's finished batches, not from the loader, whose workers
+        read ahead of training.
+        """
+        trainer = self.trainer
+        if trainer is None or "train" not in self.datasets:
+            return {}
+        finished = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {
+            "train_order": {
+                "seed": int(self.seed),
+                "length": len(self.datasets["train"]),
+                "epoch": int(trainer.current_epoch),
+                "position": int(finished * self.batch_size * self._world_size()),
+            }
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_order = state_dict.get("train_order")
+        if self._resume_order is not None:
+            # Lightning warns that a mid-epoch resume replays the epoch unless the *loader* has a
+            # state_dict; here the data module restores the position, so the warning is wrong
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+
+    def _resume_position(self, sampler: EpochShuffleSampler) -> None:
+        order, self._resume_order = self._resume_order, None
+        if order is None:
+            return
+        if (order["seed"], order["length"]) != (sampler.seed, sampler.length):
+            rank_zero_warn(
+                f"the checkpoint's training order (seed {order['seed']}, {order['length']} images) differs from this "
+                f"run's (seed {sampler.seed}, {sampler.length} images): the epoch starts from its beginning"
+            )
+            return
+        sampler.start_at(order["epoch"], min(order["position"], sampler.length))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)
@@ -175,7 +233,9 @@ class CityscapesDataModule(SegmentationDataModule):
         persistent_workers: keep loader workers alive between epochs (with ``num_workers > 0``).
         test_split: split used by ``trainer.test`` (Cityscapes test labels are withheld, so ``val``).
         predict_split: split used by ``trainer.predict``.
-        demo: when ``root`` holds no data, ``prepare_data`` writes the synthetic demo set there.
+        demo: when ``root`` holds no data, ``prepare_data`` writes the synthetic demo set there; only
+            into a missing or empty folder, or one it wrote before (a ``.seglite-demo.json`` marker),
+            which it rewrites when its ``demo_*`` options changed or its writing was interrupted.
         demo_num_train: demo training images.
         demo_num_val: demo validation images.
         demo_num_test: demo test (unlabelled) images.
@@ -239,12 +299,33 @@ class CityscapesDataModule(SegmentationDataModule):
     def _missing(self) -> bool:
         return not (Path(self.root) / "leftImg8bit").is_dir()
 
+    def _demo_reason(self) -> str | None:
+        """Why the demo set must be written into ``root`` now, or ``None`` when what is there is used as is."""
+        marker = read_demo_marker(self.root)
+        if marker is not None:
+            if not marker.get("complete"):
+                return "an earlier writing of it was interrupted"
+            written = marker.get("options", {})
+            wanted = {key: list(value) if isinstance(value, tuple) else value for key, value in self.demo_options.items()}
+            if any(written.get(key) != value for key, value in wanted.items()):
+                return "it was written with other demo_* options"
+            return None
+        return "first use" if self._missing() else None  # a data set of the user's own is used, never written over
+
     def prepare_data(self) -> None:
-        if self.demo and self._missing():
-            make_demo_dataset(self.root, **self.demo_options)
+        if not self.demo:
+            return
+        reason = self._demo_reason()
+        if reason is None:
+            return
+        check_demo_root(self.root)  # refuses a folder of the user's own before any write
+        options = self.demo_options
+        count = options["num_train"] + options["num_val"] + options["num_test"]
+        rank_zero_info(f"demo: true: writing the synthetic demo set ({count} images) into {self.root} ({reason})")
+        make_demo_dataset(self.root, **options)
 
     def _check_data(self) -> None:
-        if self.demo and self._missing():
+        if self.demo and self._demo_reason() is not None:
             self.prepare_data()
         if self._missing():
             raise DatasetNotFoundError(

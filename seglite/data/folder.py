@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
-import numpy as np
 from torch.utils.data import Dataset
 
 from seglite.errors import DataFormatError, DatasetNotFoundError
+from seglite.files import IMAGE_EXTENSIONS
 
-from .io import IGNORE_INDEX, make_sample, pair_files, read_pair, require_dir
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+from .io import IGNORE_INDEX, check_label_values, make_sample, pair_files, read_pair, require_dir
 
 FOLDER_LAYOUT = """\
   <root>/<split>/images/<name>.<png|jpg|...>
@@ -66,18 +65,13 @@ class FolderDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         image_path, mask_path = self.samples[index]
         image, mask = read_pair(image_path, mask_path)
-        if mask.dtype != np.uint8 and mask.max() > IGNORE_INDEX:
-            raise DataFormatError(f"mask {mask_path} has class value {int(mask.max())}; class ids must fit in 0..255")
-        if self.num_classes is not None:
-            bad = (mask >= self.num_classes) & (mask != IGNORE_INDEX)
-            if bad.any():
-                values = np.unique(mask[bad])
-                raise DataFormatError(
-                    f"mask {mask_path} has class value {int(values[0])} (all bad values: {values.tolist()[:10]}) "
-                    f"but num_classes is {self.num_classes}; values must be 0..{self.num_classes - 1} or "
-                    f"{IGNORE_INDEX} (ignore)"
-                )
-        return make_sample(image, mask.astype(np.uint8, copy=False), image_path, self.transform)
+        if mask_path is not None:
+            if self.num_classes is None:
+                mask = check_label_values(mask, mask_path, IGNORE_INDEX - 1, "class ids")
+            else:
+                reason = f" but num_classes is {self.num_classes}"
+                mask = check_label_values(mask, mask_path, self.num_classes - 1, "class ids", reason=reason)
+        return make_sample(image, mask, image_path, self.transform)
 
 
 def _index(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:

@@ -6,8 +6,9 @@ names the file, and pair image and label files so that a missing partner is repo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import cv2
 import numpy as np
@@ -48,6 +49,28 @@ def read_label(path: str | Path) -> np.ndarray:
     if label.dtype not in (np.uint8, np.uint16):
         raise DataFormatError(f"label map {path} has pixel type {label.dtype}; expected 8- or 16-bit integers")
     return label
+
+
+def check_label_values(
+    label: np.ndarray, path: str | Path, largest: int, what: str, ignore: int | None = IGNORE_INDEX, reason: str = ""
+) -> np.ndarray:
+    """``label`` as uint8 if every value is ``0..largest`` (or ``ignore``); ``DataFormatError`` naming the file otherwise.
+
+    The one place a label map is narrowed to 8 bits: a 16-bit value such as 269 would otherwise
+    wrap onto a class (269 -> 13, car).
+    """
+    if int(label.max(initial=0)) > largest:
+        bad = label > largest
+        if ignore is not None:
+            bad &= label != ignore
+        if bad.any():
+            values = np.unique(label[bad])
+            allowed = f"0..{largest}" + (f" or {ignore} (ignore)" if ignore is not None else "")
+            shown = ", ".join(str(int(value)) for value in values[:10]) + (", ..." if len(values) > 10 else "")
+            raise DataFormatError(
+                f"label map {path} holds {what} {shown} ({int(bad.sum())} pixels){reason}; {what} must be {allowed}"
+            )
+    return label.astype(np.uint8, copy=False)
 
 
 def read_pair(image_path: Path, label_path: Path | None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,12 +1,17 @@
 """Reproducible training order and augmentation: each depends on (seed, epoch, index) only.
 
 A resumed run therefore sees exactly the batches an uninterrupted run would, whatever the
-number of loader workers, because nothing is drawn from process-wide random state.
+number of loader workers, because nothing is drawn from process-wide random state. A run
+resumed in the middle of an epoch continues the epoch's order where the checkpoint left it
+(:meth:`EpochShuffleSampler.start_at`), rather than replaying the epoch's first batches.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+import os
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -17,6 +22,9 @@ class EpochShuffleSampler(Sampler[int]):
 
     Each index is tagged with its epoch (``epoch * len + index``) so that ``SeededAugmentation``
     can seed the sample's augmentation without sharing state with the loader workers.
+
+    ``len()`` is always the full data set, so the loader's length (which Lightning counts the
+    epoch's batches against) is unchanged by a resume.
 
     Args:
         length: size of the data set.
@@ -31,9 +39,25 @@ class EpochShuffleSampler(Sampler[int]):
         self.seed = seed
         self.epoch_source = epoch_source
         self.epoch = 0
+        self._start: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def start_at(self, epoch: int, position: int) -> None:
+        """Make the next pass over ``epoch`` skip its first ``position`` samples (already trained on).
+
+        Passes over other epochs are unaffected; the skip holds until a pass over another epoch
+        begins, so iterating the resumed epoch twice yields the same samples twice.
+        """
+        if not 0 <= position <= self.length:
+            raise ValueError(f"position must be within the epoch's 0..{self.length} samples, got {position}")
+        self._start = (int(epoch), int(position))
+
+    def order(self, epoch: int) -> list[int]:
+        """The whole tagged order of ``epoch``."""
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return (epoch * self.length + torch.randperm(self.length, generator=generator)).tolist()
 
     def __len__(self) -> int:
         return self.length
@@ -42,9 +66,13 @@ class EpochShuffleSampler(Sampler[int]):
         epoch = self.epoch_source() if self.epoch_source is not None else None
         epoch = self.epoch if epoch is None else epoch
         self.epoch = epoch + 1
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        offset = epoch * self.length
-        return iter((offset + torch.randperm(self.length, generator=generator)).tolist())
+        skip = 0
+        if self._start is not None:
+            if self._start[0] == epoch:
+                skip = self._start[1]
+            else:
+                self._start = None
+        return iter(self.order(epoch)[skip:])
 
 
 class SeededAugmentation(Dataset):
@@ -62,3 +90,20 @@ class SeededAugmentation(Dataset):
         sample_seed = (self.seed * 1_000_003 + epoch) * 10_000_019 + index
         self.dataset.transform.set_random_seed(sample_seed % 2**32)
         return self.dataset[index]
+
+
+def _exit_quietly(signum: int, frame: Any) -> None:
+    os._exit(0)
+
+
+def worker_signals(worker_id: int) -> None:
+    """``worker_init_fn`` of the loaders: interrupts are the main process's to handle.
+
+    A terminal's Ctrl-C, and a cluster scheduler's SIGTERM, reach every process of the group. A
+    worker ignores Ctrl-C, and leaves on SIGTERM with exit status 0: killed by the signal, it
+    would make torch raise an error in the main process at any moment (its SIGCHLD handler),
+    in the middle of a step or of the checkpoint the main process is saving. The main process
+    finishes its step, saves ``last.ckpt`` and shuts its workers down itself.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_quietly)

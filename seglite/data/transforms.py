@@ -17,6 +17,8 @@ from albumentations.core.transforms_interface import BaseTransformInitSchema
 from albumentations.pytorch import ToTensorV2
 from pydantic import Field
 
+from seglite.checks import check_image, check_size
+
 from .constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 
 _Size = tuple[int, int]
@@ -32,11 +34,11 @@ class RandomScaleCrop(A.DualTransform):
     ``base_size`` the image is also resampled once rather than twice.
 
     Why our own transform: it is measurably faster and lighter. On 1024x2048 input, 768x768
-    crops, scale 0.5-2.0, one thread (``python tools/benchmark_data.py --compare``, 2-core
-    x86-64 with AVX-512, medians of 7 runs): the train transforms take 5.7 ms per image against
-    8.0 ms for the albumentations chain, and decode + transforms run at 22.5 against 20.5
-    images/s per worker (PNG decode is the rest). The chain also allocates a scaled copy of up
-    to 25 MB per sample at scale 2.
+    crops, scale 0.5-2.0, one thread (``python tools/benchmark_data.py --compare --images 8
+    --repeats 7``, 2-core x86-64, as in the README's Data section): the train transforms take
+    5.7 ms per image against 8.0 ms for the albumentations chain, and decode + transforms run at
+    22.7 against 21.8 images/s per worker (PNG decode is the rest). The chain also allocates a
+    scaled copy of up to 25 MB per sample at scale 2.
 
     Args:
         crop_size: output ``(height, width)``.
@@ -128,15 +130,6 @@ class RandomScaleCrop(A.DualTransform):
         return ("crop_size", "scale_range", "base_size", "fill", "fill_mask")
 
 
-def _check_size(name: str, size: Any, allow_none: bool = False) -> None:
-    if size is None and allow_none:
-        return
-    if not (
-        isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(v, (int, np.integer)) and v > 0 for v in size)
-    ):
-        raise ValueError(f"{name} must be (height, width) with positive integers, got {size!r}")
-
-
 def photometric_distortion(strength: float = 1.0) -> A.BasicTransform:
     """Brightness, contrast, saturation and hue jitter, like mmsegmentation's PhotoMetricDistortion
     but milder in hue (about 7 degrees), which some classes of the demo set are told apart by."""
@@ -165,8 +158,8 @@ def train_transform(
         crop_before_resize: resample only the crop window (:class:`RandomScaleCrop`, same result,
             faster); ``False`` builds the plain albumentations chain, kept for comparison.
     """
-    _check_size("crop_size", tuple(crop_size))
-    _check_size("base_size", None if base_size is None else tuple(base_size), allow_none=True)
+    check_size("crop_size", crop_size)
+    check_size("base_size", base_size, allow_none=True)
     if not (len(scale_range) == 2 and 0 < scale_range[0] <= scale_range[1]):
         raise ValueError(f"scale_range must be (low, high) with 0 < low <= high, got {scale_range!r}")
     crop_size = (int(crop_size[0]), int(crop_size[1]))
@@ -202,7 +195,7 @@ def eval_transform(size: _Size | None = None) -> A.Compose:
     The mask is resized nearest-neighbour with the image, so metrics are then computed at
     ``size``; ``None`` keeps the original resolution.
     """
-    _check_size("size", None if size is None else tuple(size), allow_none=True)
+    check_size("size", size, allow_none=True)
     resize = [] if size is None else [A.Resize(*size, mask_interpolation=cv2.INTER_NEAREST_EXACT)]
     return A.Compose(
         [*resize, A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value=255.0), ToTensorV2()]
@@ -218,6 +211,5 @@ def normalize_image(image: np.ndarray) -> np.ndarray:
     The same operation as :func:`eval_transform` without resize, for predictors that read
     frames themselves (numpy, so ONNX Runtime can take it as is).
     """
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got shape {image.shape} and dtype {image.dtype}")
+    check_image(image)
     return np.ascontiguousarray(_NORMALIZE(image=image)["image"].transpose(2, 0, 1))

@@ -1,4 +1,4 @@
-"""Inference: sliding-window/TTA probabilities, the image ``Predictor``, ONNX/TorchScript export, int8 quantisation, video.
+"""Inference: the image ``Predictor``, ONNX/TorchScript export, int8 quantisation, video.
 
 Submodules are imported on first use (``from seglite.inference import Predictor`` loads only the predictor).
 """
@@ -12,7 +12,6 @@ _EXPORTS = {
     "export_torchscript": "export",
     "export_checkpoint": "export",
     "quantize_onnx": "quantize",
-    "predict_probabilities": "sliding",
 }
 
 __all__ = sorted(_EXPORTS)

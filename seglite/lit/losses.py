@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from segmentation_models_pytorch.losses import DiceLoss, FocalLoss, LovaszLoss
 from torch import nn
 
-LossName = Literal["ce", "ohem", "dice", "lovasz", "focal"]
 LOSS_NAMES: tuple[str, ...] = ("ce", "ohem", "dice", "lovasz", "focal")
 
 

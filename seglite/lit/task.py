@@ -16,14 +16,16 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 from torch.optim.lr_scheduler import LambdaLR
 
+import seglite
 from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
-from seglite.inference.sliding import InferenceMode, predict_probabilities
+from seglite.lit.checkpoint import CheckpointError, describe_checkpoint_model
 from seglite.lit.losses import SegmentationLoss
-from seglite.lit.metrics import confusion_matrix_metric, scores_from_confusion
+from seglite.lit.metrics import confusion_matrix_metric
 from seglite.lit.optim import poly_warmup_factor, split_decay_parameters
+from seglite.metrics import scores_from_confusion
 from seglite.models.segmentor import SegmentationModel
+from seglite.sliding import InferenceMode, predict_probabilities
 from seglite.visualization import colorize
-
 
 
 def _cli_is_instantiating() -> bool:
@@ -52,9 +54,10 @@ class SegmentationTask(pl.LightningModule):
         class_names, palette: for logs and tables; linked from the data module by the CLI.
         log_images: number of validation images logged as image | truth | prediction.
         eval_mode, eval_crop_size, eval_stride, eval_flip, eval_scales: how validation and
-            test images are run (see ``seglite.inference.sliding.predict_probabilities``).
-        channels_last: run the model in NHWC memory format: on a 2-core AVX-512 CPU, LR-ASPP
-            MobileNetV3-Large trains 30% faster (487 -> 338 ms per step, batch 8 at 256x256).
+            test images are run (see ``seglite.sliding.predict_probabilities``).
+        channels_last: run the model in NHWC memory format: on 2 CPU cores LR-ASPP
+            MobileNetV3-Large trains a third faster (464 -> 308 ms per step, batch 8 at 256x256;
+            ``python tools/benchmark_training.py``, figures in the README's Training section).
     """
 
     def __init__(
@@ -107,11 +110,42 @@ class SegmentationTask(pl.LightningModule):
         )
         self.val_confusion = confusion_matrix_metric(self.num_classes, ignore_index)
         self.test_confusion = confusion_matrix_metric(self.num_classes, ignore_index)
-        self.predict_options = dict(
-            mode=eval_mode, crop_size=tuple(eval_crop_size), stride=tuple(eval_stride),
-            flip=eval_flip, scales=tuple(eval_scales or (1.0,)),
-        )
+        self.predict_options = {
+            "mode": eval_mode, "crop_size": tuple(eval_crop_size), "stride": tuple(eval_stride),
+            "flip": eval_flip, "scales": tuple(eval_scales or (1.0,)),
+        }
         self.last_scores = {}
+
+    # ---------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["seglite_version"] = seglite.__version__
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a checkpoint of another model before its weights are copied (a shape mismatch otherwise)."""
+        ours = self.state_dict()
+        theirs = checkpoint.get("state_dict", {})
+        differ = [key for key in ours if key in theirs and tuple(theirs[key].shape) != tuple(ours[key].shape)]
+        missing = [key for key in ours if key not in theirs]
+        if not differ and not missing:
+            return
+        path = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+        source = f"checkpoint {path}" if path else "the checkpoint"
+        held = describe_checkpoint_model(checkpoint)
+        names = checkpoint.get("hyper_parameters", {}).get("class_names")
+        if names is not None and len(names) != self.num_classes:
+            raise CheckpointError(
+                f"{source} holds {held}, but this configuration builds a model for {self.num_classes} classes "
+                "(the data module's): use it with the data configuration it was trained with"
+            )
+        first = differ[0] if differ else missing[0]
+        detail = (
+            f"{first} is {tuple(theirs[first].shape)} there and {tuple(ours[first].shape)} here" if differ
+            else f"{first} is missing there"
+        )
+        raise CheckpointError(
+            f"{source} holds {held}, which does not fit the model this configuration builds "
+            f"({len(differ)} tensors differ in shape, {len(missing)} are missing; {detail})"
+        )
 
     def setup(self, stage: str) -> None:
         if self.hparams.channels_last:

@@ -1,0 +1,292 @@
+"""Checkpoints that can be trusted: written atomically, ``last.ckpt`` always current, interrupts stop at a step.
+
+Lightning's ``ModelCheckpoint(monitor=..., save_last=True)`` rewrites ``last.ckpt`` only when it
+also writes a top-k checkpoint, i.e. when the metric improved, so after a crash ``last.ckpt`` can
+be far behind the run. Its default writer stages checkpoints in the system's temporary folder and
+copies them over, which a full disk can cut short. This module fixes both:
+
+- :class:`AtomicCheckpointIO` writes every checkpoint through a temporary file beside the target,
+  flushed to disk and renamed over it (``seglite.files.atomic_write``): a crash or a full disk
+  leaves the previous file and never a truncated one; a failed write is an ``OutputWriteError``
+  naming the file.
+- :class:`ModelCheckpoint` (Lightning's, same arguments) also rewrites ``last.ckpt`` after every
+  validation, at the end of training and when the run is interrupted, so it always holds the
+  state after the last completed step; it installs :class:`AtomicCheckpointIO`; and it turns the
+  first Ctrl-C into the orderly stop Lightning performs on SIGTERM (finish the running step, save,
+  exit) - a second Ctrl-C stops at once.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import signal
+import threading
+import warnings
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
+from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from seglite.errors import SegliteError
+from seglite.files import OutputWriteError, describe_os_error, make_dir, require_file, write_bytes
+
+
+class CheckpointError(SegliteError, ValueError):
+    """A checkpoint file is unreadable, refused, or holds another model than the configuration builds."""
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The contents of a Lightning checkpoint, loaded weights-only (no code from the file runs).
+
+    ``InputNotFoundError`` when there is no file; ``CheckpointError`` naming the file when it is
+    truncated, not a PyTorch file, or holds Python objects that weights-only loading refuses.
+    """
+    path = require_file(path, "checkpoint")
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        refused = next((line for line in lines if "unsupported global" in line.lower()), None)
+        if refused is not None:
+            raise CheckpointError(
+                f"checkpoint {path} was refused: it holds Python objects that weights-only loading does not "
+                f"run ({refused}); seglite never unpickles arbitrary code"
+            ) from error
+        raise CheckpointError(f"checkpoint {path} is not a PyTorch checkpoint (random or damaged bytes)") from error
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError, KeyError) as error:
+        reason = str(error).strip().splitlines()[0].split(". ")[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"checkpoint {path} is truncated or not a PyTorch checkpoint ({reason})") from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"checkpoint {path} holds no model weights (no 'state_dict'): not a Lightning checkpoint")
+    return checkpoint
+
+
+def _class_name(config: Any) -> str | None:
+    if isinstance(config, dict) and isinstance(config.get("class_path"), str):
+        return config["class_path"].rsplit(".", 1)[-1]
+    return None
+
+
+def describe_checkpoint_model(checkpoint: dict[str, Any]) -> str:
+    """What a checkpoint holds, from its hyperparameters: e.g. ``LRASPP on MobileNetV3 for 19 classes (road, ...)``."""
+    hparams = checkpoint.get("hyper_parameters", {}) or {}
+    model = hparams.get("model")
+    text = _class_name(model) or "a model"
+    backbone = model.get("init_args", {}).get("backbone") if isinstance(model, dict) else None
+    if _class_name(backbone):
+        text += f" on {_class_name(backbone)}"
+    names = hparams.get("class_names")
+    if names:
+        shown = ", ".join(str(name) for name in names[:4]) + (", ..." if len(names) > 4 else "")
+        text += f" for {len(names)} classes ({shown})"
+    if "global_step" in checkpoint:
+        text += f", step {checkpoint['global_step']}"
+    return text
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` into a temporary file beside the checkpoint, fsync, rename; loading as Lightning's."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        make_dir(Path(path).parent, "checkpoint folder")
+        write_bytes(path, buffer.getbuffer())
+
+    def remove_checkpoint(self, path) -> None:
+        path = Path(path)
+        if path.is_symlink() or not path.is_file():  # never delete through a link
+            return
+        try:
+            path.unlink()
+        except OSError as error:
+            raise OutputWriteError(f"cannot delete old checkpoint {path}: {describe_os_error(error)}") from error
+
+
+def use_atomic_checkpoint_io(trainer: pl.Trainer) -> None:
+    """Make the trainer write checkpoints with :class:`AtomicCheckpointIO`, unless a custom writer is configured."""
+    strategy = trainer.strategy
+    if type(strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default, not a user's plugin
+        strategy.checkpoint_io = AtomicCheckpointIO()
+
+
+def _epoch_cut_short(trainer: pl.Trainer) -> bool:
+    """True when the running epoch ends before its last batch (max_steps reached, early stopping)."""
+    return trainer.fit_loop.epoch_loop.batch_progress.current.processed < trainer.num_training_batches
+
+
+def at_step_boundary(trainer: pl.Trainer) -> bool:
+    """True when no training batch is half done: model, optimiser and schedule are those after a full step."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress.current
+    return progress.ready == progress.started == progress.processed == progress.completed
+
+
+class ModelCheckpoint(LightningModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` with a ``last.ckpt`` that is never stale, and atomic writes.
+
+    Same arguments as Lightning's. With ``save_last``, ``last.ckpt`` is rewritten after every
+    validation, at the end of training and on an interrupt (Ctrl-C or SIGTERM, e.g. from a
+    cluster scheduler), whenever the step moved on, so resuming from it
+    (``--ckpt_path .../last.ckpt``) never redoes or loses finished steps. ``save_last="link"`` is
+    refused: the link points at the latest top-k file, which is stale between improvements.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | None = None,
+        filename: str | None = None,
+        monitor: str | None = None,
+        verbose: bool = False,
+        save_last: bool | None = None,
+        save_top_k: int = 1,
+        save_on_exception: bool = False,
+        save_weights_only: bool = False,
+        mode: Literal["min", "max"] = "min",
+        auto_insert_metric_name: bool = True,
+        every_n_train_steps: int | None = None,
+        train_time_interval: timedelta | None = None,
+        every_n_epochs: int | None = None,
+        save_on_train_epoch_end: bool | None = None,
+        enable_version_counter: bool = True,
+    ) -> None:
+        if save_last == "link":
+            raise ValueError(
+                "ModelCheckpoint: save_last='link' makes last.ckpt a link to the latest top-k checkpoint, which is "
+                "stale between improvements; use save_last=true"
+            )
+        super().__init__(
+            dirpath=dirpath,
+            filename=filename,
+            monitor=monitor,
+            verbose=verbose,
+            save_last=save_last,
+            save_top_k=save_top_k,
+            save_on_exception=save_on_exception,
+            save_weights_only=save_weights_only,
+            mode=mode,
+            auto_insert_metric_name=auto_insert_metric_name,
+            every_n_train_steps=every_n_train_steps,
+            train_time_interval=train_time_interval,
+            every_n_epochs=every_n_epochs,
+            save_on_train_epoch_end=save_on_train_epoch_end,
+            enable_version_counter=enable_version_counter,
+        )
+        self.last_step = -1  # the step last.ckpt holds
+        self._last_before_validation = False  # last.ckpt was written at this step's batch end, before validating
+        self._closing_epoch = False
+        self.interrupted_by: str | None = None  # "Ctrl-C" or "SIGTERM" once an interrupt stopped the run
+        self._previous_sigint: Any = None
+
+    # ------------------------------------------------------------------ atomic writes
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        use_atomic_checkpoint_io(trainer)
+
+    # ------------------------------------------------------------------ last.ckpt after every validation
+    def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        if self._closing_epoch and self.last_step == trainer.global_step and _epoch_cut_short(trainer):
+            # last.ckpt already holds this step from before Lightning closed the epoch early (max_steps,
+            # early stopping); saved after the closing, it would resume into the next epoch and skip
+            # the rest of this one
+            return
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        if self.save_last:
+            self.last_step = trainer.global_step
+            self._last_before_validation = False
+
+    def _refresh_last(self, trainer: pl.Trainer, again: bool = False) -> None:
+        """Write last.ckpt if the run moved on since it was written (or ``again``) and a step was taken at all."""
+        if (
+            not self.save_last
+            or bool(trainer.fast_dev_run)
+            or trainer.state.fn != TrainerFn.FITTING
+            or trainer.sanity_checking
+            or trainer.global_step == 0
+            or (self.last_step == trainer.global_step and not again)
+        ):
+            return
+        # a last.ckpt of ours must not count as "saved at this step" for the top-k decision that may follow
+        saved_step = self._last_global_step_saved
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        self._last_global_step_saved = saved_step
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if 0 < trainer.max_steps <= trainer.global_step:
+            # the last step: saved now, while the epoch is still open; validation may follow and save again
+            self._refresh_last(trainer)
+            self._last_before_validation = self.last_step == trainer.global_step
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer, again=self._last_before_validation)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._closing_epoch = True
+        try:
+            super().on_train_epoch_end(trainer, pl_module)
+            if self._should_save_on_train_epoch_end(trainer):  # saving waits for the epoch end, after validation
+                self._refresh_last(trainer, again=self._last_before_validation)
+        finally:
+            self._closing_epoch = False
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._refresh_last(trainer)
+        self._restore_sigint()
+
+    # ------------------------------------------------------------------ interrupts
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self.interrupted_by = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.interrupted_by is not None:  # the second Ctrl-C: stop now
+            self._restore_sigint()
+            raise KeyboardInterrupt
+        self.interrupted_by = "Ctrl-C"
+        print(
+            "\nCtrl-C: finishing the current step, then saving last.ckpt and stopping (Ctrl-C again stops at once)",
+            flush=True,
+        )
+        if not callable(signal.getsignal(signal.SIGTERM)):  # no Lightning handler (Windows): stop now
+            raise KeyboardInterrupt
+        # Lightning's SIGTERM handler asks the loops to stop at the next step boundary
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def _restore_sigint(self) -> None:
+        if self._previous_sigint is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        self._restore_sigint()
+        if (isinstance(exception, SIGTERMException) or trainer.received_sigterm) and self.interrupted_by is None:
+            self.interrupted_by = "SIGTERM"  # also when the signal reached a loader worker first and killed it
+        interrupted = self.interrupted_by is not None or isinstance(exception, KeyboardInterrupt)
+        # only an interrupt at a step boundary leaves a state worth keeping; an error's state is not
+        if interrupted and trainer.state.fn == TrainerFn.FITTING and at_step_boundary(trainer):
+            self._refresh_last(trainer)
+            if self.last_step == trainer.global_step and self.last_model_path:
+                rank_zero_info(f"interrupted at step {trainer.global_step}; saved {self.last_model_path}")
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._restore_sigint()
+        super().teardown(trainer, pl_module, stage)

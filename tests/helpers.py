@@ -1,0 +1,75 @@
+"""Shared helpers of the training tests: a tiny model on tiny crops, a config that keeps runs in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_CONFIG = REPO / "configs" / "lraspp_mnv3.yaml"
+CHECKPOINT_CLASS = "seglite.lit.checkpoint.ModelCheckpoint"
+
+# 8 training images in batches of 2: 4 steps an epoch; MobileNetV3-Small x0.25 on 32x32 crops
+TINY = [
+    "--data.init_args.num_workers=0",
+    "--data.init_args.batch_size=2",
+    "--data.init_args.val_batch_size=2",
+    "--data.init_args.crop_size=[32, 32]",
+    "--data.init_args.base_size=null",
+    "--data.init_args.eval_size=null",
+    "--data.init_args.persistent_workers=false",
+    "--trainer.accelerator=cpu",
+    "--trainer.devices=1",
+    "--trainer.precision=32-true",
+    "--trainer.check_val_every_n_epoch=null",
+    "--model.model.init_args.backbone.init_args.variant=small",
+    "--model.model.init_args.backbone.init_args.width_mult=0.25",
+    "--model.log_images=0",
+]
+
+
+def run_config(tmp_path: Path, name: str, monitor: str = "val/mIoU", mode: str = "max", save_top_k: int = 1) -> Path:
+    """A config file sending the run's checkpoints to ``tmp_path/name/checkpoints`` (no logger, no progress bar)."""
+    checkpoint = {"monitor": monitor, "mode": mode, "save_last": True, "save_top_k": save_top_k,
+                  "dirpath": str(tmp_path / name / "checkpoints"), "filename": "best-step{step}",
+                  "auto_insert_metric_name": False}
+    config = {"trainer": {
+        "default_root_dir": str(tmp_path / name), "logger": False, "enable_progress_bar": False,
+        "enable_model_summary": False, "callbacks": [{"class_path": CHECKPOINT_CLASS, "init_args": checkpoint}],
+    }}
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def fit_args(config: Path, data_root: Path, *extra: str) -> list[str]:
+    """``seglite fit`` arguments: the paper config, ``config``, the tiny settings, then ``extra``."""
+    return ["fit", f"--config={MODEL_CONFIG}", f"--config={config}", *TINY, f"--data.init_args.root={data_root}", *extra]
+
+
+def weights(task) -> dict[str, torch.Tensor]:
+    return {key: value.detach().clone() for key, value in task.model.state_dict().items()}
+
+
+def assert_same_weights(actual: dict, expected: dict) -> None:
+    assert actual.keys() == expected.keys()
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=1e-5, msg=key)
+
+
+def saved_step(path: Path) -> int:
+    return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+
+
+def run_tool(*args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+    """Run ``python <args>`` from the repository, one thread, unbuffered."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **env},
+    )

@@ -1,0 +1,115 @@
+"""Exact resume: a run stopped at any step and resumed from last.ckpt reaches the uninterrupted run's weights."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from helpers import MODEL_CONFIG, REPO, TINY, assert_same_weights, fit_args, run_config, saved_step, weights
+
+from seglite.data.sampling import EpochShuffleSampler
+from seglite.lit.cli import run_cli
+
+
+class KeepLastCheckpoints(pl.Callback):
+    """Copies last.ckpt into ``folder`` as ``step<N>.ckpt`` each time it changes (checked before every batch)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        path = trainer.checkpoint_callback.last_model_path
+        if path and Path(path).is_file():
+            step = saved_step(Path(path))
+            copy = self.folder / f"step{step}.ckpt"
+            if not copy.exists():
+                self.folder.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, copy)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_from_last_reaches_the_same_weights_mid_epoch_and_at_an_epoch_boundary(workers, tiny_cityscapes, tmp_path):
+    # 4 steps an epoch, validation every 2 steps: last.ckpt holds step 6 (epoch 1, half done) and
+    # step 8 (the end of epoch 1) on the way to step 10
+    schedule = ["--trainer.max_steps=10", "--trainer.val_check_interval=2", f"--data.init_args.num_workers={workers}",
+                f"--data.init_args.persistent_workers={workers > 0}"]
+    kept = tmp_path / "kept"
+    keeper = {"class_path": f"{__name__}.KeepLastCheckpoints", "init_args": {"folder": str(kept)}}
+    straight = run_cli(fit_args(run_config(tmp_path, "straight"), tiny_cityscapes, *schedule,
+                                f"--trainer.callbacks+={json.dumps(keeper)}"))
+    assert straight.trainer.global_step == 10
+    for step, epoch, position in ((6, 1, 4), (8, 1, 8)):
+        checkpoint = torch.load(kept / f"step{step}.ckpt", map_location="cpu", weights_only=True)
+        order = checkpoint["CityscapesDataModule"]["train_order"]
+        assert (order["epoch"], order["position"]) == (epoch, position)  # samples of the epoch already trained on
+        resumed = run_cli(fit_args(run_config(tmp_path, f"resumed{step}"), tiny_cityscapes, *schedule,
+                                   f"--ckpt_path={kept / f'step{step}.ckpt'}"))
+        assert resumed.trainer.global_step == 10
+        assert_same_weights(weights(resumed.model), weights(straight.model))
+
+
+def test_sampler_starts_a_resumed_epoch_where_it_stopped():
+    sampler = EpochShuffleSampler(10, seed=3)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    sampler.start_at(epoch=2, position=4)
+    sampler.set_epoch(2)
+    assert list(sampler) == full[4:]
+    sampler.set_epoch(2)
+    assert list(sampler) == full[4:]  # a second pass over the resumed epoch skips the same samples
+    sampler.set_epoch(3)
+    assert len(list(sampler)) == 10 and len(sampler) == 10  # later epochs are whole
+    sampler.set_epoch(2)
+    assert list(sampler) == full
+    with pytest.raises(ValueError, match="position"):
+        sampler.start_at(epoch=0, position=11)
+
+
+def test_a_training_process_killed_with_sigkill_resumes_from_last_to_the_same_weights(tiny_cityscapes, tmp_path):
+    # a constant learning rate, so that the killed run (max_steps far away) and the reference
+    # (max_steps = where we stop) follow the same schedule
+    constant = ["--model.poly_power=0", "--model.warmup_steps=0", "--trainer.val_check_interval=3"]
+    config = run_config(tmp_path, "killed")
+    command = [sys.executable, "tools/train.py", str(MODEL_CONFIG), str(config), *TINY, *constant,
+               f"--data.init_args.root={tiny_cityscapes}", "--trainer.max_steps=100000"]
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 300
+        while not (last.is_file() and saved_step(last) >= 6):  # the second validation at least (mid-epoch)
+            assert process.poll() is None, process.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "training made no progress"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+    assert process.returncode == -signal.SIGKILL
+    step = saved_step(last)  # atomic writes: whatever the kill interrupted, last.ckpt is whole
+    assert step % 3 == 0 and step >= 6
+
+    # resume to one step more: the run ends mid-epoch by max_steps, and its own last.ckpt (written
+    # before Lightning closes the epoch) must resume exactly too, two steps further
+    final = step + 1
+    resumed = run_cli(fit_args(run_config(tmp_path, "resumed"), tiny_cityscapes, *constant,
+                               f"--trainer.max_steps={final}", f"--ckpt_path={last}"))
+    resumed_last = Path(resumed.trainer.checkpoint_callback.last_model_path)
+    assert resumed.trainer.global_step == saved_step(resumed_last) == final
+    extended = run_cli(fit_args(run_config(tmp_path, "extended"), tiny_cityscapes, *constant,
+                                f"--trainer.max_steps={final + 2}", f"--ckpt_path={resumed_last}"))
+    straight = run_cli(fit_args(run_config(tmp_path, "straight"), tiny_cityscapes, *constant,
+                                f"--trainer.max_steps={final + 2}"))
+    assert extended.trainer.global_step == straight.trainer.global_step == final + 2
+    assert_same_weights(weights(extended.model), weights(straight.model))
