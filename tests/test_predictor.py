@@ -58,7 +58,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def torch_predictor(checkpoint) -> Predictor:
-    return Predictor.from_checkpoint(checkpoint)
+    return Predictor.from_checkpoint(checkpoint, backend="torch")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_checkpoint_metadata(torch_predictor, onnx_predictor):
 @pytest.mark.parametrize("size", [None, (64, 96)])
 def test_backends_agree(checkpoint, torch_predictor, onnx_predictor, size):
     if size is not None:
-        torch_predictor = Predictor.from_checkpoint(checkpoint, size=size)
+        torch_predictor = Predictor.from_checkpoint(checkpoint, backend="torch", size=size)
         onnx_predictor = Predictor.from_checkpoint(checkpoint, backend="onnxruntime", size=size)
     for image in random_images(ODD_SIZES):
         reference, exported = torch_predictor.predict_logits(image), onnx_predictor.predict_logits(image)
@@ -122,7 +122,7 @@ def test_batch_equals_single(torch_predictor, onnx_predictor):
 
 
 def test_channels_last_matches(checkpoint, torch_predictor):
-    predictor = Predictor.from_checkpoint(checkpoint, channels_last=True)
+    predictor = Predictor.from_checkpoint(checkpoint, backend="torch", channels_last=True)
     image = random_images([(61, 97)])[0]
     np.testing.assert_allclose(predictor.predict_logits(image), torch_predictor.predict_logits(image), atol=1e-4)
 
