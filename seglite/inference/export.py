@@ -40,12 +40,13 @@ from seglite.inference.metadata import (
     MASK_OUTPUT_NAME,
     META_GRAPH,
     META_INPUT_SIZE,
+    META_OUTPUT_STRIDE,
     META_PRECISION,
     OUTPUT_NAME,
     Size,
     onnx_metadata,
 )
-from seglite.inference.runners import GraphOutput, OnnxRunner, SegmenterGraph, normalize
+from seglite.inference.runners import CoarseMasks, GraphOutput, OnnxRunner, SegmenterGraph, coarse_stride, normalize
 
 ExportFormat = Literal["onnx", "torchscript", "openvino"]
 EXPORT_FORMATS = ("onnx", "torchscript", "openvino")
@@ -300,7 +301,8 @@ def segmenter_onnx_bytes(
     """``SegmenterGraph(model, size, output)`` as serialised ONNX, dynamic in batch, height and width.
 
     The graph takes ``(N, H, W, 3)`` uint8 RGB images (input ``image``) and returns ``(N, H, W)``
-    uint8 train ids (output ``mask``) or ``(N, C, H, W)`` float32 logits (output ``logits``).
+    uint8 train ids (output ``mask``), ``(N, C, H, W)`` float32 logits (output ``logits``), or
+    the coarse logits of ``output="coarse"`` (output ``logits``, see ``SegmenterGraph``).
     Unchecked: :func:`check_segmenter` compares a runtime's result with PyTorch's.
     """
     import onnx
@@ -311,6 +313,7 @@ def segmenter_onnx_bytes(
     example = torch.zeros(1, *trace_size((256, 512)), 3, dtype=torch.uint8)
     name = MASK_OUTPUT_NAME if output == "masks" else OUTPUT_NAME
     output_axes = {0: "batch", 1: "height", 2: "width"} if output == "masks" else {0: "batch", 2: "height", 3: "width"}
+    graph_kind = {"masks": "segmenter", "logits": "segmenter", "coarse": "coarse"}[output]
     buffer = io.BytesIO()
     with warnings.catch_warnings(), _native_stdout_silenced():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -331,9 +334,11 @@ def segmenter_onnx_bytes(
             reason = str(error).strip().splitlines()[0]
             raise ExportError(f"cannot export {type(model).__name__} as a segmenter graph: {reason}") from error
     proto = onnx.load_from_string(buffer.getvalue())
-    if output == "logits":
+    if output != "masks":
         proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value = int(model.num_classes)
-    entries = {**(metadata or onnx_metadata(None, None, None)), META_GRAPH: json.dumps("segmenter"), META_INPUT_SIZE: json.dumps(size and list(size))}
+    entries = {**(metadata or onnx_metadata(None, None, None)), META_GRAPH: json.dumps(graph_kind), META_INPUT_SIZE: json.dumps(size and list(size))}
+    if output == "coarse":
+        entries[META_OUTPUT_STRIDE] = json.dumps(coarse_stride(model))
     for key, value in entries.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
@@ -430,12 +435,17 @@ def export_openvino(
         raise ExportError("--format openvino needs OpenVINO: pip install seglite[openvino]")
     if precision == "int8" and not calibration_images:
         raise ValueError("precision='int8' needs calibration images")
-    entries = {**(metadata or onnx_metadata(None, None, None)), META_PRECISION: json.dumps(precision)}
-    ov_model = openvino.read_onnx(segmenter_onnx_bytes(model, None, "masks", metadata=entries))
+    stride = coarse_stride(model)
+    output_kind = "coarse" if stride else "masks"
+    entries = {**(metadata or onnx_metadata(None, None, None)), META_PRECISION: json.dumps(precision), META_INPUT_SIZE: json.dumps(None)}
+    entries[META_GRAPH] = json.dumps("coarse" if stride else "segmenter")
+    if stride:
+        entries[META_OUTPUT_STRIDE] = json.dumps(stride)
+    ov_model = openvino.read_onnx(segmenter_onnx_bytes(model, None, output_kind, metadata=entries))
     if precision == "int8":
         ov_model = openvino.quantize(ov_model, calibration_images, int8_scope)
-    openvino.set_metadata(ov_model, {**entries, META_GRAPH: json.dumps("segmenter"), META_INPUT_SIZE: json.dumps(None)})
-    engine = openvino.OpenVinoEngine(ov_model, "fp32")
+    openvino.set_metadata(ov_model, entries)
+    engine = openvino.OpenVinoEngine(ov_model, "fp32", coarse=CoarseMasks(stride) if stride else None)
     reports = check_segmenter(model, engine.masks, check_sizes(size, True), 1, enforced=precision == "fp32")
     with tempfile.TemporaryDirectory(prefix=".seglite-export-", dir=xml.parent) as folder:
         openvino.write_ir(ov_model, Path(folder) / "model.xml", Path(folder) / "model.bin")

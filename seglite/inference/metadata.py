@@ -32,7 +32,11 @@ META_STD = "seglite.std"
 META_INPUT_SIZE = "seglite.input_size"
 META_CHECKPOINT_SHA256 = "seglite.checkpoint_sha256"
 META_GRAPH = "seglite.graph"
-"""``"logits"`` or ``"segmenter"`` (absent in files of seglite 0.1: logits)."""
+"""``"logits"`` (absent in files of seglite 0.1), ``"segmenter"`` (uint8 image in, mask out) or
+``"coarse"`` (uint8 image in, the head's logits of the padded image out: see
+``seglite.inference.postprocess``)."""
+META_OUTPUT_STRIDE = "seglite.output_stride"
+"""Of a ``"coarse"`` graph: the multiple its input is padded to."""
 META_PRECISION = "seglite.precision"
 """``"fp32"``, ``"bf16"`` (a runtime setting, recorded) or ``"int8"`` (quantised weights)."""
 

@@ -20,7 +20,7 @@ import torch
 
 from seglite.inference.checkpoint import ModelLoadError
 from seglite.inference.metadata import decode_metadata
-from seglite.inference.runners import default_num_threads
+from seglite.inference.runners import CoarseMasks, default_num_threads
 
 if TYPE_CHECKING:
     import openvino
@@ -95,12 +95,15 @@ class OpenVinoEngine:
     """Runs a segmenter model on the CPU with OpenVINO: uint8 images in, masks out.
 
     Args:
-        model: the OpenVINO model of a ``SegmenterGraph`` with ``output="masks"``.
+        model: the OpenVINO model of a ``SegmenterGraph`` with ``output="masks"``, or
+            ``"coarse"`` with ``coarse`` to finish it.
         precision: ``"fp32"`` or ``"bf16"`` (a hint; see the module docstring). An int8 model
             (quantised by :func:`quantize`) runs its quantised layers in int8 either way.
         num_threads: inference threads (default :func:`default_num_threads`).
         logits_model: makes the ``output="logits"`` model, on the first :meth:`logits` call.
         note: appended to :attr:`description` (why this backend was chosen, ...).
+        int8: ``model`` is quantised (reported in :attr:`description`).
+        coarse: turns the coarse graph's output into masks.
     """
 
     def __init__(
@@ -111,11 +114,13 @@ class OpenVinoEngine:
         logits_model: Callable[[], "openvino.Model"] | None = None,
         note: str = "",
         int8: bool = False,
+        coarse: CoarseMasks | None = None,
     ) -> None:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16' for a compiled model, got {precision!r}")
         self.core = core()
         self.num_threads = num_threads or default_num_threads()
+        self.coarse = coarse
         self.config = {
             "INFERENCE_NUM_THREADS": self.num_threads,
             "PERFORMANCE_HINT": "LATENCY",
@@ -137,7 +142,8 @@ class OpenVinoEngine:
 
     def masks(self, images: np.ndarray) -> np.ndarray:
         self._masks.infer({0: images})
-        return self._masks.get_output_tensor(0).data.copy()
+        output = self._masks.get_output_tensor(0).data
+        return output.copy() if self.coarse is None else self.coarse(output, images.shape[1:3])
 
     def logits(self, images: np.ndarray) -> torch.Tensor:
         if self._logits is None:

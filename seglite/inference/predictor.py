@@ -41,6 +41,7 @@ from seglite.inference.metadata import (  # noqa: F401  (names of seglite 0.1, i
     META_GRAPH,
     META_INPUT_SIZE,
     META_MEAN,
+    META_OUTPUT_STRIDE,
     META_PALETTE,
     META_PRECISION,
     META_STD,
@@ -50,11 +51,13 @@ from seglite.inference.metadata import (  # noqa: F401  (names of seglite 0.1, i
     onnx_metadata,
 )
 from seglite.inference.runners import (  # noqa: F401  (Runner, OnnxRunner: names of seglite 0.1)
+    CoarseMasks,
     Engine,
     LogitsEngine,
     OnnxRunner,
     Runner,
     TorchRunner,
+    coarse_stride,
     default_num_threads,
     normalize,
     resize_image,
@@ -307,10 +310,14 @@ class Predictor:
 
             return cache.bytes(lambda: segmenter_onnx_bytes(loaded.model, size, output, metadata=metadata), "segmenter", size, output)
 
+        # at the image's own size, the graph stops at the head's coarse logits and NumPy finishes
+        # the masks (seglite.inference.postprocess: a fraction of the upsampling's cost)
+        stride = coarse_stride(loaded.model) if size is None else None
+        first_graph, coarse = ("coarse", CoarseMasks(stride)) if stride else ("masks", None)
         if backend == "onnxruntime":
             from seglite.inference.runners import OnnxEngine
 
-            engine = OnnxEngine(graph("masks"), lambda: graph("logits"), device, num_threads, note)
+            engine = OnnxEngine(graph(first_graph), lambda: graph("logits"), device, num_threads, note, coarse)
             return cls(engine, num_classes, names, palette, size, batch_size)
         if not str(device).startswith("cpu"):
             raise ValueError(f"backend='openvino' runs on the CPU here, got device={device!r}")
@@ -320,7 +327,7 @@ class Predictor:
             raise SegliteError("backend='openvino' needs OpenVINO: pip install seglite[openvino] (or use backend='auto')")
         if precision == "auto":
             precision = "bf16" if openvino.cpu_has_bf16() else "fp32"
-        masks_model = openvino.read_onnx(graph("masks"))
+        masks_model = openvino.read_onnx(graph(first_graph))
         if precision == "int8":
             masks_model = cls._int8_model(masks_model, calibration_images, int8_scope, cache, size)
         engine = openvino.OpenVinoEngine(
@@ -330,6 +337,7 @@ class Predictor:
             lambda: openvino.read_onnx(graph("logits")),
             note,
             int8=precision == "int8",
+            coarse=coarse,
         )
         return cls(engine, num_classes, names, palette, size, batch_size)
 
@@ -443,12 +451,13 @@ class Predictor:
             raise SegliteError(f"{xml} needs OpenVINO: pip install seglite[openvino]")
         model = openvino.read_ir(xml)
         meta = openvino.get_metadata(model)
-        if meta.get(META_GRAPH) != "segmenter":
+        if meta.get(META_GRAPH) not in ("segmenter", "coarse"):
             raise ModelLoadError(f"{xml} is not a seglite segmenter (export it with tools/export.py --format openvino)")
+        coarse = CoarseMasks(int(meta[META_OUTPUT_STRIDE])) if meta.get(META_GRAPH) == "coarse" else None
         if precision == "auto":
             precision = "bf16" if meta.get(META_PRECISION) != "fp32" and openvino.cpu_has_bf16() else "fp32"
         int8 = meta.get(META_PRECISION) == "int8"
-        engine = openvino.OpenVinoEngine(model, "fp32" if int8 else precision, num_threads, int8=int8)
+        engine = openvino.OpenVinoEngine(model, "fp32" if int8 else precision, num_threads, int8=int8, coarse=coarse)
         names = meta.get(META_CLASS_NAMES)
         if not names:
             raise ModelLoadError(f"{xml} has no class names in its metadata; export it with tools/export.py --format openvino")

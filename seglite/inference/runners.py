@@ -27,7 +27,7 @@ from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from seglite.inference.checkpoint import ModelLoadError
 from seglite.inference.metadata import Size, decode_metadata
 
-GraphOutput = Literal["masks", "logits"]
+GraphOutput = Literal["masks", "logits", "coarse"]
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 """Normalised (N, 3, h, w) float32 CPU batch -> (N, C, h, w) logits (on any device)."""
@@ -64,19 +64,27 @@ class SegmenterGraph(nn.Module):
     constants of ``seglite.data.constants``), a bilinear resize to ``size`` when set, the network,
     logits resized bilinearly back to ``(H, W)``, and with ``output="masks"`` the argmax as uint8.
 
+    ``output="coarse"`` (a ``SegmentationModel`` and ``size=None``) stops before the upsampling:
+    the head's logits of the input padded to a multiple of the backbone's output stride, which
+    :func:`seglite.inference.postprocess.upsampled_argmax` turns into the same masks at a
+    fraction of the cost (:class:`CoarseMasks`).
+
     Args:
         model: returns ``(N, C, h, w)`` logits at its input size (a ``SegmentationModel``).
         size: ``(height, width)`` the network runs at; ``None``: each image's own size.
-        output: ``"masks"`` (uint8 train ids) or ``"logits"`` (float32).
+        output: ``"masks"`` (uint8 train ids), ``"logits"`` (float32) or ``"coarse"``.
     """
 
     def __init__(self, model: nn.Module, size: Size | None = None, output: GraphOutput = "masks") -> None:
         super().__init__()
-        if output not in ("masks", "logits"):
-            raise ValueError(f"output must be 'masks' or 'logits', got {output!r}")
+        if output not in ("masks", "logits", "coarse"):
+            raise ValueError(f"output must be 'masks', 'logits' or 'coarse', got {output!r}")
+        if output == "coarse" and (size is not None or coarse_stride(model) is None):
+            raise ValueError("output='coarse' needs a SegmentationModel and size=None")
         self.model = model
         self.size = size
         self.output = output
+        self.memory_format = torch.contiguous_format
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         # (x / 255 - mean) / std as one multiply-add
         self.register_buffer("scale", (1.0 / (255.0 * std)).view(1, 3, 1, 1), persistent=False)
@@ -84,6 +92,12 @@ class SegmenterGraph(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         batch = images.permute(0, 3, 1, 2).float() * self.scale + self.shift
+        batch = batch.contiguous(memory_format=self.memory_format)
+        if self.output == "coarse":
+            # SegmentationModel.forward up to its upsampling: zero padding at the bottom and right
+            stride = self.model.backbone.output_stride
+            batch = F.pad(batch, (0, -batch.shape[-1] % stride, 0, -batch.shape[-2] % stride))
+            return self.model.head(self.model.backbone(batch)).float()
         if self.size is not None:
             batch = F.interpolate(batch, size=self.size, mode="bilinear", align_corners=False)
         logits = self.model(batch)
@@ -92,6 +106,29 @@ class SegmenterGraph(nn.Module):
         if self.output == "logits":
             return logits.float()
         return logits.argmax(dim=1).to(torch.uint8)
+
+
+def coarse_stride(model: nn.Module) -> int | None:
+    """The padding multiple of a ``SegmentationModel`` (its backbone's output stride); ``None`` for other modules."""
+    from seglite.models.segmentor import SegmentationModel
+
+    if isinstance(model, SegmentationModel):
+        return int(model.backbone.output_stride)
+    return None
+
+
+class CoarseMasks:
+    """Masks at image size from a ``SegmenterGraph(output="coarse")``'s logits (``upsampled_argmax``)."""
+
+    def __init__(self, stride: int) -> None:
+        self.stride = stride
+
+    def __call__(self, coarse: np.ndarray, image_size: Size) -> np.ndarray:
+        from seglite.inference.postprocess import upsampled_argmax
+
+        height, width = image_size
+        padded = (height + -height % self.stride, width + -width % self.stride)
+        return upsampled_argmax(coarse, padded, (height, width))
 
 
 class TorchRunner:
@@ -192,8 +229,10 @@ class OnnxEngine:
     """Runs :class:`SegmenterGraph` exports (dynamic batch and size) in ONNX Runtime.
 
     Args:
-        masks_graph: the serialised ONNX segmenter with ``output="masks"``.
+        masks_graph: the serialised ONNX segmenter with ``output="masks"``, or ``"coarse"``
+            with ``coarse`` to finish it.
         logits_graph: makes the ``output="logits"`` one, called on the first :meth:`logits`.
+        coarse: turns the coarse graph's output into masks.
     """
 
     def __init__(
@@ -203,15 +242,18 @@ class OnnxEngine:
         device: str = "cpu",
         num_threads: int | None = None,
         note: str = "",
+        coarse: CoarseMasks | None = None,
     ) -> None:
         self.device, self.num_threads = device, num_threads or default_num_threads()
+        self.coarse = coarse
         self._masks = _onnx_session(masks_graph, "the segmenter graph", device, self.num_threads)
         self._logits_graph = logits_graph
         self._logits = None
         self.description = f"onnxruntime fp32, {self.num_threads} threads{note}"
 
     def masks(self, images: np.ndarray) -> np.ndarray:
-        return self._masks.run(None, {self._masks.get_inputs()[0].name: images})[0]
+        output = self._masks.run(None, {self._masks.get_inputs()[0].name: images})[0]
+        return output if self.coarse is None else self.coarse(output, images.shape[1:3])
 
     def logits(self, images: np.ndarray) -> torch.Tensor:
         if self._logits is None:

@@ -1,0 +1,1 @@
+"""Command-line applications: argument parsing first, heavy imports after."""
