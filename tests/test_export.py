@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 import torch
 from test_predictor import checkpoint, random_images  # noqa: F401  (fixtures, shared)
 
+from seglite.apps import export as export_tool
 from seglite.data.transforms import normalize_image
 from seglite.errors import SegliteError
 from seglite.inference.export import (
@@ -27,8 +27,6 @@ from seglite.inference.export import (
 from seglite.inference.predictor import Predictor
 from seglite.models import build_model
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import export as export_tool  # noqa: E402  (tools/export.py)
 
 # Lightning rebuilds models from checkpoints with a jsonargparse call that warns of its own deprecation
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pytorch_lightning.cli")
