@@ -20,7 +20,7 @@ import torch
 
 from seglite.inference.checkpoint import ModelLoadError
 from seglite.inference.metadata import decode_metadata
-from seglite.inference.runners import CoarseMasks, default_num_threads
+from seglite.inference.runners import CoarseMasks, default_num_threads, threads_text
 
 if TYPE_CHECKING:
     import openvino
@@ -135,7 +135,7 @@ class OpenVinoEngine:
         self.precision = "int8" if int8 else ("bf16" if "bf16" in got or "bfloat16" in got else "fp32")
         if precision == "bf16" and not int8 and self.precision != "bf16":
             note = f"{note}; bf16 asked, but this CPU has no bf16 arithmetic (AMX or AVX512-BF16)"
-        self.description = f"openvino {self.precision}, {self.num_threads} threads{note}"
+        self.description = f"openvino {self.precision}, {threads_text(self.num_threads)}{note}"
 
     def _compile(self, model: "openvino.Model"):
         return self.core.compile_model(model, "CPU", self.config).create_infer_request()

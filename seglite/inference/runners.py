@@ -57,6 +57,11 @@ def default_num_threads() -> int:
     return torch.get_num_threads()
 
 
+def threads_text(count: int) -> str:
+    """``"1 thread"``, ``"2 threads"``: for descriptions."""
+    return f"{count} thread{'' if count == 1 else 's'}"
+
+
 class SegmenterGraph(nn.Module):
     """A segmentation network with the predictor's pre- and post-processing, as one module to export.
 
@@ -147,7 +152,7 @@ class TorchRunner:
         self.model = model.eval().to(self.device, memory_format=self.memory_format)
         self.size = size
         layout = ", channels_last" if channels_last else ""
-        threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
+        threads = f", {threads_text(torch.get_num_threads())}" if self.device.type == "cpu" else ""
         self.description = f"torch fp32 ({self.device}{layout}{threads})"
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
@@ -214,7 +219,7 @@ class OnnxRunner:
         if not isinstance(self.num_classes, int):
             raise ModelLoadError(f"{shown}: the class axis of the logits has no fixed size; export it with tools/export.py")
         threads = self.session.get_session_options().intra_op_num_threads
-        self.description = f"onnxruntime fp32, {threads} threads (pre- and post-processing in NumPy/PyTorch)"
+        self.description = f"onnxruntime fp32, {threads_text(threads)} (pre- and post-processing in NumPy/PyTorch)"
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         count = len(batch)
@@ -249,7 +254,7 @@ class OnnxEngine:
         self._masks = _onnx_session(masks_graph, "the segmenter graph", device, self.num_threads)
         self._logits_graph = logits_graph
         self._logits = None
-        self.description = f"onnxruntime fp32, {self.num_threads} threads{note}"
+        self.description = f"onnxruntime fp32, {threads_text(self.num_threads)}{note}"
 
     def masks(self, images: np.ndarray) -> np.ndarray:
         output = self._masks.run(None, {self._masks.get_inputs()[0].name: images})[0]
