@@ -24,7 +24,9 @@ setup(
     ],
     extras_require={
         "deploy": ["onnx>=1.14", "onnxruntime>=1.16"],
-        "dev": ["pytest>=7", "onnx>=1.14", "onnxruntime>=1.16"],
+        # OpenVINO runtime (fp32, bf16 on CPUs with AMX/AVX512-BF16) and NNCF int8; versions tested: 2026.4.1, 3.4.0
+        "openvino": ["onnx>=1.14", "openvino>=2026.4", "nncf>=3.4"],
+        "dev": ["pytest>=7", "onnx>=1.14", "onnxruntime>=1.16", "openvino>=2026.4", "nncf>=3.4"],
     },
     entry_points={"console_scripts": ["seglite=seglite.lit.cli:main"]},
 )

@@ -67,9 +67,8 @@ def get_metadata(model: "openvino.Model") -> dict[str, Any]:
     """seglite's metadata of an OpenVINO model (empty when it has none), decoded."""
     if not model.has_rt_info([RT_INFO_KEY]):
         return {}
-    section = model.get_rt_info([RT_INFO_KEY])
-    entries = {str(key): str(value) for key, value in section.astype(dict).items()} if hasattr(section, "astype") else {}
-    return decode_metadata(entries)
+    keys = model.get_rt_info([RT_INFO_KEY]).astype(dict)
+    return decode_metadata({str(key): model.get_rt_info([RT_INFO_KEY, key]).astype(str) for key in keys})
 
 
 def read_ir(path: str | Path) -> "openvino.Model":
