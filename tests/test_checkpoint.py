@@ -37,8 +37,8 @@ def test_rebuilds_the_model_lightning_rebuilds(checkpoint):  # noqa: F811
     assert loaded.seglite_version is None  # written without one: a seglite 0.1 checkpoint
 
 
-def _variant(checkpoint: Path, tmp_path: Path, name: str, change) -> Path:
-    content = torch.load(checkpoint, map_location="cpu", weights_only=True)
+def _variant(source: Path, tmp_path: Path, name: str, change) -> Path:
+    content = torch.load(source, map_location="cpu", weights_only=True)
     change(content)
     path = tmp_path / f"{name}.ckpt"
     torch.save(content, path)

@@ -27,7 +27,6 @@ from seglite.inference.export import (
 from seglite.inference.predictor import Predictor
 from seglite.models import build_model
 
-
 # Lightning rebuilds models from checkpoints with a jsonargparse call that warns of its own deprecation
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pytorch_lightning.cli")
 
