@@ -33,7 +33,12 @@ from seglite.checks import check_size as _check_size
 from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from seglite.errors import OutputExistsError, SegliteError
 from seglite.files import OutputWriteError, require_file, write_bytes
-from seglite.inference.checkpoint import CheckpointModel, ModelLoadError, load_checkpoint
+from seglite.inference.checkpoint import (  # noqa: F401  (ModelFileNotFoundError: a name of seglite 0.1)
+    CheckpointModel,
+    ModelFileNotFoundError,
+    ModelLoadError,
+    load_checkpoint,
+)
 from seglite.inference.metadata import (  # noqa: F401  (names of seglite 0.1, imported from here by users)
     INPUT_NAME,
     META_CHECKPOINT_SHA256,
