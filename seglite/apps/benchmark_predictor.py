@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         change = ""
         if evaluation is not None:
             change = f", val mIoU change {evaluation[name.removeprefix('Predictor ')]:+.2f}"
-        print(f"goal 2: ONNX Runtime fp32 model call / {name} = {speedup:.2f}x (goal >= 1.5x){change}: "
+        print(f"goal 2: ONNX Runtime fp32 model call / {name} = {speedup:.3f}x (goal >= 1.5x){change}: "
               f"{'met' if speedup >= 1.5 else 'MISSED'} on speed")
     else:
         print("goal 2: no low-precision path on this machine")
