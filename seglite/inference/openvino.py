@@ -12,6 +12,7 @@ Install with ``pip install seglite[openvino]``.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
@@ -41,7 +42,9 @@ def available() -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1)
 def core() -> "openvino.Core":
+    """The process's one OpenVINO ``Core`` (each ``Core`` loads the device plugins again)."""
     import openvino as ov
 
     return ov.Core()
