@@ -2,9 +2,10 @@
 
 ONNX and TorchScript files hold the network alone: the normalised ``(N, 3, H, W)`` float32
 image in (input ``image``), ``(N, C, H, W)`` logits at input size out (output ``logits``).
-An OpenVINO IR holds the whole segmenter (``seglite.inference.runners.SegmenterGraph``): the
-``(N, H, W, 3)`` uint8 RGB image in, ``(N, H, W)`` uint8 train ids out (output ``mask``), in
-fp32 or NNCF int8. Class names, palette, normalisation and input size travel in the file's
+An OpenVINO IR holds the segmenter (``seglite.inference.runners.SegmenterGraph``): the
+``(N, H, W, 3)`` uint8 RGB image in, and for a ``SegmentationModel`` the head's coarse logits
+of the padded image out (``output="coarse"``; ``Predictor.from_openvino`` finishes the masks
+with ``seglite.inference.postprocess``), otherwise ``(N, H, W)`` uint8 train ids; fp32 or NNCF int8. Class names, palette, normalisation and input size travel in the file's
 metadata (ONNX ``metadata_props``, TorchScript extra file ``seglite.json``, OpenVINO
 ``rt_info``), so the predictor needs nothing else.
 

@@ -8,8 +8,10 @@ But a bilinear output pixel is a convex combination of its 2x2 source pixels, an
 combination of vectors that share their argmax has that argmax too (strictly larger entries
 before it, larger or equal after it, stay so under positive weights). So the argmax at the
 coarse resolution decides every output pixel whose four sources agree; only pixels near a class
-boundary need their logits interpolated (measured on the trained demo model: see
-``tests/test_postprocess.py``). The result equals
+boundary need their logits interpolated. Measured on a briefly trained demo LR-ASPP
+MobileNetV3-Large at 512x1024 (2-core AVX2 CPU): 27% of the coarse cells undecided, 25-30 ms
+here against ~34 ms for OpenVINO's own Interpolate + TopK; a well-trained model has fewer
+boundaries. The result equals
 ``F.interpolate(logits, size, mode="bilinear").argmax(1)`` up to float rounding at exact ties.
 """
 
