@@ -27,9 +27,19 @@ setup(
         "tqdm>=4.57.0",  # pytorch-lightning 2.5.2's own lower bound
     ],
     extras_require={
-        "deploy": ["onnx>=1.14", "onnxruntime>=1.16"],
+        "deploy": ["onnx>=1.14", "onnxruntime>=1.16.1"],  # 1.16.0 refuses sessions without providers
         "bench": ["matplotlib>=3.5"],  # the latency-against-GMACs plot of tools/benchmark.py
-        "dev": ["pytest>=7", "onnx>=1.14", "onnxruntime>=1.16", "matplotlib>=3.5"],
+        # OpenVINO runtime (fp32, bf16 on CPUs with AMX/AVX512-BF16) and NNCF int8; versions tested: 2026.4.1, 3.4.0
+        "openvino": ["onnx>=1.14", "openvino>=2026.4", "nncf>=3.4"],
+        "dev": [
+            "pytest>=7",
+            "ruff>=0.15",
+            "onnx>=1.14",
+            "onnxruntime>=1.16.1",
+            "openvino>=2026.4",
+            "nncf>=3.4",
+            "matplotlib>=3.5",
+        ],
     },
     entry_points={"console_scripts": ["seglite=seglite.lit.cli:main"]},
 )

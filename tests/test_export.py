@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 import torch
 from test_predictor import checkpoint, random_images  # noqa: F401  (fixtures, shared)
 
+from seglite.apps import export as export_tool
 from seglite.data.transforms import normalize_image
 from seglite.errors import SegliteError
 from seglite.inference.export import (
@@ -26,9 +26,6 @@ from seglite.inference.export import (
 )
 from seglite.inference.predictor import Predictor
 from seglite.models import build_model
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import export as export_tool  # noqa: E402  (tools/export.py)
 
 # Lightning rebuilds models from checkpoints with a jsonargparse call that warns of its own deprecation
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pytorch_lightning.cli")
@@ -181,3 +178,69 @@ def test_export_tool_int8(checkpoint, tmp_path, capsys):  # noqa: F811
     int8 = Predictor.from_onnx(tmp_path / "model.int8.onnx")
     assert int8.class_names[0] == "road" and int8.size == (64, 96)
     assert any(node.op_type == "QuantizeLinear" for node in onnx.load(str(tmp_path / "model.int8.onnx")).graph.node)
+
+
+needs_openvino = pytest.mark.skipif(not __import__("seglite.inference.openvino", fromlist=["x"]).available(), reason="OpenVINO is not installed")
+
+
+def test_exports_get_the_usual_permissions_and_never_replace_the_checkpoint(checkpoint, tmp_path, capsys):  # noqa: F811
+    import os
+    import stat
+
+    output = tmp_path / "model.onnx"
+    previous = os.umask(0o022)
+    try:
+        assert export_tool.main([str(checkpoint), "--output", str(output), "--height", "64", "--width", "96"]) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(output.stat().st_mode) == 0o644
+    before = Path(checkpoint).read_bytes()
+    assert export_tool.main([str(checkpoint), "--output", str(checkpoint), "--height", "64", "--width", "96", "--overwrite"]) == 2
+    assert "is the input" in capsys.readouterr().err and Path(checkpoint).read_bytes() == before
+    link = tmp_path / "link.onnx"
+    link.symlink_to(tmp_path / "target.onnx")
+    assert export_tool.main([str(checkpoint), "--output", str(link), "--height", "64", "--width", "96", "--overwrite"]) == 2
+    assert "symbolic link" in capsys.readouterr().err and not (tmp_path / "target.onnx").exists()
+
+
+@needs_openvino
+def test_openvino_export_tool_and_predictor(checkpoint, tmp_path, capsys):  # noqa: F811
+    output = tmp_path / "model.xml"
+    arguments = [str(checkpoint), "--format", "openvino", "--output", str(output), "--height", "64", "--width", "96"]
+    assert export_tool.main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "openvino, any size, fp32" in printed and "masks agree" in printed and "FAILED" not in printed
+    assert output.is_file() and output.with_suffix(".bin").is_file()
+    predictor = Predictor.from_openvino(output)
+    assert predictor.class_names[0] == "road" and predictor.description.startswith("openvino")
+    reference = Predictor.from_checkpoint(checkpoint, backend="torch")
+    for image in random_images([(61, 97), (40, 130)], seed=2):
+        assert (predictor.predict(image) == reference.predict(image)).mean() >= 0.999
+    assert export_tool.main(arguments) == 2 and "exists" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export_tool.main([str(checkpoint), "--format", "openvino", "--output", str(tmp_path / "model.onnx")])
+    with pytest.raises(SystemExit):
+        export_tool.main([str(checkpoint), "--format", "openvino", "--precision", "int8", "--output", str(output)])
+    assert "needs --calibration-root" in capsys.readouterr().err
+    with pytest.raises(Exception, match="not a seglite segmenter"):
+        onnx_path = tmp_path / "plain.onnx"
+        export_onnx(tiny_model(), onnx_path, (32, 32))
+        import openvino as ov
+
+        ov.save_model(ov.Core().read_model(str(onnx_path)), str(tmp_path / "plain.xml"))
+        Predictor.from_openvino(tmp_path / "plain.xml")
+
+
+@needs_openvino
+def test_openvino_int8_export_reports_its_miou_change(checkpoint, tmp_path, capsys):  # noqa: F811
+    from seglite.data.synthetic import make_demo_dataset
+
+    root = make_demo_dataset(tmp_path / "demo", num_train=3, num_val=2, num_test=0, size=(64, 96), video=False)
+    output = tmp_path / "model.int8.xml"
+    arguments = [str(checkpoint), "--format", "openvino", "--precision", "int8", "--output", str(output),
+                 "--height", "64", "--width", "96", "--calibration-root", str(root), "--int8-scope", "no_depthwise"]
+    assert export_tool.main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "int8, 3 train images calibrate, scope no_depthwise" in printed
+    assert "torch fp32" in printed and "openvino int8" in printed and "mIoU" in printed
+    assert Predictor.from_openvino(output).description.startswith("openvino int8")

@@ -1,4 +1,4 @@
-"""Predictor: torch and ONNX Runtime backends agree, masks have the image's size, batches equal singles, errors are clear."""
+"""Predictor: every backend agrees with torch, auto picks and says what it runs, masks have the image's size, errors are clear."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from seglite.data import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+from seglite.inference import openvino
 from seglite.inference.predictor import ModelFileNotFoundError, ModelLoadError, Predictor
+
+needs_openvino = pytest.mark.skipif(not openvino.available(), reason="OpenVINO is not installed")
 
 # Lightning rebuilds models from checkpoints with a jsonargparse call that warns of its own deprecation
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pytorch_lightning.cli")
@@ -58,12 +61,18 @@ def checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def torch_predictor(checkpoint) -> Predictor:
-    return Predictor.from_checkpoint(checkpoint)
+    return Predictor.from_checkpoint(checkpoint, backend="torch")
 
 
 @pytest.fixture(scope="module")
 def onnx_predictor(checkpoint) -> Predictor:
     return Predictor.from_checkpoint(checkpoint, backend="onnxruntime")
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Converted graphs go to a temporary cache, not the user's."""
+    monkeypatch.setenv("SEGLITE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "seglite-cache"))
 
 
 def random_images(sizes, seed: int = 0) -> list[np.ndarray]:
@@ -78,16 +87,21 @@ def test_checkpoint_metadata(torch_predictor, onnx_predictor):
         assert predictor.palette == CITYSCAPES_PALETTE.tolist()
 
 
+BACKENDS = ["onnxruntime", pytest.param("openvino", marks=needs_openvino)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("size", [None, (64, 96)])
-def test_backends_agree(checkpoint, torch_predictor, onnx_predictor, size):
+def test_backends_agree(checkpoint, torch_predictor, size, backend):
     if size is not None:
-        torch_predictor = Predictor.from_checkpoint(checkpoint, size=size)
-        onnx_predictor = Predictor.from_checkpoint(checkpoint, backend="onnxruntime", size=size)
+        torch_predictor = Predictor.from_checkpoint(checkpoint, backend="torch", size=size)
+    other = Predictor.from_checkpoint(checkpoint, backend=backend, size=size, precision="fp32")
+    assert other.description.startswith(f"{backend} fp32")
     for image in random_images(ODD_SIZES):
-        reference, exported = torch_predictor.predict_logits(image), onnx_predictor.predict_logits(image)
+        reference, exported = torch_predictor.predict_logits(image), other.predict_logits(image)
         assert reference.shape == (19, *image.shape[:2])
         assert np.abs(reference - exported).max() < 1e-3
-        agreement = (torch_predictor.predict(image) == onnx_predictor.predict(image)).mean()
+        agreement = (torch_predictor.predict(image) == other.predict(image)).mean()
         assert agreement >= 0.999
 
 
@@ -110,9 +124,10 @@ def test_masks_have_image_size(checkpoint, size):
         assert mask.max() < 19
 
 
-def test_batch_equals_single(torch_predictor, onnx_predictor):
+def test_batch_equals_single(checkpoint, torch_predictor, onnx_predictor):
     images = random_images([(61, 97), (33, 130), (61, 97), (61, 97), (64, 96)], seed=1)
-    for predictor in (torch_predictor, onnx_predictor):
+    others = [Predictor.from_checkpoint(checkpoint, backend="openvino")] if openvino.available() else []
+    for predictor in (torch_predictor, onnx_predictor, *others):
         predictor.batch_size = 2  # the three 61x97 images: a batch of two and one of one
         batched = predictor.predict_batch(images)
         predictor.batch_size = 8
@@ -122,7 +137,7 @@ def test_batch_equals_single(torch_predictor, onnx_predictor):
 
 
 def test_channels_last_matches(checkpoint, torch_predictor):
-    predictor = Predictor.from_checkpoint(checkpoint, channels_last=True)
+    predictor = Predictor.from_checkpoint(checkpoint, backend="torch", channels_last=True)
     image = random_images([(61, 97)])[0]
     np.testing.assert_allclose(predictor.predict_logits(image), torch_predictor.predict_logits(image), atol=1e-4)
 
@@ -194,3 +209,85 @@ def test_bad_options(checkpoint, torch_predictor):
         Predictor.from_model(torch_predictor.runner.model, size=(0, 10))
     with pytest.raises(ValueError, match="class_names has 2 names"):
         Predictor.from_model(torch_predictor.runner.model, class_names=["a", "b"])
+
+
+def test_auto_takes_the_fastest_installed_backend_and_says_why(checkpoint, monkeypatch):
+    image = random_images([(33, 130)])[0]
+    reference = Predictor.from_checkpoint(checkpoint, backend="torch").predict(image)
+    chosen = Predictor.from_checkpoint(checkpoint)
+    if openvino.available():
+        expected = "bf16" if openvino.cpu_has_bf16() else "fp32"
+        assert chosen.description == f"openvino {expected}, 1 thread (auto)"  # conftest: torch.set_num_threads(1)
+    assert (chosen.predict(image) == reference).mean() >= 0.999
+    monkeypatch.setattr(openvino, "available", lambda: False)
+    fallback = Predictor.from_checkpoint(checkpoint)
+    assert fallback.description == "onnxruntime fp32, 1 thread (auto: openvino not installed)"
+    np.testing.assert_array_equal(fallback.predict(image), reference)
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # import onnxruntime now fails
+    last = Predictor.from_checkpoint(checkpoint)
+    assert last.description == "torch fp32 (cpu, 1 thread) (auto: openvino and onnxruntime not installed)"
+    np.testing.assert_array_equal(last.predict(image), reference)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_threads_follow_omp_num_threads_then_torch(checkpoint, monkeypatch, backend):
+    assert "1 thread" in Predictor.from_checkpoint(checkpoint, backend=backend).description  # torch's setting
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert "3 threads" in Predictor.from_checkpoint(checkpoint, backend=backend).description
+    assert "2 threads" in Predictor.from_checkpoint(checkpoint, backend=backend, num_threads=2).description
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_converted_graphs_are_cached_by_checkpoint(checkpoint, tmp_path, monkeypatch, backend):
+    from seglite.inference import export
+
+    cache = tmp_path / "cache"
+    first = Predictor.from_checkpoint(checkpoint, backend=backend, cache_dir=cache)
+    cached = sorted(path.name for path in cache.iterdir())
+    assert len(cached) == 1 and cached[0].endswith(".onnx")
+    monkeypatch.setattr(export, "segmenter_onnx_bytes", lambda *args, **kwargs: pytest.fail("converted again"))
+    second = Predictor.from_checkpoint(checkpoint, backend=backend, cache_dir=cache)
+    image = random_images([(40, 72)])[0]
+    np.testing.assert_array_equal(first.predict(image), second.predict(image))
+    monkeypatch.undo()
+    other = tmp_path / "other.ckpt"  # another checkpoint: another key
+    torch.save({**torch.load(checkpoint, weights_only=True), "epoch": 3}, other)
+    Predictor.from_checkpoint(other, backend=backend, cache_dir=cache)
+    assert len(list(cache.iterdir())) == 2
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    Predictor.from_checkpoint(checkpoint, backend=backend, cache_dir=blocked).predict(image)  # an unusable cache is skipped
+    assert blocked.read_text() == "not a folder"
+    before = set(tmp_path.rglob("*"))
+    Predictor.from_checkpoint(other, backend=backend, cache_dir=None).predict(image)
+    assert set(tmp_path.rglob("*")) == before
+
+
+@needs_openvino
+def test_openvino_int8_is_opt_in_and_cached(checkpoint, tmp_path):
+    images = random_images([(64, 96)] * 4, seed=3)
+    cache = tmp_path / "cache"
+    int8 = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="int8", calibration_images=images, cache_dir=cache)
+    assert int8.description == "openvino int8, 1 thread"
+    assert sorted(path.suffix for path in cache.iterdir()) == [".bin", ".onnx", ".xml"]
+    again = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="int8", calibration_images=images, cache_dir=cache)
+    image = random_images([(61, 97)], seed=4)[0]
+    np.testing.assert_array_equal(int8.predict(image), again.predict(image))
+    assert int8.predict(image).shape == (61, 97)
+
+
+@pytest.mark.skipif(not openvino.available() or openvino.cpu_has_bf16(), reason="needs OpenVINO on a CPU without bf16")
+def test_bf16_asked_on_a_cpu_without_it_says_so(checkpoint):
+    predictor = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="bf16")
+    assert predictor.description.startswith("openvino fp32") and "no bf16 arithmetic" in predictor.description
+
+
+def test_bad_precision_and_backend_combinations(checkpoint):
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Predictor.from_checkpoint(checkpoint, precision="fp16")
+    with pytest.raises(ValueError, match="needs calibration_images"):
+        Predictor.from_checkpoint(checkpoint, backend="openvino", precision="int8")
+    with pytest.raises(ValueError, match="is for backend='openvino'"):
+        Predictor.from_checkpoint(checkpoint, backend="torch", precision="bf16")
+    with pytest.raises(ValueError, match="num_threads must be a positive integer"):
+        Predictor.from_checkpoint(checkpoint, num_threads=0)

@@ -1,4 +1,4 @@
-"""Inference: the image ``Predictor``, ONNX/TorchScript export, int8 quantisation, video.
+"""Inference: checkpoint reading, the image ``Predictor`` (PyTorch, ONNX Runtime, OpenVINO), export, int8, video.
 
 Submodules are imported on first use (``from seglite.inference import Predictor`` loads only the predictor).
 """
@@ -8,7 +8,9 @@ from importlib import import_module
 _EXPORTS = {
     "Predictor": "predictor",
     "load_task": "predictor",
+    "load_checkpoint": "checkpoint",
     "export_onnx": "export",
+    "export_openvino": "export",
     "export_torchscript": "export",
     "export_checkpoint": "export",
     "quantize_onnx": "quantize",

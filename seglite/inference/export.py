@@ -1,9 +1,13 @@
-"""Export a segmentation model to ONNX or TorchScript, and check the export against PyTorch.
+"""Export a segmentation model to ONNX, TorchScript or OpenVINO, and check the export against PyTorch.
 
-The exported graph takes the normalised ``(N, 3, H, W)`` float32 image (input ``image``) and
-returns ``(N, C, H, W)`` logits at input size (output ``logits``). Class names, palette,
-normalisation and input size travel in the file's metadata (ONNX ``metadata_props``,
-TorchScript extra file ``seglite.json``), so ``Predictor.from_onnx`` needs nothing else.
+ONNX and TorchScript files hold the network alone: the normalised ``(N, 3, H, W)`` float32
+image in (input ``image``), ``(N, C, H, W)`` logits at input size out (output ``logits``).
+An OpenVINO IR holds the segmenter (``seglite.inference.runners.SegmenterGraph``): the
+``(N, H, W, 3)`` uint8 RGB image in, and for a ``SegmentationModel`` the head's coarse logits
+of the padded image out (``output="coarse"``; ``Predictor.from_openvino`` finishes the masks
+with ``seglite.inference.postprocess``), otherwise ``(N, H, W)`` uint8 train ids; fp32 or NNCF int8. Class names, palette, normalisation and input size travel in the file's
+metadata (ONNX ``metadata_props``, TorchScript extra file ``seglite.json``, OpenVINO
+``rt_info``), so the predictor needs nothing else.
 
 ONNX uses the TorchScript-based exporter (``dynamo=False``): the torch.export-based default
 needs ``onnxscript``, which seglite does not depend on.
@@ -21,32 +25,32 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Callable, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
-from seglite.data.transforms import normalize_image
-from seglite.errors import OutputExistsError, SegliteError
-from seglite.inference.predictor import (
+from seglite.checks import check_choice, check_positive_int
+from seglite.checks import check_size as _check_size
+from seglite.errors import OutputExistsError, SegliteError  # noqa: F401  (OutputExistsError: imported from here by users)
+from seglite.files import check_output_file, write_bytes
+from seglite.inference.checkpoint import load_checkpoint
+from seglite.inference.metadata import (
     INPUT_NAME,
-    META_CHECKPOINT_SHA256,
-    META_CLASS_NAMES,
+    MASK_OUTPUT_NAME,
+    META_GRAPH,
     META_INPUT_SIZE,
-    META_MEAN,
-    META_PALETTE,
-    META_STD,
+    META_OUTPUT_STRIDE,
+    META_PRECISION,
     OUTPUT_NAME,
-    OnnxRunner,
     Size,
-    check_size,
-    file_sha256,
-    load_task,
+    onnx_metadata,
 )
+from seglite.inference.runners import CoarseMasks, GraphOutput, OnnxRunner, SegmenterGraph, coarse_stride, normalize
 
-ExportFormat = Literal["onnx", "torchscript"]
+ExportFormat = Literal["onnx", "torchscript", "openvino"]
+EXPORT_FORMATS = ("onnx", "torchscript", "openvino")
 TORCHSCRIPT_METADATA = "seglite.json"
 MIN_OPSET = 17
 MAX_LOGIT_DIFFERENCE = 1e-3
@@ -83,29 +87,11 @@ class ParityReport:
         )
 
 
-def onnx_metadata(
-    class_names: Sequence[str] | None,
-    palette: Sequence[Sequence[int]] | None,
-    input_size: Size | None,
-    checkpoint_sha256: str | None = None,
-) -> dict[str, str]:
-    """The metadata an export carries, JSON-encoded values; ``input_size`` ``None`` for dynamic."""
-    metadata = {
-        META_CLASS_NAMES: class_names and list(class_names),
-        META_PALETTE: palette and [[int(v) for v in color] for color in palette],
-        META_MEAN: list(IMAGENET_MEAN),
-        META_STD: list(IMAGENET_STD),
-        META_INPUT_SIZE: input_size and list(input_size),
-        META_CHECKPOINT_SHA256: checkpoint_sha256,
-    }
-    return {key: json.dumps(value) for key, value in metadata.items() if value is not None}
-
-
 def sample_batch(size: Size, batch: int, seed: int = 0) -> torch.Tensor:
     """Random RGB images, normalised as at inference: the input of the parity checks."""
     generator = np.random.default_rng(seed)
     images = generator.integers(0, 256, size=(batch, *size, 3), dtype=np.uint8)
-    return torch.from_numpy(np.stack([normalize_image(image) for image in images]))
+    return torch.from_numpy(np.stack([normalize(image) for image in images]))
 
 
 def trace_size(size: Size) -> Size:
@@ -153,28 +139,15 @@ def check_export(
     return reports
 
 
-def check_output(output: str | Path, overwrite: bool) -> Path:
-    """``output`` as a ``Path``; ``OutputExistsError`` if it exists and ``overwrite`` is false."""
-    output = Path(output)
-    if output.is_dir():
-        raise OutputExistsError(f"output {output} is a folder; give a file path")
-    if output.exists() and not overwrite:
-        raise OutputExistsError(f"output {output} exists; pass --overwrite to replace it or choose another path")
-    if not output.parent.is_dir():
-        raise SegliteError(f"cannot write {output}: folder {output.parent} does not exist")
-    return output
+def check_size(size: Sequence[int], name: str = "size") -> Size:
+    """``size`` as ``(height, width)`` of positive ints (``seglite.checks.check_size``)."""
+    return _check_size(name, size)
 
 
-def write_atomically(output: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, so a failed export leaves no partial file."""
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)
-    os.close(descriptor)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, output)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+def check_output(output: str | Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> Path:
+    """``output`` as a ``Path`` if it may be written (``seglite.files.check_output_file``): not a link,
+    not one of ``inputs``, not existing unless ``overwrite``, in an existing folder."""
+    return check_output_file(output, overwrite, inputs, make_parent=False)
 
 
 @contextlib.contextmanager
@@ -262,6 +235,7 @@ def export_onnx(
     batch_size: int = 1,
     metadata: dict[str, str] | None = None,
     overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
 ) -> list[ParityReport]:
     """Export ``model`` to an ONNX file, after checking it against PyTorch in ONNX Runtime.
 
@@ -274,15 +248,16 @@ def export_onnx(
         batch_size: the fixed batch of a static export.
         metadata: ``metadata_props`` (see :func:`onnx_metadata`); the input size is added.
         overwrite: replace an existing ``output``.
+        inputs: files ``output`` must not be (the checkpoint).
 
     Returns:
         the parity reports, one per checked size.
     """
-    output = check_output(output, overwrite)
+    output = check_output(output, overwrite, inputs)
     data = onnx_model_bytes(model, size, dynamic, opset, batch_size, metadata)
     sizes = check_sizes(check_size(size), dynamic)
     reports = check_export(_cpu_eval_copy(model), OnnxRunner(data), sizes, 2 if dynamic else batch_size)
-    write_atomically(output, lambda path: path.write_bytes(data))
+    write_bytes(output, data)
     return reports
 
 
@@ -292,13 +267,14 @@ def export_torchscript(
     size: Size = (512, 1024),
     metadata: dict[str, str] | None = None,
     overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
 ) -> list[ParityReport]:
     """Trace ``model`` to a TorchScript file that accepts any batch and input size, checked at two sizes.
 
     Load it with ``torch.jit.load(path, _extra_files={"seglite.json": ""})`` to read the metadata.
     """
     size = check_size(size)
-    output = check_output(output, overwrite)
+    output = check_output(output, overwrite, inputs)
     model = _cpu_eval_copy(model)
     example = torch.zeros(1, 3, *trace_size(size))
     extra = {TORCHSCRIPT_METADATA: json.dumps({key: json.loads(value) for key, value in (metadata or {}).items()})}
@@ -312,7 +288,170 @@ def export_torchscript(
         data = buffer.getvalue()
         loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
     reports = check_export(model, loaded, check_sizes(size, True), 2)
-    write_atomically(output, lambda path: path.write_bytes(data))
+    write_bytes(output, data)
+    return reports
+
+
+def segmenter_onnx_bytes(
+    model: nn.Module,
+    size: Size | None = None,
+    output: GraphOutput = "masks",
+    opset: int = MIN_OPSET,
+    metadata: dict[str, str] | None = None,
+) -> bytes:
+    """``SegmenterGraph(model, size, output)`` as serialised ONNX, dynamic in batch, height and width.
+
+    The graph takes ``(N, H, W, 3)`` uint8 RGB images (input ``image``) and returns ``(N, H, W)``
+    uint8 train ids (output ``mask``), ``(N, C, H, W)`` float32 logits (output ``logits``), or
+    the coarse logits of ``output="coarse"`` (output ``logits``, see ``SegmenterGraph``).
+    Unchecked: :func:`check_segmenter` compares a runtime's result with PyTorch's.
+    """
+    import onnx
+
+    size = None if size is None else check_size(size)
+    graph = SegmenterGraph(_cpu_eval_copy(model), size, output).eval()
+    # an odd trace size keeps the model's input padding (computed from the input's shape) in the graph
+    example = torch.zeros(1, *trace_size((256, 512)), 3, dtype=torch.uint8)
+    name = MASK_OUTPUT_NAME if output == "masks" else OUTPUT_NAME
+    output_axes = {0: "batch", 1: "height", 2: "width"} if output == "masks" else {0: "batch", 2: "height", 3: "width"}
+    graph_kind = {"masks": "segmenter", "logits": "segmenter", "coarse": "coarse"}[output]
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), _native_stdout_silenced():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        try:
+            torch.onnx.export(
+                graph,
+                (example,),
+                buffer,
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[name],
+                dynamic_axes={INPUT_NAME: {0: "batch", 1: "height", 2: "width"}, name: output_axes},
+            )
+        except torch.onnx.errors.OnnxExporterError as error:
+            reason = str(error).strip().splitlines()[0]
+            raise ExportError(f"cannot export {type(model).__name__} as a segmenter graph: {reason}") from error
+    proto = onnx.load_from_string(buffer.getvalue())
+    if output != "masks":
+        proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value = int(model.num_classes)
+    entries = {**(metadata or onnx_metadata(None, None, None)), META_GRAPH: json.dumps(graph_kind), META_INPUT_SIZE: json.dumps(size and list(size))}
+    if output == "coarse":
+        entries[META_OUTPUT_STRIDE] = json.dumps(coarse_stride(model))
+    for key, value in entries.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+@dataclass(frozen=True)
+class MaskParityReport:
+    """PyTorch fp32 vs. an exported segmenter on one batch of random images: share of equal train ids."""
+
+    size: Size
+    batch: int
+    agreement: float
+    enforced: bool = True
+
+    @property
+    def passed(self) -> bool:
+        return not self.enforced or self.agreement >= MIN_ARGMAX_AGREEMENT
+
+    def __str__(self) -> str:
+        if not self.enforced:
+            return (
+                f"{self.batch}x{self.size[0]}x{self.size[1]}x3 uint8: masks agree on {100 * self.agreement:.3f}% of the "
+                "pixels (low precision: random images say little; see the mIoU change)"
+            )
+        verdict = "ok" if self.passed else "FAILED"
+        return (
+            f"{self.batch}x{self.size[0]}x{self.size[1]}x3 uint8: masks agree on {100 * self.agreement:.3f}% of the pixels "
+            f"(limit {100 * MIN_ARGMAX_AGREEMENT:g}%) {verdict}"
+        )
+
+
+def check_segmenter(
+    model: nn.Module, run_exported: Callable[[np.ndarray], np.ndarray], sizes: Sequence[Size], batch: int, enforced: bool = True
+) -> list[MaskParityReport]:
+    """Masks of PyTorch's fp32 ``SegmenterGraph`` against an export's on random uint8 images."""
+    graph = SegmenterGraph(_cpu_eval_copy(model)).eval()
+    reports = []
+    for seed, size in enumerate(sizes):
+        images = np.random.default_rng(seed).integers(0, 256, size=(batch, *size, 3), dtype=np.uint8)
+        with torch.inference_mode():
+            reference = graph(torch.from_numpy(images)).numpy()
+        exported = run_exported(images)
+        if exported.shape != reference.shape:
+            raise ExportCheckError(f"the export returns masks of shape {exported.shape} for {images.shape} images; PyTorch {reference.shape}")
+        reports.append(MaskParityReport(size, batch, float((exported == reference).mean()), enforced))
+    if not all(report.passed for report in reports):
+        raise ExportCheckError("the export does not match PyTorch:\n  " + "\n  ".join(map(str, reports)))
+    return reports
+
+
+def openvino_outputs(output: str | Path) -> tuple[Path, Path]:
+    """The ``.xml`` and ``.bin`` files of an OpenVINO IR named ``output`` (which must end in ``.xml``)."""
+    output = Path(output)
+    if output.suffix != ".xml":
+        raise ValueError(f"an OpenVINO model is written as NAME.xml (with NAME.bin beside it), got {output}")
+    return output, output.with_suffix(".bin")
+
+
+def export_openvino(
+    model: nn.Module,
+    output: str | Path,
+    size: Size = (512, 1024),
+    precision: Literal["fp32", "bf16", "int8"] = "fp32",
+    calibration_images: Sequence[np.ndarray] | None = None,
+    int8_scope: str = "all",
+    metadata: dict[str, str] | None = None,
+    overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
+) -> list[MaskParityReport]:
+    """Export ``model`` as an OpenVINO IR of the whole segmenter, checked against PyTorch.
+
+    Args:
+        model: returns ``(N, C, H, W)`` logits at input size.
+        output: ``NAME.xml``; the weights go to ``NAME.bin`` beside it.
+        size: ``(height, width)`` of the check; the IR accepts any batch and size.
+        precision: ``"fp32"``; ``"bf16"`` (the IR is fp32 with bf16 recorded as the preferred
+            inference precision, used where the CPU computes bf16); ``"int8"`` (NNCF, needs
+            ``calibration_images``).
+        calibration_images: RGB uint8 images for int8.
+        int8_scope: what int8 quantises (``seglite.inference.openvino.ignored_scope``).
+        metadata: seglite metadata entries (see :func:`seglite.inference.metadata.onnx_metadata`).
+        overwrite: replace existing files.
+        inputs: files the outputs must not be (the checkpoint).
+    """
+    from seglite.inference import openvino
+
+    check_choice("precision", precision, ("fp32", "bf16", "int8"))
+    size = check_size(size)
+    xml, weights = openvino_outputs(output)
+    for path in (xml, weights):
+        check_output(path, overwrite, inputs)
+    if not openvino.available():
+        raise ExportError("--format openvino needs OpenVINO: pip install seglite[openvino]")
+    if precision == "int8" and not calibration_images:
+        raise ValueError("precision='int8' needs calibration images")
+    stride = coarse_stride(model)
+    output_kind = "coarse" if stride else "masks"
+    entries = {**(metadata or onnx_metadata(None, None, None)), META_PRECISION: json.dumps(precision), META_INPUT_SIZE: json.dumps(None)}
+    entries[META_GRAPH] = json.dumps("coarse" if stride else "segmenter")
+    if stride:
+        entries[META_OUTPUT_STRIDE] = json.dumps(stride)
+    ov_model = openvino.read_onnx(segmenter_onnx_bytes(model, None, output_kind, metadata=entries))
+    if precision == "int8":
+        ov_model = openvino.quantize(ov_model, calibration_images, int8_scope)
+    openvino.set_metadata(ov_model, entries)
+    engine = openvino.OpenVinoEngine(ov_model, "fp32", coarse=CoarseMasks(stride) if stride else None)
+    reports = check_segmenter(model, engine.masks, check_sizes(size, True), 1, enforced=precision == "fp32")
+    with tempfile.TemporaryDirectory(prefix=".seglite-export-", dir=xml.parent) as folder:
+        openvino.write_ir(ov_model, Path(folder) / "model.xml", Path(folder) / "model.bin")
+        write_bytes(weights, (Path(folder) / "model.bin").read_bytes())  # weights first: the .xml names them
+        write_bytes(xml, (Path(folder) / "model.xml").read_bytes())
     return reports
 
 
@@ -325,13 +464,27 @@ def export_checkpoint(
     opset: int = MIN_OPSET,
     batch_size: int = 1,
     overwrite: bool = False,
-) -> list[ParityReport]:
-    """Export the model of a Lightning checkpoint with its class names and palette; returns the parity reports."""
-    if export_format not in ("onnx", "torchscript"):
-        raise ValueError(f"export_format must be 'onnx' or 'torchscript', got {export_format!r}")
-    check_output(output, overwrite)  # before the slow part
-    task = load_task(checkpoint)
-    metadata = onnx_metadata(task.class_names, task.palette, None, file_sha256(checkpoint))
+    precision: Literal["fp32", "bf16", "int8"] = "fp32",
+    calibration_images: Sequence[np.ndarray] | None = None,
+    int8_scope: str = "all",
+) -> list[ParityReport] | list[MaskParityReport]:
+    """Export the model of a training checkpoint with its class names and palette; returns the parity reports.
+
+    ``precision`` other than fp32 is for ``export_format="openvino"`` (ONNX Runtime int8:
+    ``seglite.inference.quantize.quantize_onnx`` on the fp32 ONNX file).
+    """
+    check_choice("export_format", export_format, EXPORT_FORMATS)
+    check_positive_int("batch_size", batch_size)
+    if precision != "fp32" and export_format != "openvino":
+        raise ValueError(f"precision={precision!r} is for export_format='openvino'; {export_format} exports fp32")
+    outputs = openvino_outputs(output) if export_format == "openvino" else (Path(output),)
+    for path in outputs:
+        check_output(path, overwrite, [checkpoint])  # before the slow part
+    loaded = load_checkpoint(checkpoint)
+    metadata = onnx_metadata(loaded.class_names, loaded.palette, None, loaded.sha256)
+    inputs = [loaded.path]
     if export_format == "torchscript":
-        return export_torchscript(task.model, output, size, metadata, overwrite)
-    return export_onnx(task.model, output, size, dynamic, opset, batch_size, metadata, overwrite)
+        return export_torchscript(loaded.model, output, size, metadata, overwrite, inputs)
+    if export_format == "openvino":
+        return export_openvino(loaded.model, output, size, precision, calibration_images, int8_scope, metadata, overwrite, inputs)
+    return export_onnx(loaded.model, output, size, dynamic, opset, batch_size, metadata, overwrite, inputs)

@@ -1,202 +1,200 @@
-"""Segment RGB images with a trained checkpoint (PyTorch) or an exported ONNX model (ONNX Runtime).
+"""Segment RGB images with a trained checkpoint or an exported model, on the fastest backend available.
 
-Both backends share preprocessing and postprocessing: the evaluation transform of training
-(``seglite.data.transforms.eval_transform``: optional resize, ImageNet normalisation), one
-forward pass, logits resized bilinearly to each image's own resolution, argmax to train ids.
+``Predictor.from_checkpoint(ckpt).predict(image)`` takes an ``(H, W, 3)`` uint8 RGB image and
+returns ``(H, W)`` uint8 train ids. Every backend computes the same thing: ImageNet
+normalisation, an optional bilinear resize to ``size``, the network, logits resized bilinearly
+back to the image, argmax. On the fast backends all of it runs inside the runtime as one graph
+(``seglite.inference.runners.SegmenterGraph``).
+
+``backend="auto"`` (the default) picks, on a CPU, OpenVINO (bf16 where the CPU computes bf16,
+else fp32), else ONNX Runtime fp32, else PyTorch; on a GPU, PyTorch. ``backend="torch"`` is
+the exact fp32 reference. :attr:`Predictor.description` says what was chosen and why.
+int8 is opt-in (``precision="int8"`` with calibration images): its calibration is per model.
+
+Importing this module imports neither ONNX, ONNX Runtime nor OpenVINO; a backend imports its
+runtime when it is made.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+import seglite
+from seglite.checks import check_choice, check_image, check_positive_int
+from seglite.checks import check_size as _check_size
 from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
-from seglite.data.transforms import eval_transform
-from seglite.errors import SegliteError
+from seglite.errors import OutputExistsError, SegliteError
+from seglite.files import OutputWriteError, require_file, write_bytes
+from seglite.inference.checkpoint import (  # noqa: F401  (ModelFileNotFoundError: a name of seglite 0.1)
+    CheckpointModel,
+    ModelFileNotFoundError,
+    ModelLoadError,
+    load_checkpoint,
+)
+from seglite.inference.metadata import (  # noqa: F401  (names of seglite 0.1, imported from here by users)
+    INPUT_NAME,
+    META_CHECKPOINT_SHA256,
+    META_CLASS_NAMES,
+    META_GRAPH,
+    META_INPUT_SIZE,
+    META_MEAN,
+    META_OUTPUT_STRIDE,
+    META_PALETTE,
+    META_PRECISION,
+    META_STD,
+    OUTPUT_NAME,
+    Size,
+    file_sha256,
+    onnx_metadata,
+)
+from seglite.inference.runners import (  # noqa: F401  (Runner, OnnxRunner: names of seglite 0.1)
+    CoarseMasks,
+    Engine,
+    LogitsEngine,
+    OnnxRunner,
+    Runner,
+    TorchRunner,
+    coarse_stride,
+    default_num_threads,
+    normalize,
+    resize_image,
+)
 
-Backend = Literal["torch", "onnxruntime"]
-Size = tuple[int, int]
+Backend = Literal["auto", "torch", "onnxruntime", "openvino"]
+Precision = Literal["auto", "fp32", "bf16", "int8"]
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+CACHE_ENVIRONMENT = "SEGLITE_CACHE_DIR"
 
-# names of the exported graph's input and output, and of the metadata the exporter writes
-INPUT_NAME = "image"
-OUTPUT_NAME = "logits"
-META_CLASS_NAMES = "seglite.class_names"
-META_PALETTE = "seglite.palette"
-META_MEAN = "seglite.mean"
-META_STD = "seglite.std"
-META_INPUT_SIZE = "seglite.input_size"
-META_CHECKPOINT_SHA256 = "seglite.checkpoint_sha256"
+__all__ = ["Predictor", "default_cache_dir", "load_task"]
 
 
-class ModelFileNotFoundError(SegliteError, FileNotFoundError):
-    """A checkpoint or exported model file does not exist."""
+def load_task(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> CheckpointModel:
+    """The model of a training checkpoint with ``model``, ``class_names``, ``palette``, ``num_classes``.
 
-
-class ModelLoadError(SegliteError, ValueError):
-    """A checkpoint or exported model exists but cannot be turned into a predictor."""
-
-
-def require_file(path: str | Path, what: str) -> Path:
-    """``path`` as a ``Path``; ``ModelFileNotFoundError`` naming it when it is not a file."""
-    path = Path(path)
-    if not path.is_file():
-        reason = "is a folder" if path.is_dir() else "does not exist"
-        raise ModelFileNotFoundError(f"{what} not found: {path} {reason}")
-    return path
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def load_task(checkpoint: str | Path, map_location: str | torch.device = "cpu"):
-    """The ``SegmentationTask`` of a Lightning checkpoint written by ``seglite fit`` / ``tools/train.py``."""
-    from seglite.lit.task import SegmentationTask  # Lightning is slow to import: only when a checkpoint is read
-
-    path = require_file(checkpoint, "checkpoint")
-    try:
-        task = SegmentationTask.load_from_checkpoint(path, map_location=map_location)
-    except (TypeError, KeyError, RuntimeError, EOFError, ValueError) as error:
-        # a TypeError about `model` means hparams without the model config: not a CLI checkpoint
-        raise ModelLoadError(
-            f"cannot rebuild the model from checkpoint {path}: {error}. Use a checkpoint written by "
-            "`seglite fit` or `python tools/train.py CONFIG` (it stores the model's config)"
-        ) from error
-    return task.eval()
+    Kept for code written against seglite 0.1 (which returned the Lightning task); it is
+    :func:`seglite.inference.checkpoint.load_checkpoint` and needs no Lightning.
+    """
+    loaded = load_checkpoint(checkpoint)
+    loaded.model.to(map_location)
+    return loaded
 
 
 def check_size(size: Sequence[int] | None, name: str = "size") -> Size | None:
-    """``size`` as ``(height, width)`` of positive ints, or ``None``; ``ValueError`` naming ``name`` otherwise."""
-    if size is None:
-        return None
-    if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(v, (int, np.integer)) and v > 0 for v in size)):
-        raise ValueError(f"{name} must be (height, width) with positive integers or None, got {size!r}")
-    return int(size[0]), int(size[1])
+    """``size`` as ``(height, width)`` of positive ints, or ``None`` (``seglite.checks.check_size``)."""
+    return _check_size(name, size, allow_none=True)
 
 
-def check_image(image: Any, name: str = "image") -> np.ndarray:
-    """Raise ``TypeError``/``ValueError`` naming ``name`` unless it is an ``(H, W, 3)`` uint8 RGB array."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array (H, W, 3) of RGB uint8, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"{name} must have dtype uint8 (RGB 0-255), got {image.dtype}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"{name} must have shape (H, W, 3) (RGB channels last), got {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"{name} must not be empty, got shape {image.shape}")
-    return image
+def default_cache_dir() -> Path:
+    """Where converted models are kept: ``$SEGLITE_CACHE_DIR``, else ``$XDG_CACHE_HOME/seglite``, else ``~/.cache/seglite``."""
+    if os.environ.get(CACHE_ENVIRONMENT):
+        return Path(os.environ[CACHE_ENVIRONMENT])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "seglite"
 
 
-Runner = Callable[[torch.Tensor], torch.Tensor]
-"""Normalised (N, 3, h, w) float32 CPU batch -> (N, C, h, w) logits (on any device)."""
+class _Cache:
+    """Converted graphs of one checkpoint, in a folder keyed by content: never beside the user's files.
 
-
-class TorchRunner:
-    """Runs an ``nn.Module`` under ``torch.inference_mode`` on ``device``, optionally channels-last.
-
-    The module itself is put in eval mode, moved and converted (not a copy).
+    The key hashes the checkpoint's SHA-256, the conversion settings and the versions that
+    convert. A cache that cannot be written (read-only home, full disk) is skipped, not an error.
     """
 
-    def __init__(self, model: nn.Module, device: str | torch.device = "cpu", channels_last: bool = False) -> None:
-        self.device = torch.device(device)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.eval().to(self.device, memory_format=self.memory_format)
+    def __init__(self, folder: Path | None, checkpoint_sha256: str | None) -> None:
+        self.folder = folder if checkpoint_sha256 else None
+        self.checkpoint_sha256 = checkpoint_sha256
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+    def path(self, *settings: Any, suffix: str) -> Path | None:
+        if self.folder is None:
+            return None
+        versions = (seglite.__version__, torch.__version__)
+        key = hashlib.sha256(repr((self.checkpoint_sha256, settings, versions)).encode()).hexdigest()[:24]
+        return self.folder / f"{self.checkpoint_sha256[:12]}-{key}{suffix}"
+
+    def bytes(self, make: Callable[[], bytes], *settings: Any, suffix: str = ".onnx") -> bytes:
+        path = self.path(*settings, suffix=suffix)
+        if path is not None and path.is_file():
+            return path.read_bytes()
+        data = make()
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_bytes(path, data)
+            except (OSError, OutputWriteError, OutputExistsError):
+                pass  # a cache is an optimisation
+        return data
+
+
+class _TorchEngine:
+    """The ``Engine`` of a :class:`TorchRunner`: ``SegmenterGraph`` in eager PyTorch."""
+
+    def __init__(self, runner: TorchRunner, size: Size | None) -> None:
+        from seglite.inference.runners import SegmenterGraph
+
+        self.runner = runner
+        self.description = runner.description
+        self._graphs = {output: SegmenterGraph(runner.model, size, output) for output in ("masks", "logits")}
+        for graph in self._graphs.values():
+            graph.to(runner.device)
+            graph.memory_format = runner.memory_format
+
+    def _run(self, images: np.ndarray, output: str) -> torch.Tensor:
         with torch.inference_mode():
-            batch = batch.to(self.device, memory_format=self.memory_format, non_blocking=True)
-            return self.model(batch).float()
+            return self._graphs[output](torch.from_numpy(images).to(self.runner.device)).cpu()
+
+    def masks(self, images: np.ndarray) -> np.ndarray:
+        return self._run(images, "masks").numpy()
+
+    def logits(self, images: np.ndarray) -> torch.Tensor:
+        return self._run(images, "logits")
 
 
-class OnnxRunner:
-    """Runs an ONNX model (a file path or its serialised bytes) in ONNX Runtime.
+def _auto_backend(device: str, precision: str) -> tuple[str, str]:
+    """``(backend, note)``: the fastest backend installed for ``device`` and why it was taken."""
+    if not str(device).startswith("cpu"):
+        return "torch", f" (auto: {device})"
+    from seglite.inference import openvino
 
-    ``num_threads`` defaults to ``torch.get_num_threads()``, so that ``torch.set_num_threads``
-    governs both backends.
-    """
-
-    def __init__(self, model: str | Path | bytes, device: str = "cpu", num_threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        providers = ["CPUExecutionProvider"]
-        if str(device).startswith("cuda"):
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ValueError(
-                    f"device={device!r}: this onnxruntime has no CUDA provider (available: "
-                    f"{ort.get_available_providers()}); install onnxruntime-gpu or use device='cpu'"
-                )
-            index = str(device).partition(":")[2] or "0"
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(index)}))
-        options = ort.SessionOptions()
-        # one thread setting for both backends: torch's (its default is also the number of cores)
-        options.intra_op_num_threads = num_threads or torch.get_num_threads()
-        source = model if isinstance(model, bytes) else str(model)
-        shown = "the exported model" if isinstance(model, bytes) else str(model)
-        try:
-            self.session = ort.InferenceSession(source, options, providers=providers)
-        except Exception as error:  # onnxruntime raises its own exception types for malformed models
-            raise ModelLoadError(f"cannot load ONNX model {shown}: {error}") from error
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) < 1 or len(outputs[0].shape) != 4:
-            raise ModelLoadError(
-                f"{shown} is not a segmentation model of tools/export.py: expected one (N, 3, H, W) input "
-                f"and (N, C, H, W) logits, found inputs {[i.shape for i in inputs]} and outputs {[o.shape for o in outputs]}"
-            )
-        self.input_name = inputs[0].name
-        batch, _, height, width = inputs[0].shape
-        # exported sizes are ints where static and names (strings) where dynamic
-        self.batch_size = batch if isinstance(batch, int) else None
-        self.input_size = (height, width) if isinstance(height, int) and isinstance(width, int) else None
-        # seglite's entries are JSON-encoded (see seglite.inference.export.onnx_metadata)
-        self.metadata = {
-            key: json.loads(value)
-            for key, value in self.session.get_modelmeta().custom_metadata_map.items()
-            if key.startswith("seglite.")
-        }
-        self.num_classes = outputs[0].shape[1]
-        if not isinstance(self.num_classes, int):
-            raise ModelLoadError(f"{shown}: the class axis of the logits has no fixed size; export it with tools/export.py")
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        count = len(batch)
-        if self.batch_size is not None and count < self.batch_size:
-            # a model exported for a fixed batch takes only that: fill up with zeros, drop their logits
-            batch = torch.cat([batch, batch.new_zeros((self.batch_size - count, *batch.shape[1:]))])
-        logits = self.session.run(None, {self.input_name: batch.numpy()})[0]
-        return torch.from_numpy(logits[:count])
+    if openvino.available():
+        return "openvino", " (auto)"
+    if precision in ("bf16", "int8"):
+        raise ValueError(f"precision={precision!r} needs OpenVINO: pip install seglite[openvino]")
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "torch", " (auto: openvino and onnxruntime not installed)"
+    return "onnxruntime", " (auto: openvino not installed)"
 
 
 class Predictor:
     """Train-id masks of RGB images, at each image's own resolution.
 
-    Build it with :meth:`from_checkpoint`, :meth:`from_onnx` or :meth:`from_model`.
+    Build it with :meth:`from_checkpoint`, :meth:`from_onnx`, :meth:`from_openvino` or :meth:`from_model`.
 
     Args:
-        runner: normalised (N, 3, h, w) batch -> (N, C, h, w) logits.
+        runner: an ``Engine`` (uint8 images -> masks, e.g. ``OnnxEngine``, ``OpenVinoEngine``),
+            a :class:`TorchRunner`, or any logits runner (normalised ``(N, 3, h, w)`` batch ->
+            ``(N, C, h, w)`` logits), whose pre- and post-processing then run in NumPy/PyTorch.
         num_classes: classes the model predicts (at most 255: masks are uint8).
         class_names, palette: for legends and colour masks; default: the class index and no palette.
         size: ``(height, width)`` images are resized to before the model; ``None`` runs each
-            image at its own size.
+            image at its own size. An ``Engine`` has it built in (it must be the same).
         batch_size: most images per model call in :meth:`predict_batch`.
         mean, std: normalisation the model expects; must be those of training
-            (``seglite.data.transforms``), checked so a model exported otherwise is not silently misread.
+            (``seglite.data.constants``), checked so a model exported otherwise is not silently misread.
     """
 
     def __init__(
         self,
-        runner: Runner,
+        runner: Engine | Runner,
         num_classes: int,
         class_names: Sequence[str] | None = None,
         palette: Sequence[Sequence[int]] | None = None,
@@ -207,8 +205,7 @@ class Predictor:
     ) -> None:
         if not 0 < num_classes <= 255:
             raise ValueError(f"num_classes must be 1-255 (masks are uint8 with 255 for ignore), got {num_classes}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        check_positive_int("batch_size", batch_size)
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names but the model predicts {num_classes} classes")
         if not (np.allclose(mean, IMAGENET_MEAN) and np.allclose(std, IMAGENET_STD)):
@@ -216,13 +213,23 @@ class Predictor:
                 f"the model expects mean {list(mean)} and std {list(std)}, but seglite preprocessing "
                 f"normalises with {list(IMAGENET_MEAN)} and {list(IMAGENET_STD)}"
             )
+        self.size = check_size(size)
         self.runner = runner
+        if isinstance(runner, TorchRunner):
+            self.engine: Engine = _TorchEngine(runner, self.size)
+        elif hasattr(runner, "masks"):
+            self.engine = runner
+        else:
+            self.engine = LogitsEngine(runner, self.size)
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.palette = [list(map(int, color)) for color in palette] if palette is not None else None
-        self.size = check_size(size)
         self.batch_size = batch_size
-        self._transform = eval_transform(self.size)
+
+    @property
+    def description(self) -> str:
+        """What runs the model, e.g. ``"openvino bf16, 2 threads (auto)"``: the tools print it."""
+        return self.engine.description
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -236,7 +243,7 @@ class Predictor:
         channels_last: bool = False,
         batch_size: int = 8,
     ) -> Predictor:
-        """A predictor over a model in memory (``SegmentationModel`` or any module returning logits at input size)."""
+        """A PyTorch predictor over a model in memory (``SegmentationModel`` or any module returning logits at input size)."""
         return cls(TorchRunner(model, device, channels_last), model.num_classes, class_names, palette, size, batch_size)
 
     @classmethod
@@ -244,48 +251,148 @@ class Predictor:
         cls,
         path: str | Path,
         device: str = "cpu",
-        backend: Backend = "torch",
+        backend: Backend = "auto",
         size: Size | None = None,
         onnx_path: str | Path | None = None,
         channels_last: bool = False,
         batch_size: int = 8,
+        *,
+        precision: Precision = "auto",
+        num_threads: int | None = None,
+        calibration_images: Sequence[np.ndarray] | None = None,
+        int8_scope: str = "all",
+        cache_dir: str | Path | None = "default",
     ) -> Predictor:
-        """A predictor from a Lightning checkpoint of ``seglite fit`` / ``tools/train.py``.
+        """A predictor from a training checkpoint of ``seglite fit`` / ``tools/train.py`` (no Lightning needed).
 
         Args:
             path: the ``.ckpt`` file.
             device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-            backend: ``"torch"`` runs the model itself; ``"onnxruntime"`` runs it exported to ONNX.
+            backend: ``"auto"`` (see the module docstring), ``"torch"`` (exact fp32 reference),
+                ``"onnxruntime"`` or ``"openvino"``.
             size: inference ``(height, width)``; ``None``: each image's own size.
-            onnx_path: with ``backend="onnxruntime"``, the ONNX file of this checkpoint: used when
-                it exists (it must have been exported from this checkpoint), exported there
-                (dynamic size) when it does not. ``None`` exports into memory.
-            channels_last: channels-last memory format for the torch backend (faster on CPU).
+            onnx_path: with ``backend="onnxruntime"``, an ONNX logits file of this checkpoint
+                (``tools/export.py``'s format): used when it exists (it must have been exported
+                from this checkpoint), exported there (dynamic size) when it does not.
+            channels_last: channels-last memory format for the torch backend.
+            batch_size: most images per model call in :meth:`predict_batch`.
+            precision: ``"auto"`` (bf16 where the CPU computes it, else fp32), ``"fp32"``,
+                ``"bf16"`` or ``"int8"`` (OpenVINO only; needs ``calibration_images``).
+            num_threads: inference threads; default ``OMP_NUM_THREADS`` when set, else
+                ``torch.get_num_threads()`` (the physical cores unless changed).
+            calibration_images: RGB uint8 images (a few dozen training images) for int8.
+            int8_scope: what int8 quantises: ``"all"``, ``"no_depthwise"`` or ``"backbone"``.
+            cache_dir: folder for converted graphs (keyed by the checkpoint's SHA-256 and the
+                settings); ``"default"``: :func:`default_cache_dir`; ``None``: no cache.
         """
-        if backend not in ("torch", "onnxruntime"):
-            raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
-        task = load_task(path)
-        names, palette = task.class_names, task.palette
+        check_choice("backend", backend, BACKENDS)
+        check_choice("precision", precision, PRECISIONS)
+        size = check_size(size)
+        if precision == "int8" and not calibration_images:
+            raise ValueError("precision='int8' needs calibration_images (a few dozen training images)")
+        if num_threads is not None:
+            check_positive_int("num_threads", num_threads)
+        note = ""
+        if backend == "auto":
+            backend, note = ("onnxruntime", "") if onnx_path is not None else _auto_backend(device, precision)
+        if backend in ("torch", "onnxruntime") and precision not in ("auto", "fp32"):
+            raise ValueError(f"precision={precision!r} is for backend='openvino'; {backend} runs fp32")
+        loaded = load_checkpoint(path)
+        names, palette, num_classes = loaded.class_names, loaded.palette, loaded.num_classes
         if backend == "torch":
-            return cls(TorchRunner(task.model, device, channels_last), task.num_classes, names, palette, size, batch_size)
-        from seglite.inference.export import export_onnx, onnx_metadata, onnx_model_bytes  # export imports this module
+            if num_threads is not None:
+                torch.set_num_threads(num_threads)
+            runner = TorchRunner(loaded.model, device, channels_last)
+            runner.description += note
+            return cls(runner, num_classes, names, palette, size, batch_size)
+        if onnx_path is not None:
+            return cls._from_onnx_file(loaded, Path(onnx_path), device, size, batch_size, num_threads)
+        cache = _Cache(None if cache_dir is None else default_cache_dir() if cache_dir == "default" else Path(cache_dir), loaded.sha256)
+        metadata = onnx_metadata(names, palette, None, loaded.sha256)
 
-        checkpoint_hash = file_sha256(path)
-        metadata = onnx_metadata(names, palette, None, checkpoint_hash)
-        sample_size = size or (256, 512)
-        if onnx_path is None:
-            return cls.from_onnx(onnx_model_bytes(task.model, sample_size, True, metadata=metadata), device, size, batch_size)
-        onnx_path = Path(onnx_path)
+        def graph(output: str) -> bytes:
+            from seglite.inference.export import segmenter_onnx_bytes
+
+            return cache.bytes(lambda: segmenter_onnx_bytes(loaded.model, size, output, metadata=metadata), "segmenter", size, output)
+
+        # at the image's own size, the graph stops at the head's coarse logits and NumPy finishes
+        # the masks (seglite.inference.postprocess: a fraction of the upsampling's cost)
+        stride = coarse_stride(loaded.model) if size is None else None
+        first_graph, coarse = ("coarse", CoarseMasks(stride)) if stride else ("masks", None)
+        if backend == "onnxruntime":
+            from seglite.inference.runners import OnnxEngine
+
+            engine = OnnxEngine(graph(first_graph), lambda: graph("logits"), device, num_threads, note, coarse)
+            return cls(engine, num_classes, names, palette, size, batch_size)
+        if not str(device).startswith("cpu"):
+            raise ValueError(f"backend='openvino' runs on the CPU here, got device={device!r}")
+        from seglite.inference import openvino
+
+        if not openvino.available():
+            raise SegliteError("backend='openvino' needs OpenVINO: pip install seglite[openvino] (or use backend='auto')")
+        if precision == "auto":
+            precision = "bf16" if openvino.cpu_has_bf16() else "fp32"
+        masks_model = openvino.read_onnx(graph(first_graph))
+        if precision == "int8":
+            masks_model = cls._int8_model(masks_model, calibration_images, int8_scope, cache, size)
+        engine = openvino.OpenVinoEngine(
+            masks_model,
+            "fp32" if precision == "int8" else precision,
+            num_threads,
+            lambda: openvino.read_onnx(graph("logits")),
+            note,
+            int8=precision == "int8",
+            coarse=coarse,
+        )
+        return cls(engine, num_classes, names, palette, size, batch_size)
+
+    @staticmethod
+    def _int8_model(model, calibration_images, scope: str, cache: _Cache, size: Size | None):
+        """NNCF int8 of ``model``, from the cache when these images and settings were quantised before."""
+        import tempfile
+
+        import openvino as ov
+
+        from seglite.inference import openvino as ov_backend
+
+        digest = hashlib.sha256()
+        for image in calibration_images:
+            digest.update(str(check_image(image).shape).encode())
+            digest.update(np.ascontiguousarray(image).tobytes())
+        xml = cache.path("int8", size, scope, digest.hexdigest(), ov.__version__, suffix=".xml")
+        if xml is not None and xml.is_file() and xml.with_suffix(".bin").is_file():
+            return ov_backend.read_ir(xml)
+        quantized = ov_backend.quantize(model, calibration_images, scope)
+        if xml is not None:
+            try:
+                xml.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(dir=xml.parent) as folder:
+                    ov_backend.write_ir(quantized, Path(folder) / "model.xml", Path(folder) / "model.bin")
+                    # weights first: an .xml in the cache always has its .bin
+                    write_bytes(xml.with_suffix(".bin"), (Path(folder) / "model.bin").read_bytes())
+                    write_bytes(xml, (Path(folder) / "model.xml").read_bytes())
+            except (OSError, OutputWriteError, OutputExistsError):
+                pass
+        return quantized
+
+    @classmethod
+    def _from_onnx_file(
+        cls, loaded: CheckpointModel, onnx_path: Path, device: str, size: Size | None, batch_size: int, num_threads: int | None
+    ) -> Predictor:
+        """``from_checkpoint`` with ``onnx_path``: a logits file of this checkpoint, exported there if missing."""
+        from seglite.inference.export import export_onnx
+
         if onnx_path.exists():
-            recorded = OnnxRunner(onnx_path).metadata.get(META_CHECKPOINT_SHA256)
-            if recorded != checkpoint_hash:
+            recorded = OnnxRunner(onnx_path, num_threads=num_threads).metadata.get(META_CHECKPOINT_SHA256)
+            if recorded != loaded.sha256:
                 raise ModelLoadError(
-                    f"{onnx_path} was not exported from {path} (its recorded checkpoint differs); "
+                    f"{onnx_path} was not exported from {loaded.path} (its recorded checkpoint differs); "
                     "delete it or pass another onnx_path"
                 )
         else:
-            export_onnx(task.model, onnx_path, sample_size, dynamic=True, metadata=metadata)
-        return cls.from_onnx(onnx_path, device, size, batch_size)
+            metadata = onnx_metadata(loaded.class_names, loaded.palette, None, loaded.sha256)
+            export_onnx(loaded.model, onnx_path, size or (256, 512), dynamic=True, metadata=metadata, inputs=[loaded.path])
+        return cls.from_onnx(onnx_path, device, size, batch_size, num_threads)
 
     @classmethod
     def from_onnx(
@@ -300,6 +407,7 @@ class Predictor:
 
         Class names, palette and normalisation come from the file's metadata. A model exported
         with a static size runs at that size (``size`` must then be ``None`` or equal to it).
+        Pre- and post-processing run in NumPy/PyTorch (the file holds the network alone).
         """
         if not isinstance(path, bytes):
             path = require_file(path, "ONNX model")
@@ -326,50 +434,83 @@ class Predictor:
             meta.get(META_STD, IMAGENET_STD),
         )
 
+    @classmethod
+    def from_openvino(
+        cls,
+        path: str | Path,
+        batch_size: int = 8,
+        num_threads: int | None = None,
+        precision: Literal["auto", "fp32", "bf16"] = "auto",
+    ) -> Predictor:
+        """A predictor running an OpenVINO IR written by ``tools/export.py --format openvino``.
+
+        The IR is the whole segmenter (uint8 image of any size in, mask out); class names and
+        palette come from its ``rt_info``. ``precision="auto"`` runs bf16 where the CPU
+        computes it (an int8 IR runs its quantised layers in int8 either way).
+        """
+        from seglite.inference import openvino
+
+        check_choice("precision", precision, ("auto", "fp32", "bf16"))
+        xml = require_file(path, "OpenVINO model")
+        if not openvino.available():
+            raise SegliteError(f"{xml} needs OpenVINO: pip install seglite[openvino]")
+        model = openvino.read_ir(xml)
+        meta = openvino.get_metadata(model)
+        if meta.get(META_GRAPH) not in ("segmenter", "coarse"):
+            raise ModelLoadError(f"{xml} is not a seglite segmenter (export it with tools/export.py --format openvino)")
+        coarse = CoarseMasks(int(meta[META_OUTPUT_STRIDE])) if meta.get(META_GRAPH) == "coarse" else None
+        if precision == "auto":
+            precision = "bf16" if meta.get(META_PRECISION) != "fp32" and openvino.cpu_has_bf16() else "fp32"
+        int8 = meta.get(META_PRECISION) == "int8"
+        engine = openvino.OpenVinoEngine(model, "fp32" if int8 else precision, num_threads, int8=int8, coarse=coarse)
+        names = meta.get(META_CLASS_NAMES)
+        if not names:
+            raise ModelLoadError(f"{xml} has no class names in its metadata; export it with tools/export.py --format openvino")
+        return cls(engine, len(names), names, meta.get(META_PALETTE), None, batch_size)
+
     # ------------------------------------------------------------------ prediction
     def predict(self, image: np.ndarray) -> np.ndarray:
         """``(H, W)`` uint8 train ids of an ``(H, W, 3)`` RGB uint8 image."""
-        return self.predict_batch([check_image(image)])[0]
+        check_image(image)
+        return self.engine.masks(np.ascontiguousarray(image)[None])[0]
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Masks of several images (sizes may differ); images that share an input size run as one batch."""
-        if not isinstance(images, (list, tuple)):
-            raise TypeError(f"images must be a list of (H, W, 3) uint8 arrays, got {type(images).__name__}")
-        masks: list[np.ndarray | None] = [None] * len(images)
-        for index, logits in self._iter_logits(images):
-            masks[index] = logits.argmax(dim=0).to(torch.uint8).cpu().numpy()
+        """Masks of several images (sizes may differ); images of one size run as one batch."""
+        masks: list[np.ndarray | None] = [None] * len(self._check_images(images))
+        for indices, batch in self._batches(images):
+            for index, mask in zip(indices, self.engine.masks(batch)):
+                masks[index] = mask
         return masks
 
     def predict_logits(self, image: np.ndarray) -> np.ndarray:
         """``(C, H, W)`` float32 logits of an ``(H, W, 3)`` RGB uint8 image, at its resolution."""
         check_image(image)
-        return next(self._iter_logits([image]))[1].cpu().numpy()
+        return self.engine.logits(np.ascontiguousarray(image)[None])[0].cpu().numpy()
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """The network input of an RGB uint8 image: resized to ``size`` if set, normalised, ``(3, h, w)`` float32."""
-        return self._transform(image=check_image(image))["image"]
+        return torch.from_numpy(normalize(resize_image(check_image(image), self.size)))
 
-    def _iter_logits(self, images: Sequence[np.ndarray]) -> Iterator[tuple[int, torch.Tensor]]:
-        """(index, (C, H, W) logits at the image's size) for every image, batch by batch."""
-        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+    @staticmethod
+    def _check_images(images: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
+        if not isinstance(images, (list, tuple)):
+            raise TypeError(f"images must be a list of (H, W, 3) uint8 arrays, got {type(images).__name__}")
         for index, image in enumerate(images):
             check_image(image, f"images[{index}]")  # all checked before the first batch runs
-            groups[self.size or image.shape[:2]].append(index)
+        return images
+
+    def _batches(self, images: Sequence[np.ndarray]) -> Iterator[tuple[list[int], np.ndarray]]:
+        """(indices, ``(N, H, W, 3)`` uint8 batch) of images that share a size, ``batch_size`` at most."""
+        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for index, image in enumerate(images):
+            groups[image.shape[:2]].append(index)
         for indices in groups.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
-                batch = torch.stack([self.preprocess(images[index]) for index in chunk])
-                for index, logits in zip(chunk, self.runner(batch)):
-                    yield index, self._resize(logits, images[index].shape[:2])
-
-    @staticmethod
-    def _resize(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        if logits.shape[-2:] == size:
-            return logits
-        return F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
+                yield chunk, np.stack([images[index] for index in chunk])
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(runner={type(self.runner).__name__}, num_classes={self.num_classes}, "
+            f"{type(self).__name__}({self.description!r}, num_classes={self.num_classes}, "
             f"size={self.size}, batch_size={self.batch_size})"
         )

@@ -19,8 +19,9 @@ import torch
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quant_pre_process, quantize_static
 
 from seglite.data import CityscapesDataset
-from seglite.inference.export import check_output, write_atomically
-from seglite.inference.predictor import Predictor, Size, require_file
+from seglite.files import atomic_write, require_file
+from seglite.inference.export import check_output
+from seglite.inference.predictor import Predictor, Size
 from seglite.lit.metrics import SegmentationScores, confusion_matrix_metric, scores_from_confusion
 
 
@@ -61,7 +62,7 @@ def quantize_onnx(
         per_channel: one weight scale per output channel (much closer to fp32 for depthwise convs).
     """
     model = require_file(model, "ONNX model")
-    output = check_output(output, overwrite)
+    output = check_output(output, overwrite, [model])
     if not calibration_images:
         raise ValueError("calibration_images is empty; give some training images")
     predictor = Predictor.from_onnx(model, size=size)
@@ -89,7 +90,7 @@ def quantize_onnx(
                 weight_type=QuantType.QInt8,
             )
 
-        write_atomically(output, write)
+        atomic_write(output, write)
     return output
 
 

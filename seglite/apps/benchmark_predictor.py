@@ -1,0 +1,255 @@
+"""Latency of ``Predictor.predict`` (uint8 image in, mask out) on every backend, against torchvision's eager LR-ASPP.
+
+    python tools/benchmark_predictor.py
+    python tools/benchmark_predictor.py --checkpoint last.ckpt --calibration-root data/demo --eval-root data/demo
+
+The goals of the deployment path, measured side by side in one process: the default
+``Predictor.from_checkpoint(ckpt).predict(image)`` against the model call alone of the reference,
+``torchvision.models.segmentation.lraspp._lraspp_mobilenetv3(mobilenet_v3_large(dilated=True,
+reduced_tail=True), num_classes=19)`` in eager mode (at most 0.20x, aim 0.15x), and the fastest
+low-precision path against ONNX Runtime fp32 of the same model (at least 1.5x, with demo val
+mIoU within 0.5 point of fp32: give --eval-root). Every path takes its turn in every round;
+medians after warm-up. Without --checkpoint the LR-ASPP MobileNetV3-Large preset (random
+weights) is saved as a training checkpoint in a temporary folder; int8 is calibrated on
+--calibration-root, or on synthetic demo images (speed does not depend on calibration quality).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REFERENCE = "torchvision eager, model call (reference)"
+PRESET_CONFIG = {
+    "class_path": "seglite.models.LRASPP",
+    "init_args": {
+        "backbone": {
+            "class_path": "seglite.models.backbones.MobileNetV3",
+            "init_args": {"variant": "large", "width_mult": 1.0, "output_stride": 16, "reduced_tail": True},
+        },
+        "num_classes": 19,
+        "inner_channels": 128,
+        "pooling": "global",
+    },
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, help="a training checkpoint (default: the LR-ASPP MobileNetV3-Large preset, random weights)")
+    parser.add_argument("--height", type=int, default=512)
+    parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--threads", type=int, help="threads of every runtime (default: torch's, the physical cores)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=20, help="timed rounds (default 20)")
+    parser.add_argument("--calibration-root", type=Path, help="Cityscapes-layout data set whose train images calibrate int8")
+    parser.add_argument("--calibration-count", type=int, default=32, help="int8 calibration images (default 32)")
+    parser.add_argument("--int8-scope", default="all", choices=("all", "no_depthwise", "backbone"), help="what int8 quantises")
+    parser.add_argument("--no-int8", action="store_true", help="skip OpenVINO int8")
+    parser.add_argument("--no-torch", action="store_true", help="skip the (slow) exact torch predictor row")
+    parser.add_argument("--eval-root", type=Path, help="Cityscapes-layout data set: val mIoU of every predictor against torch fp32")
+    parser.add_argument("--eval-limit", type=int, help="evaluate on at most this many val images")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N slowest layers of each OpenVINO path")
+    args = parser.parse_args(argv)
+    for name in ("height", "width", "rounds", "calibration_count"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
+    return args
+
+
+def preset_checkpoint(folder: Path) -> Path:
+    """The LR-ASPP MobileNetV3-Large preset as a training checkpoint (what from_checkpoint reads)."""
+    import torch
+
+    from seglite.data import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+    from seglite.inference.checkpoint import build_model_from_config
+
+    torch.manual_seed(0)
+    model = build_model_from_config(PRESET_CONFIG)
+    path = folder / "lraspp_mobilenet_v3_large.ckpt"
+    torch.save(
+        {
+            "state_dict": {f"model.{key}": value for key, value in model.state_dict().items()},
+            "hyper_parameters": {"model": PRESET_CONFIG, "class_names": list(CITYSCAPES_CLASSES), "palette": CITYSCAPES_PALETTE.tolist()},
+        },
+        path,
+    )
+    return path
+
+
+def calibration_images(args: argparse.Namespace, folder: Path) -> list:
+    from seglite.inference.quantize import dataset_images
+
+    root = args.calibration_root
+    if root is None:
+        from seglite.data.synthetic import make_demo_dataset
+
+        root = make_demo_dataset(folder / "demo", num_train=8, num_val=0, num_test=0, size=(args.height, args.width), video=False)
+    return dataset_images(root, "train", args.calibration_count)
+
+
+def build(args: argparse.Namespace, checkpoint: Path, folder: Path) -> tuple[dict, dict]:
+    """(paths timed on uint8 images, paths timed on a normalised tensor): name -> callable."""
+    import torch
+    import torchvision
+
+    from seglite.inference import openvino
+    from seglite.inference.export import onnx_model_bytes
+    from seglite.inference.predictor import Predictor, load_task
+    from seglite.inference.runners import OnnxRunner
+
+    predictors = {"default": Predictor.from_checkpoint(checkpoint, cache_dir=folder / "cache")}
+    if not args.no_torch:
+        predictors["torch"] = Predictor.from_checkpoint(checkpoint, backend="torch")
+    predictors["onnxruntime"] = Predictor.from_checkpoint(checkpoint, backend="onnxruntime", cache_dir=folder / "cache")
+    if openvino.available():
+        predictors["openvino fp32"] = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="fp32", cache_dir=folder / "cache")
+        if openvino.cpu_has_bf16():
+            predictors["openvino bf16"] = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="bf16", cache_dir=folder / "cache")
+        if not args.no_int8:
+            predictors[f"openvino int8 ({args.int8_scope})"] = Predictor.from_checkpoint(
+                checkpoint, backend="openvino", precision="int8", calibration_images=calibration_images(args, folder),
+                int8_scope=args.int8_scope, cache_dir=folder / "cache",
+            )
+    reference = torchvision.models.segmentation.lraspp._lraspp_mobilenetv3(
+        torchvision.models.mobilenet_v3_large(weights=None, dilated=True, reduced_tail=True), num_classes=19
+    ).eval()
+    model = load_task(checkpoint).model
+    onnx = OnnxRunner(onnx_model_bytes(model, (args.height, args.width)))
+
+    def reference_call(batch: torch.Tensor) -> None:
+        with torch.inference_mode():
+            reference(batch)
+
+    return predictors, {REFERENCE: reference_call, "onnxruntime fp32, model call": onnx}
+
+
+def measure(calls: dict, warmup: int, rounds: int) -> dict[str, list[float]]:
+    import time
+
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for round_index in range(warmup + rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            elapsed = time.perf_counter() - start
+            if round_index >= warmup:
+                times[name].append(elapsed)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import os
+    import platform
+    import statistics
+    import tempfile
+
+    import numpy as np
+    import torch
+
+    from seglite.errors import SegliteError
+    from seglite.inference.runners import default_num_threads
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    threads = default_num_threads()
+    torch.set_num_threads(threads)
+    image = np.random.default_rng(0).integers(0, 256, size=(args.height, args.width, 3), dtype=np.uint8)
+    batch = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 3, args.height, args.width), dtype=np.float32))
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            checkpoint = args.checkpoint or preset_checkpoint(Path(folder))
+            predictors, model_calls = build(args, checkpoint, Path(folder))
+            calls = {name: (lambda call=call: call(batch)) for name, call in model_calls.items()}
+            calls.update({f"Predictor {name}": (lambda p=p: p.predict(image)) for name, p in predictors.items()})
+            times = measure(calls, args.warmup, args.rounds)
+            evaluation = evaluate(args, predictors) if args.eval_root else None
+            if args.profile:
+                profile(predictors, image, args.profile)
+    except SegliteError as error:
+        print(f"benchmark_predictor: error: {error}", file=sys.stderr)
+        return 2
+    import onnxruntime
+
+    versions = f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}"
+    from seglite.inference import openvino
+
+    if openvino.available():
+        import openvino as ov
+
+        versions += f", openvino {ov.__version__.split('-')[0]}"
+    print(f"{args.checkpoint or 'lraspp_mobilenet_v3_large preset (random weights)'}, {args.height}x{args.width} uint8 image, batch 1, "
+          f"{threads} threads; median of {args.rounds} rounds after {args.warmup} warm-up, all paths alternating")
+    print(f"{versions}; {platform.machine()}, torch CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+          f"bf16 {'yes' if openvino.available() and openvino.cpu_has_bf16() else 'no'}")
+    reference = statistics.median(times[REFERENCE])
+    onnx = statistics.median(times["onnxruntime fp32, model call"])
+    width = max(len(name) for name in times)
+    print(f"\n{'path':<{width}}  median ms   min ms  vs reference  ORT fp32 / this")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name:<{width}}  {1000 * median:9.1f}  {1000 * min(values):7.1f}  {median / reference:11.3f}x  {onnx / median:14.2f}x")
+    for name, predictor in predictors.items():
+        print(f"  Predictor {name}: {predictor.description}")
+    default = statistics.median(times["Predictor default"])
+    print(f"\ngoal 1: default predict / reference model call = {default / reference:.3f} (goal <= 0.20, aim 0.15): "
+          f"{'met' if default / reference <= 0.20 else 'MISSED'}")
+    low = {name: statistics.median(values) for name, values in times.items() if "int8" in name or "bf16" in name}
+    if low:
+        name, fastest = min(low.items(), key=lambda item: item[1])
+        speedup = onnx / fastest
+        change = ""
+        if evaluation is not None:
+            change = f", val mIoU change {evaluation[name.removeprefix('Predictor ')]:+.2f}"
+        print(f"goal 2: ONNX Runtime fp32 model call / {name} = {speedup:.3f}x (goal >= 1.5x){change}: "
+              f"{'met' if speedup >= 1.5 else 'MISSED'} on speed")
+    else:
+        print("goal 2: no low-precision path on this machine")
+    if evaluation is not None:
+        print(f"\nval mIoU change against torch fp32 ({args.eval_root}):")
+        for name, change in evaluation.items():
+            print(f"  {name}: {change:+.2f}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace, predictors: dict) -> dict[str, float]:
+    """Val mIoU change (points) of each predictor against the exact torch fp32 one."""
+    from seglite.inference.predictor import Predictor
+    from seglite.inference.quantize import evaluate_predictors
+
+    candidates = {name: p for name, p in predictors.items() if name != "torch"}
+    reference = predictors.get("torch") or Predictor.from_checkpoint(args.checkpoint, backend="torch")
+    evaluations = evaluate_predictors({"torch": reference, **candidates}, args.eval_root, "val", args.eval_limit)
+    base = evaluations[0].scores.miou
+    for evaluation in evaluations:
+        print(f"  {evaluation.name}: val mIoU {100 * evaluation.scores.miou:.2f}")
+    return {evaluation.name: 100 * (evaluation.scores.miou - base) for evaluation in evaluations[1:]}
+
+
+def profile(predictors: dict, image, count: int) -> None:
+    """The ``count`` slowest layers of every OpenVINO path, summed by operation and kernel too."""
+    from collections import defaultdict
+
+    for name, predictor in predictors.items():
+        if not hasattr(predictor.engine, "profile"):
+            continue
+        rows = predictor.engine.profile(image[None])
+        total = sum(row["milliseconds"] for row in rows)
+        print(f"\nprofile of {name} ({predictor.description}): {total:.1f} ms in {len(rows)} layers")
+        by_kind: dict[tuple[str, str], float] = defaultdict(float)
+        for row in rows:
+            by_kind[(row["type"], row["exec_type"])] += row["milliseconds"]
+        for (kind, kernel), milliseconds in sorted(by_kind.items(), key=lambda item: -item[1])[:count]:
+            print(f"  {kind:<22} {kernel:<28} {milliseconds:7.2f} ms  {100 * milliseconds / total:5.1f}%")
+        for row in rows[:count]:
+            print(f"    {row['milliseconds']:7.2f} ms  {row['type']:<18} {row['exec_type']:<24} {row['name'][:70]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

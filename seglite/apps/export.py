@@ -1,0 +1,145 @@
+"""Export a seglite checkpoint to ONNX, TorchScript or OpenVINO, checked against PyTorch; int8 with its mIoU change.
+
+    python tools/export.py last.ckpt --output model.onnx
+    python tools/export.py last.ckpt --output model.onnx --dynamic --height 256 --width 512
+    python tools/export.py last.ckpt --format torchscript --output model.pt
+    python tools/export.py last.ckpt --format openvino --output model.xml            # + model.bin
+    python tools/export.py last.ckpt --format openvino --precision int8 --output model.int8.xml \\
+        --calibration-root data/demo          # NNCF int8; prints val mIoU against PyTorch fp32
+    python tools/export.py last.ckpt --output model.onnx --height 256 --width 512 \\
+        --int8 --calibration-root data/demo   # also writes model.int8.onnx (ONNX Runtime QDQ), compares on val
+
+After writing, the export runs next to PyTorch on the same random images: ONNX and TorchScript
+logits must stay within 1e-3 and their argmax agree on 99.9% of the pixels; an fp32 OpenVINO
+model's masks must agree on 99.9%. Otherwise nothing is written. A TorchScript or OpenVINO
+export accepts any input size; ONNX is fixed to --height x --width (and batch --batch-size)
+unless --dynamic. An OpenVINO model is the whole segmenter: uint8 RGB image in, the head's
+coarse logits out (Predictor.from_openvino finishes the masks). bf16 and int8 report their val
+mIoU change against PyTorch fp32 when --calibration-root is given (required for int8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from seglite.errors import SegliteError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path, help="training checkpoint of `seglite fit` / tools/train.py")
+    parser.add_argument("--format", choices=("onnx", "torchscript", "openvino"), default="onnx", help="default: onnx")
+    parser.add_argument("--output", type=Path, required=True, help="the exported file (OpenVINO: NAME.xml, with NAME.bin beside it)")
+    parser.add_argument("--dynamic", action="store_true", help="ONNX: any batch, height and width")
+    parser.add_argument("--height", type=int, default=512, help="input height (default 512)")
+    parser.add_argument("--width", type=int, default=1024, help="input width (default 1024)")
+    parser.add_argument("--batch-size", type=int, default=1, help="ONNX without --dynamic: the fixed batch (default 1)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, at least 17 (default 17)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+                        help="OpenVINO: fp32 (default), bf16 (used where the CPU computes bf16) or int8 (NNCF)")
+    parser.add_argument("--int8-scope", choices=("all", "no_depthwise", "backbone"), default="all",
+                        help="OpenVINO int8: what is quantised (default all; see seglite.inference.openvino)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    int8 = parser.add_argument_group("int8 calibration and accuracy")
+    int8.add_argument("--int8", action="store_true", help="ONNX: also write an ONNX Runtime int8 (QDQ) model and compare it")
+    int8.add_argument("--int8-output", type=Path, help="the ONNX int8 file (default: OUTPUT with .int8.onnx)")
+    int8.add_argument("--calibration-root", type=Path, help="Cityscapes-layout data set for calibration and evaluation")
+    int8.add_argument("--calibration-split", default="train", choices=("train", "val"), help="default: train")
+    int8.add_argument("--calibration-count", type=int, default=32, help="calibration images (default 32)")
+    int8.add_argument("--eval-split", default="val", choices=("train", "val"), help="split the mIoU change is measured on (default: val)")
+    int8.add_argument("--eval-limit", type=int, help="evaluate on at most this many images")
+    args = parser.parse_args(argv)
+    for name in ("height", "width", "batch_size", "calibration_count"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.opset < 17:
+        parser.error(f"--opset must be at least 17, got {args.opset}")
+    if args.precision != "fp32" and args.format != "openvino":
+        parser.error(f"--precision {args.precision} needs --format openvino (ONNX Runtime int8: --int8)")
+    if args.format == "openvino" and args.output.suffix != ".xml":
+        parser.error(f"--format openvino writes NAME.xml and NAME.bin: give --output NAME.xml, got {args.output}")
+    if args.precision == "int8" and args.calibration_root is None:
+        parser.error("--precision int8 needs --calibration-root DIR (a Cityscapes-layout data set)")
+    if args.int8:
+        if args.format != "onnx":
+            parser.error("--int8 needs --format onnx")
+        if args.calibration_root is None:
+            parser.error("--int8 needs --calibration-root DIR (a Cityscapes-layout data set)")
+        args.int8_output = args.int8_output or args.output.with_suffix(".int8.onnx")
+    return args
+
+
+def run(args: argparse.Namespace) -> None:
+    from seglite.inference.export import check_output, export_checkpoint
+
+    if args.int8:
+        check_output(args.int8_output, args.overwrite, [args.checkpoint])  # before the slow part
+    size = (args.height, args.width)
+    calibration = None
+    if args.precision == "int8":
+        from seglite.inference.quantize import dataset_images
+
+        calibration = dataset_images(args.calibration_root, args.calibration_split, args.calibration_count)
+    reports = export_checkpoint(
+        args.checkpoint, args.output, args.format, size, args.dynamic, args.opset, args.batch_size, args.overwrite,
+        precision=args.precision, calibration_images=calibration, int8_scope=args.int8_scope,
+    )
+    if args.format in ("torchscript", "openvino") or args.dynamic:
+        shape = "any size"
+    else:
+        shape = f"input {args.batch_size}x3x{args.height}x{args.width}"
+    detail = f"{args.format}, {shape}"
+    if args.format == "openvino":
+        detail += f", {args.precision}" + (f", {len(calibration)} {args.calibration_split} images calibrate, scope {args.int8_scope}" if calibration else "")
+    print(f"exported {args.output} ({detail})")
+    for report in reports:
+        print(f"  check vs PyTorch, {report}")
+    if args.format == "openvino" and args.precision != "fp32" and args.calibration_root is not None:
+        compare_openvino(args)
+    if args.int8:
+        quantize(args)
+
+
+def compare_openvino(args: argparse.Namespace) -> None:
+    """Val mIoU of the low-precision OpenVINO export against the checkpoint in PyTorch fp32."""
+    from seglite.inference.predictor import Predictor
+    from seglite.inference.quantize import comparison_table, evaluate_predictors
+
+    exported = Predictor.from_openvino(args.output)
+    predictors = {"torch fp32": Predictor.from_checkpoint(args.checkpoint, backend="torch"), exported.description: exported}
+    evaluations = evaluate_predictors(predictors, args.calibration_root, args.eval_split, args.eval_limit)
+    count = args.eval_limit or "all"
+    print(f"\n{args.calibration_root} {args.eval_split} ({count} images), CPU:\n{comparison_table(evaluations)}")
+
+
+def quantize(args: argparse.Namespace) -> None:
+    from seglite.inference.predictor import Predictor
+    from seglite.inference.quantize import comparison_table, dataset_images, evaluate_predictors, quantize_onnx
+
+    images = dataset_images(args.calibration_root, args.calibration_split, args.calibration_count)
+    quantize_onnx(args.output, args.int8_output, images, overwrite=args.overwrite)
+    print(f"int8 model {args.int8_output} (QDQ, per-channel; calibrated on {len(images)} {args.calibration_split} images)")
+    predictors = {"fp32": Predictor.from_onnx(args.output), "int8": Predictor.from_onnx(args.int8_output)}
+    evaluations = evaluate_predictors(predictors, args.calibration_root, args.eval_split, args.eval_limit)
+    count = args.eval_limit or "all"
+    print(f"\n{args.calibration_root} {args.eval_split} ({count} images), ONNX Runtime CPU:\n{comparison_table(evaluations)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        run(args)
+    except SegliteError as error:
+        print(f"export: error: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # argument values the model or exporter rejects
+        print(f"export: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""OpenVINO: the CPU runtime of ``backend="openvino"`` (fp32, bf16 where the CPU has it, int8 from NNCF).
+
+The graph OpenVINO runs is the ONNX export of :class:`~seglite.inference.runners.SegmenterGraph`
+(uint8 images in, uint8 masks out), read into OpenVINO and compiled once for dynamic batch and
+size. bf16 is OpenVINO's ``INFERENCE_PRECISION_HINT``: it runs in bf16 only on CPUs that have
+bf16 arithmetic (AMX or AVX512-BF16), and OpenVINO then keeps precision-sensitive operations in
+fp32 itself; elsewhere it silently runs fp32, so :class:`OpenVinoEngine` reports the precision it
+got, not the one asked for. int8 is NNCF post-training quantisation, calibrated on images.
+
+Install with ``pip install seglite[openvino]``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+
+import numpy as np
+import torch
+
+from seglite.inference.checkpoint import ModelLoadError
+from seglite.inference.metadata import decode_metadata
+from seglite.inference.runners import CoarseMasks, default_num_threads, threads_text
+
+if TYPE_CHECKING:
+    import openvino
+
+Precision = Literal["fp32", "bf16", "int8"]
+Int8Scope = Literal["all", "no_depthwise", "backbone"]
+INT8_SCOPES = ("all", "no_depthwise", "backbone")
+RT_INFO_KEY = "seglite"
+"""``rt_info`` section of an OpenVINO IR written by seglite: the metadata entries, JSON-encoded."""
+
+
+def available() -> bool:
+    """True when the ``openvino`` package can be imported."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def core() -> "openvino.Core":
+    """The process's one OpenVINO ``Core`` (each ``Core`` loads the device plugins again)."""
+    import openvino as ov
+
+    return ov.Core()
+
+
+def cpu_has_bf16() -> bool:
+    """True when OpenVINO can compute in bf16 on this CPU (AMX or AVX512-BF16)."""
+    return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def read_onnx(data: bytes) -> "openvino.Model":
+    """An OpenVINO model of serialised ONNX bytes."""
+    return core().read_model(data)
+
+
+def set_metadata(model: "openvino.Model", metadata: dict[str, str]) -> None:
+    """Store seglite's metadata entries (JSON strings) in the model's ``rt_info``."""
+    for key, value in metadata.items():
+        model.set_rt_info(value, [RT_INFO_KEY, key])
+
+
+def get_metadata(model: "openvino.Model") -> dict[str, Any]:
+    """seglite's metadata of an OpenVINO model (empty when it has none), decoded."""
+    if not model.has_rt_info([RT_INFO_KEY]):
+        return {}
+    keys = model.get_rt_info([RT_INFO_KEY]).astype(dict)
+    return decode_metadata({str(key): model.get_rt_info([RT_INFO_KEY, key]).astype(str) for key in keys})
+
+
+def read_ir(path: str | Path) -> "openvino.Model":
+    """An OpenVINO IR (``.xml`` with its ``.bin`` beside it); ``ModelLoadError`` naming the file otherwise."""
+    try:
+        return core().read_model(str(path))
+    except Exception as error:  # OpenVINO raises RuntimeError subclasses of its own
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelLoadError(f"cannot read OpenVINO model {path}: {first}") from error
+
+
+def write_ir(model: "openvino.Model", xml: Path, bin_path: Path) -> None:
+    """Save ``model`` as ``xml`` + ``bin_path`` (the caller moves them into place)."""
+    import openvino as ov
+
+    ov.save_model(model, str(xml), compress_to_fp16=False)
+    written_bin = xml.with_suffix(".bin")
+    if written_bin != bin_path:
+        written_bin.replace(bin_path)
+
+
+class OpenVinoEngine:
+    """Runs a segmenter model on the CPU with OpenVINO: uint8 images in, masks out.
+
+    Args:
+        model: the OpenVINO model of a ``SegmenterGraph`` with ``output="masks"``, or
+            ``"coarse"`` with ``coarse`` to finish it.
+        precision: ``"fp32"`` or ``"bf16"`` (a hint; see the module docstring). An int8 model
+            (quantised by :func:`quantize`) runs its quantised layers in int8 either way.
+        num_threads: inference threads (default :func:`default_num_threads`).
+        logits_model: makes the ``output="logits"`` model, on the first :meth:`logits` call.
+        note: appended to :attr:`description` (why this backend was chosen, ...).
+        int8: ``model`` is quantised (reported in :attr:`description`).
+        coarse: turns the coarse graph's output into masks.
+    """
+
+    def __init__(
+        self,
+        model: "openvino.Model",
+        precision: Literal["fp32", "bf16"] = "fp32",
+        num_threads: int | None = None,
+        logits_model: Callable[[], "openvino.Model"] | None = None,
+        note: str = "",
+        int8: bool = False,
+        coarse: CoarseMasks | None = None,
+    ) -> None:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16' for a compiled model, got {precision!r}")
+        self.core = core()
+        self.num_threads = num_threads or default_num_threads()
+        self.coarse = coarse
+        self.config = {
+            "INFERENCE_NUM_THREADS": self.num_threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        }
+        self._source_model = model
+        self._masks = self._compile(model)
+        self._logits_model = logits_model
+        self._logits = None
+        got = str(self._masks.get_compiled_model().get_property("INFERENCE_PRECISION_HINT"))
+        self.precision = "int8" if int8 else ("bf16" if "bf16" in got or "bfloat16" in got else "fp32")
+        if precision == "bf16" and not int8 and self.precision != "bf16":
+            note = f"{note}; bf16 asked, but this CPU has no bf16 arithmetic (AMX or AVX512-BF16)"
+        self.description = f"openvino {self.precision}, {threads_text(self.num_threads)}{note}"
+
+    def _compile(self, model: "openvino.Model"):
+        return self.core.compile_model(model, "CPU", self.config).create_infer_request()
+
+    def masks(self, images: np.ndarray) -> np.ndarray:
+        self._masks.infer({0: images})
+        output = self._masks.get_output_tensor(0).data
+        return output.copy() if self.coarse is None else self.coarse(output, images.shape[1:3])
+
+    def logits(self, images: np.ndarray) -> torch.Tensor:
+        if self._logits is None:
+            if self._logits_model is None:
+                raise ModelLoadError("this OpenVINO model returns masks only; it has no logits output")
+            self._logits = self._compile(self._logits_model())
+        self._logits.infer({0: images})
+        return torch.from_numpy(self._logits.get_output_tensor(0).data.copy())
+
+    def profile(self, images: np.ndarray, rounds: int = 5) -> list[dict[str, Any]]:
+        """Per-layer times of the masks model (OpenVINO's performance counters), slowest first.
+
+        Each entry: ``name``, ``type`` (operation), ``exec_type`` (kernel, e.g. ``jit_avx2_I8``),
+        ``milliseconds`` (median over ``rounds``).
+        """
+        import openvino as ov
+
+        compiled = self.core.compile_model(self._source_model, "CPU", {**self.config, "PERF_COUNT": True})
+        request = compiled.create_infer_request()
+        samples: dict[str, list[float]] = {}
+        info: dict[str, tuple[str, str]] = {}
+        for _ in range(rounds + 1):
+            request.infer({0: images})
+            for entry in request.get_profiling_info():
+                if entry.status != ov.ProfilingInfo.Status.EXECUTED:
+                    continue
+                samples.setdefault(entry.node_name, []).append(entry.real_time.total_seconds() * 1000)
+                info[entry.node_name] = (entry.node_type, entry.exec_type)
+        rows = [
+            {"name": name, "type": info[name][0], "exec_type": info[name][1], "milliseconds": float(np.median(times[1:]))}
+            for name, times in samples.items()
+        ]
+        return sorted(rows, key=lambda row: -row["milliseconds"])
+
+
+def ignored_scope(model: "openvino.Model", scope: Int8Scope):
+    """NNCF's ``IgnoredScope`` for a per-layer choice of what stays in float.
+
+    ``"all"``: every convolution quantised. ``"no_depthwise"``: depthwise (grouped)
+    convolutions stay float. ``"backbone"``: only the backbone is quantised; the head
+    (names containing ``/head/``) and the post-processing stay float.
+    """
+    import nncf
+
+    if scope not in INT8_SCOPES:
+        raise ValueError(f"int8 scope must be one of {INT8_SCOPES}, got {scope!r}")
+    if scope == "all":
+        return None
+    if scope == "no_depthwise":
+        return nncf.IgnoredScope(types=["GroupConvolution"])
+    names = [op.get_friendly_name() for op in model.get_ordered_ops() if "/head/" in op.get_friendly_name()]
+    return nncf.IgnoredScope(names=names, validate=False)
+
+
+def quantize(
+    model: "openvino.Model",
+    calibration_images: Sequence[np.ndarray],
+    scope: Int8Scope = "all",
+) -> "openvino.Model":
+    """An int8 copy of a segmenter model by NNCF post-training quantisation.
+
+    Args:
+        model: the OpenVINO segmenter (uint8 images in).
+        calibration_images: ``(H, W, 3)`` uint8 RGB images, e.g. a few dozen training images.
+        scope: what stays in float (see :func:`ignored_scope`).
+    """
+    import logging
+
+    import nncf
+
+    if not calibration_images:
+        raise ValueError("calibration_images is empty; give some training images")
+    dataset = nncf.Dataset([np.ascontiguousarray(image)[None] for image in calibration_images])
+    nncf_logger = logging.getLogger("nncf")
+    level = nncf_logger.level
+    nncf_logger.setLevel(logging.ERROR)  # NNCF logs one line per layer it leaves alone
+    try:
+        return nncf.quantize(
+            model,
+            dataset,
+            subset_size=len(calibration_images),
+            ignored_scope=ignored_scope(model, scope),
+            model_type=None,
+        )
+    finally:
+        nncf_logger.setLevel(level)

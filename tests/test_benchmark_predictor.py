@@ -1,0 +1,21 @@
+"""tools/benchmark_predictor.py runs end to end on a tiny checkpoint and prints both goals."""
+
+from __future__ import annotations
+
+import pytest
+from test_predictor import checkpoint  # noqa: F401  (fixture, shared)
+
+from seglite.apps import benchmark_predictor
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+
+
+def test_benchmark_prints_every_path_and_the_goals(checkpoint, tmp_path, capsys, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("SEGLITE_CACHE_DIR", str(tmp_path))
+    arguments = ["--checkpoint", str(checkpoint), "--height", "64", "--width", "128", "--rounds", "2", "--warmup", "1",
+                 "--no-torch", "--no-int8"]
+    assert benchmark_predictor.main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "torchvision eager, model call (reference)" in printed and "onnxruntime fp32, model call" in printed
+    assert "Predictor default" in printed and "goal 1: default predict / reference model call" in printed
+    assert "goal 2: no low-precision path" in printed or "goal 2: ONNX Runtime fp32 model call" in printed
