@@ -1,10 +1,17 @@
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+# one version number: the package's own
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "seglite" / "__init__.py").read_text(encoding="utf-8"), re.M).group(1)
 
 setup(
     name="seglite",
-    version="0.2.0",
+    version=VERSION,
     description="Semantic segmentation on lightweight backbones (MobileNets, ShuffleNets) with PyTorch Lightning",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["seglite", "seglite.*"]),
     python_requires=">=3.10",

@@ -23,3 +23,11 @@ class DataReadError(SegliteError, OSError):
 
 class ConfigurationError(SegliteError, ValueError):
     """A configuration value was rejected by the class it configures."""
+
+
+class ModelLoadError(SegliteError, ValueError):
+    """A checkpoint or exported model exists but cannot be turned into a model or predictor."""
+
+
+class CheckpointError(ModelLoadError):
+    """A checkpoint file is unreadable, refused, or holds another model than the one asked for."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import hashlib
 import json
 import os
 import tempfile
@@ -53,6 +54,15 @@ def require_file(path: str | Path, what: str) -> Path:
         reason = "is a folder" if path.is_dir() else "does not exist"
         raise InputNotFoundError(f"{what} not found: {path} {reason}")
     return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def describe_os_error(error: OSError) -> str:

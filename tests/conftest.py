@@ -16,6 +16,20 @@ def tiny_cityscapes(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def private_model_cache(tmp_path_factory):
+    """Converted graphs (seglite.inference's cache) go to a temporary folder, never the user's ~/.cache."""
+    import os
+
+    previous = os.environ.get("SEGLITE_CACHE_DIR")
+    os.environ["SEGLITE_CACHE_DIR"] = str(tmp_path_factory.mktemp("seglite-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("SEGLITE_CACHE_DIR", None)
+    else:
+        os.environ["SEGLITE_CACHE_DIR"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Tests run tiny inputs, which gain nothing from intra-op threads; on a busy machine
     spinning OpenMP threads cost seconds per test."""

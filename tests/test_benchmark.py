@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from seglite.apps import benchmark
+from seglite.apps import benchmark, benchmark_plan
 from seglite.apps.benchmark_backends import BACKENDS, REFERENCE, Case, ModelSpec, OnnxModelRunner, TorchModelRunner
 from seglite.apps.benchmark_profiles import (
     module_path_of_node,
@@ -209,7 +209,7 @@ def test_every_backend_is_described() -> None:
 def test_physical_cores() -> None:
     import os
 
-    assert 1 <= benchmark.physical_cores() <= (os.cpu_count() or 1)
+    assert 1 <= benchmark_plan.physical_cores() <= (os.cpu_count() or 1)
 
 
 def test_reference_is_torchvisions_lraspp_with_the_papers_settings() -> None:

@@ -18,9 +18,10 @@ import torch
 from helpers import MODEL_CONFIG, assert_same_weights, fit_args, run_config, saved_step, weights
 
 from seglite.apps import test as test_app
-from seglite.errors import OutputExistsError
+from seglite.checkpoints import read_checkpoint
+from seglite.errors import CheckpointError, OutputExistsError
 from seglite.files import OutputWriteError
-from seglite.lit.checkpoint import AtomicCheckpointIO, CheckpointError, read_checkpoint
+from seglite.lit.checkpoint import AtomicCheckpointIO
 from seglite.lit.cli import run, run_cli
 
 
@@ -273,3 +274,43 @@ def test_sigterm_to_the_whole_process_group_with_loader_workers_stops_in_order(t
     assert "Traceback" not in error
     step = saved_step(last)
     assert f"train: training stopped by SIGTERM at step {step}; {last} (step {step}); resume by adding" in error
+
+
+# options seglite 0.2 added to the configs a 0.1 checkpoint stores (seglite.models.compat)
+ADDED_IN_0_2 = ("tail_reduction", "dilation_rule", "pool_kernel", "pool_stride", "pool_fallback",
+                "gate_activation", "gate_bias", "low_feature")
+
+
+def _as_v01_checkpoint(source: Path, path: Path) -> None:
+    """``source`` rewritten as seglite 0.1 wrote it: no version, a 0.1 model config and 0.1 weights."""
+    from seglite.checkpoints import build_model_from_config
+    from seglite.models.compat import upgrade_model_config
+
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    del checkpoint["seglite_version"]
+    config = checkpoint["hyper_parameters"]["model"]
+    for section in (config["init_args"], config["init_args"]["backbone"]["init_args"]):
+        for key in ADDED_IN_0_2:
+            section.pop(key, None)
+    config["init_args"]["pooling"] = "global"
+    old_model = build_model_from_config(upgrade_model_config(config))
+    state = {key: value for key, value in checkpoint["state_dict"].items() if not key.startswith("model.")}
+    state.update({f"model.{key}": value for key, value in old_model.state_dict().items()})
+    checkpoint["state_dict"] = state
+    torch.save(checkpoint, path)
+
+
+def test_a_checkpoint_of_seglite_0_1_is_evaluated_with_its_own_architecture(tiny_cityscapes, tiny_checkpoint, tmp_path, capsys):
+    old = tmp_path / "v01.ckpt"
+    _as_v01_checkpoint(tiny_checkpoint, old)
+    config = tmp_path / "test.yaml"
+    config.write_text(TEST_CONFIG.format(root=tiny_cityscapes))
+    # the current config builds the authors' model; the checkpoint's own (upgraded) config wins
+    assert test_app.main([str(MODEL_CONFIG), str(config), str(old), "--output", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    assert "val mIoU" in capsys.readouterr().out
+    # and the same weights claimed by this version do not fit: the upgrade is what made it work
+    current = torch.load(old, map_location="cpu", weights_only=True)
+    current["seglite_version"] = "0.2.0"
+    torch.save(current, tmp_path / "claimed.ckpt")
+    assert test_app.main([str(MODEL_CONFIG), str(config), str(tmp_path / "claimed.ckpt"), "--output", str(tmp_path / "out2")]) == 2
+    assert "does not fit" in capsys.readouterr().err

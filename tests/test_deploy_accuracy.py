@@ -38,7 +38,7 @@ def trained_demo(tmp_path_factory) -> tuple[Path, Path]:
             "logger": False, "callbacks": [], "enable_checkpointing": False, "enable_progress_bar": False,
             "enable_model_summary": False, "num_sanity_val_steps": 0,
         },
-        "model": {"lr": 0.1, "warmup_steps": 10, "log_images": 0, "channels_last": True},
+        "model": {"lr": 0.2, "warmup_steps": 10, "log_images": 0, "channels_last": True},
     }))
     cli = run_cli([
         "fit", f"--config={REPO / 'configs/lraspp_mnv3_small.yaml'}", f"--config={overrides}",

@@ -15,6 +15,7 @@ from test_predictor import checkpoint, random_images  # noqa: F401  (fixtures, s
 from seglite.apps import export as export_tool
 from seglite.data.transforms import normalize_image
 from seglite.errors import SegliteError
+from seglite.inference import openvino as openvino_runtime
 from seglite.inference.export import (
     TORCHSCRIPT_METADATA,
     ExportCheckError,
@@ -101,16 +102,20 @@ def test_static_onnx_metadata_and_predictor(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-def test_torchscript_loads_and_matches(tmp_path):
+@pytest.mark.parametrize("method", ["script", "trace"])
+def test_torchscript_loads_and_matches(tmp_path, method):
     model = tiny_model("deeplabv3plus")
     path = tmp_path / "model.pt"
-    export_torchscript(model, path, (64, 96), metadata=onnx_metadata(NAMES, PALETTE, None))
+    export_torchscript(model, path, (64, 96), metadata=onnx_metadata(NAMES, PALETTE, None), method=method)
     extra = {TORCHSCRIPT_METADATA: ""}
     loaded = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     assert json.loads(extra[TORCHSCRIPT_METADATA])["seglite.class_names"] == NAMES
-    for images in inputs([((61, 97), 2), ((64, 96), 1)]):
+    for images in inputs([((61, 97), 2), ((64, 96), 1), ((33, 130), 1)]):
         with torch.inference_mode():
             assert_matches(model(images), loaded(images).numpy())
+    assert isinstance(loaded, torch.jit.RecursiveScriptModule)
+    # scripting compiles the methods (the padding's branch among them); a trace inlines one recorded run
+    assert ("_pad" in loaded.code) == (method == "script")
 
 
 def test_existing_output_is_kept(tmp_path):
@@ -145,12 +150,15 @@ def test_failed_check_writes_nothing(tmp_path):
     assert not path.exists() and not list(tmp_path.iterdir())
 
 
-def test_size_dependent_layer_needs_static_export(tmp_path, capfd):
-    model = tiny_model(pooling="paper")
-    with pytest.raises(ExportError, match="omit --dynamic"):
-        export_onnx(model, tmp_path / "paper.onnx", (64, 96), dynamic=True)
-    assert "graph" not in capfd.readouterr().out  # torch's graph dump is kept off the console
-    export_onnx(model, tmp_path / "paper.onnx", (64, 96))
+def test_window_pooled_lraspp_exports_with_dynamic_size(tmp_path):
+    """The authors' 49x49 gate pool has no size-dependent branch or kernel, so one dynamic export is
+    right at every size: under the window (pooled whole along a side) and over it (strided windows)."""
+    model = tiny_model("lraspp", pool_kernel=(49, 49), pool_stride=(4, 5))
+    export_onnx(model, tmp_path / "window.onnx", (64, 96), dynamic=True)  # checks parity at two sizes
+    session = ort.InferenceSession(str(tmp_path / "window.onnx"), providers=["CPUExecutionProvider"])
+    for images in inputs([((64, 96), 1), ((800, 880), 1)]):  # at OS16: 4x6 and 50x55 feature maps
+        with torch.inference_mode():
+            assert_matches(model(images), session.run(None, {"image": images.numpy()})[0])
 
 
 def test_export_tool(checkpoint, tmp_path, capsys):  # noqa: F811
@@ -180,7 +188,7 @@ def test_export_tool_int8(checkpoint, tmp_path, capsys):  # noqa: F811
     assert any(node.op_type == "QuantizeLinear" for node in onnx.load(str(tmp_path / "model.int8.onnx")).graph.node)
 
 
-needs_openvino = pytest.mark.skipif(not __import__("seglite.inference.openvino", fromlist=["x"]).available(), reason="OpenVINO is not installed")
+needs_openvino = pytest.mark.skipif(not openvino_runtime.available(), reason="OpenVINO is not installed")
 
 
 def test_exports_get_the_usual_permissions_and_never_replace_the_checkpoint(checkpoint, tmp_path, capsys):  # noqa: F811

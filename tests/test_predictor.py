@@ -21,7 +21,10 @@ ODD_SIZES = [(61, 97), (64, 96), (33, 130)]
 TINY_MODEL = {
     "class_path": "seglite.models.LRASPP",
     "init_args": {
-        "backbone": {"class_path": "seglite.models.backbones.MobileNetV3", "init_args": {"variant": "small", "width_mult": 0.5, "output_stride": 16}},
+        "backbone": {
+            "class_path": "seglite.models.backbones.MobileNetV3",
+            "init_args": {"variant": "small", "width_mult": 0.5, "output_stride": 16},
+        },
         "num_classes": 19,
     },
 }
@@ -47,10 +50,12 @@ def tiny_task():
 
 
 def save_checkpoint(task, path: Path) -> Path:
-    """The parts of a Lightning checkpoint that ``load_from_checkpoint`` reads."""
+    """The parts of a Lightning checkpoint that ``load_from_checkpoint`` reads, and what the task adds."""
     import pytorch_lightning as pl
 
-    torch.save({"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams), "pytorch-lightning_version": pl.__version__}, path)
+    checkpoint = {"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams), "pytorch-lightning_version": pl.__version__}
+    task.on_save_checkpoint(checkpoint)  # seglite's version, as in every checkpoint training writes
+    torch.save(checkpoint, path)
     return path
 
 

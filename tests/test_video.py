@@ -175,7 +175,7 @@ class FailingPredictor:
 
     def __init__(self, predictor: Predictor, error: BaseException, fail_at: int) -> None:
         self.predictor, self.error, self.fail_at, self.calls = predictor, error, fail_at, 0
-        self.palette, self.class_names = predictor.palette, predictor.class_names
+        self.palette, self.class_names, self.description = predictor.palette, predictor.class_names, predictor.description
 
     def predict_batch(self, images):
         self.calls += 1

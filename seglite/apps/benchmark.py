@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
+from seglite.apps.benchmark_plan import Plan
 from seglite.errors import SegliteError
 
 DEFAULT_SIZES = ((512, 1024), (1024, 2048))
@@ -51,24 +51,6 @@ OUTPUT_FILES = {
 
 class BenchmarkError(SegliteError):
     """A benchmark setting cannot be carried out (unknown preset, unavailable backend, ...)."""
-
-
-def physical_cores() -> int:
-    """Physical cores this process may run on (hyper-threads counted once), from Linux's CPU topology."""
-    import os
-
-    try:
-        allowed = os.sched_getaffinity(0)
-    except AttributeError:
-        return os.cpu_count() or 1
-    cores = set()
-    for cpu in allowed:
-        try:
-            siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list").read_text().strip()
-        except OSError:
-            siblings = str(cpu)
-        cores.add(siblings)
-    return max(len(cores), 1)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -176,16 +158,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.group_seconds < 0:
         parser.error(f"--group-seconds must be >= 0, got {args.group_seconds}")
     return args
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a run measures, resolved against this machine."""
-
-    presets: list[str]
-    backends: list[str]
-    profile_backends: list[str]
-    unavailable: dict[str, str]
 
 
 def resolve(args: argparse.Namespace) -> Plan:

@@ -38,7 +38,8 @@ PRESET_CONFIG = {
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, help="a training checkpoint (default: the LR-ASPP MobileNetV3-Large preset, random weights)")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="a training checkpoint (default: the LR-ASPP MobileNetV3-Large preset, random weights)")
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--threads", type=int, help="threads of every runtime (default: torch's, the physical cores)")
@@ -65,8 +66,8 @@ def preset_checkpoint(folder: Path) -> Path:
     """The LR-ASPP MobileNetV3-Large preset as a training checkpoint (what from_checkpoint reads)."""
     import torch
 
+    from seglite.checkpoints import build_model_from_config
     from seglite.data import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
-    from seglite.inference.checkpoint import build_model_from_config
 
     torch.manual_seed(0)
     model = build_model_from_config(PRESET_CONFIG)
@@ -107,9 +108,10 @@ def build(args: argparse.Namespace, checkpoint: Path, folder: Path) -> tuple[dic
         predictors["torch"] = Predictor.from_checkpoint(checkpoint, backend="torch")
     predictors["onnxruntime"] = Predictor.from_checkpoint(checkpoint, backend="onnxruntime", cache_dir=folder / "cache")
     if openvino.available():
-        predictors["openvino fp32"] = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="fp32", cache_dir=folder / "cache")
-        if openvino.cpu_has_bf16():
-            predictors["openvino bf16"] = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="bf16", cache_dir=folder / "cache")
+        for precision in ("fp32", "bf16") if openvino.cpu_has_bf16() else ("fp32",):
+            predictors[f"openvino {precision}"] = Predictor.from_checkpoint(
+                checkpoint, backend="openvino", precision=precision, cache_dir=folder / "cache"
+            )
         if not args.no_int8:
             predictors[f"openvino int8 ({args.int8_scope})"] = Predictor.from_checkpoint(
                 checkpoint, backend="openvino", precision="int8", calibration_images=calibration_images(args, folder),

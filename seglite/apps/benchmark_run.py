@@ -10,14 +10,14 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from seglite.apps.benchmark import Plan, physical_cores
-from seglite.apps.benchmark_backends import REFERENCE, Case, ModelSpec
+from seglite.apps.benchmark_backends import BACKENDS, REFERENCE, Case, ModelSpec
+from seglite.apps.benchmark_plan import Plan, physical_cores
 from seglite.apps.benchmark_profiles import OperatorProfile
 from seglite.apps.benchmark_report import (
     MEGA,
@@ -33,7 +33,6 @@ from seglite.apps.benchmark_report import (
     write_csv,
     write_json,
 )
-from seglite.apps.benchmark_backends import BACKENDS
 from seglite.apps.benchmark_workers import Measurement, WorkerError, preload_modules, profile_case, run_group
 from seglite.models.complexity import CATEGORIES, GraphCost, count_costs
 
@@ -44,7 +43,7 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def graph_cost(model: ModelSpec, size: tuple[int, int], batch_size: int) -> GraphCost:
     """MACs and memory access cost of ``model``, counted on the meta device (nothing is computed)."""
     with torch.device("meta"):
@@ -197,7 +196,7 @@ def sweep_points(args: argparse.Namespace) -> list[tuple[float, float]]:
 
 def scaled_size(size: tuple[int, int], rho: float) -> tuple[int, int]:
     """``size`` times ``rho``, each side rounded to a multiple of 16 (at least 32)."""
-    return tuple(max(32, int(round(side * rho / 16)) * 16) for side in size)  # type: ignore[return-value]
+    return tuple(max(32, round(side * rho / 16) * 16) for side in size)  # type: ignore[return-value]
 
 
 def measure_sweep(args: argparse.Namespace, plan: Plan, threads: int) -> list[SweepRow]:

@@ -19,6 +19,7 @@ activations and the runtime code the calls touch. PyTorch runners on CUDA report
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import multiprocessing
@@ -27,9 +28,10 @@ import resource
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,10 +88,8 @@ def _peak_bytes() -> int:
 def _release_free_memory() -> None:
     """Return freed heap memory to the system (glibc), so it is not mistaken for a runner's."""
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,9 +348,9 @@ def run_group(
                 if round_index >= warmup:
                     measurements[index].times.append(elapsed)
             timed = round_index + 1 - warmup
-            if started is not None and time_budget is not None and timed >= min_rounds:
-                if time.perf_counter() - started > time_budget:
-                    break
+            over_budget = started is not None and time_budget is not None and time.perf_counter() - started > time_budget
+            if over_budget and timed >= min_rounds:
+                break
         for measurement, worker in zip(measurements, workers, strict=True):
             if worker is None:
                 continue

@@ -25,22 +25,25 @@ import sys
 from pathlib import Path
 
 from seglite.errors import SegliteError
+from seglite.inference.options import EXPORT_FORMATS, INT8_SCOPES, PRECISIONS, TORCHSCRIPT_METHODS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="training checkpoint of `seglite fit` / tools/train.py")
-    parser.add_argument("--format", choices=("onnx", "torchscript", "openvino"), default="onnx", help="default: onnx")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="default: onnx")
     parser.add_argument("--output", type=Path, required=True, help="the exported file (OpenVINO: NAME.xml, with NAME.bin beside it)")
     parser.add_argument("--dynamic", action="store_true", help="ONNX: any batch, height and width")
+    parser.add_argument("--torchscript-method", choices=TORCHSCRIPT_METHODS, default="script",
+                        help="TorchScript: script (default: compile the code, every branch kept) or trace")
     parser.add_argument("--height", type=int, default=512, help="input height (default 512)")
     parser.add_argument("--width", type=int, default=1024, help="input width (default 1024)")
     parser.add_argument("--batch-size", type=int, default=1, help="ONNX without --dynamic: the fixed batch (default 1)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset, at least 17 (default 17)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+    parser.add_argument("--precision", choices=PRECISIONS[1:], default="fp32",
                         help="OpenVINO: fp32 (default), bf16 (used where the CPU computes bf16) or int8 (NNCF)")
-    parser.add_argument("--int8-scope", choices=("all", "no_depthwise", "backbone"), default="all",
+    parser.add_argument("--int8-scope", choices=INT8_SCOPES, default="all",
                         help="OpenVINO int8: what is quantised (default all; see seglite.inference.openvino)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     int8 = parser.add_argument_group("int8 calibration and accuracy")
@@ -86,14 +89,17 @@ def run(args: argparse.Namespace) -> None:
     reports = export_checkpoint(
         args.checkpoint, args.output, args.format, size, args.dynamic, args.opset, args.batch_size, args.overwrite,
         precision=args.precision, calibration_images=calibration, int8_scope=args.int8_scope,
+        torchscript_method=args.torchscript_method,
     )
     if args.format in ("torchscript", "openvino") or args.dynamic:
         shape = "any size"
     else:
         shape = f"input {args.batch_size}x3x{args.height}x{args.width}"
-    detail = f"{args.format}, {shape}"
+    detail = f"{args.format}, {shape}" + (f", {args.torchscript_method}" if args.format == "torchscript" else "")
     if args.format == "openvino":
-        detail += f", {args.precision}" + (f", {len(calibration)} {args.calibration_split} images calibrate, scope {args.int8_scope}" if calibration else "")
+        detail += f", {args.precision}"
+        if calibration:
+            detail += f", {len(calibration)} {args.calibration_split} images calibrate, scope {args.int8_scope}"
     print(f"exported {args.output} ({detail})")
     for report in reports:
         print(f"  check vs PyTorch, {report}")

@@ -4,6 +4,10 @@
     python tools/infer_video.py data/demo/demo_street.mp4 out.mp4 --onnx model.onnx --size 512 1024 --batch 4
     python tools/infer_video.py "frames/*.png" out.avi --checkpoint last.ckpt --masks out_masks --side-by-side
     python tools/infer_video.py 0 camera.mp4 --checkpoint last.ckpt --max-frames 600
+    python tools/infer_video.py in.mp4 out.mp4 --checkpoint last.ckpt --backend torch   # exact fp32 PyTorch
+
+The model runs on the fastest backend of this machine whose accuracy is checked (--backend
+auto, printed at the start: OpenVINO where installed, else ONNX Runtime, else PyTorch).
 
 Outputs .mp4/.m4v/.mov/.mkv are MPEG-4 ('mp4v'; frames with an odd side are padded by one
 pixel, which that codec path needs); .avi is Motion JPEG at exactly the input size. The video
@@ -19,8 +23,8 @@ import sys
 from pathlib import Path
 
 from seglite.errors import SegliteError
+from seglite.inference.options import BACKENDS, PRECISIONS
 
-BACKENDS = ("torch", "onnxruntime")
 DEFAULT_FPS = 30.0  # when neither --fps nor the input gives a frame rate
 
 
@@ -37,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     model = parser.add_argument_group("model")
     model.add_argument("--checkpoint", type=Path, help="Lightning checkpoint of a seglite model")
     model.add_argument("--onnx", type=Path, help="ONNX model to run; with --checkpoint and --backend onnxruntime, where to export it")
-    model.add_argument("--backend", choices=BACKENDS, default=None, help="default: onnxruntime when --onnx is given, else torch")
+    model.add_argument("--openvino", type=Path, help="OpenVINO model (.xml) of tools/export.py --format openvino")
+    model.add_argument("--backend", choices=BACKENDS, default="auto",
+                       help="for --checkpoint: auto (default: the fastest checked backend here), torch (exact fp32), "
+                            "onnxruntime or openvino")
+    model.add_argument("--precision", choices=PRECISIONS[:-1], default="auto",
+                       help="auto (default: bf16 where the CPU computes it, else fp32), fp32 or bf16 (OpenVINO)")
     model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     model.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
                        help="inference size; masks are resized back to each frame (default: the frame's size)")
@@ -59,11 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.checkpoint is None and args.onnx is None:
-        parser.error("give the model: --checkpoint CKPT or --onnx MODEL")
-    if args.onnx is not None and args.backend == "torch":
-        parser.error("--onnx runs in onnxruntime: drop --backend torch, or --onnx to run the checkpoint in torch")
-    args.backend = args.backend or ("onnxruntime" if args.onnx is not None else "torch")
+    sources = [name for name in ("checkpoint", "openvino") if getattr(args, name) is not None]
+    if not sources and args.onnx is None:
+        parser.error("give the model: --checkpoint CKPT, --onnx MODEL or --openvino MODEL.xml")
+    if len(sources) > 1 or (args.openvino is not None and args.onnx is not None):
+        parser.error("give one model: --checkpoint (optionally with --onnx), --onnx or --openvino")
+    if args.onnx is not None and args.backend not in ("auto", "onnxruntime"):
+        parser.error(f"--onnx runs in onnxruntime: drop --backend {args.backend}, or --onnx")
+    if args.checkpoint is None and args.backend != "auto":
+        parser.error("--backend chooses how a --checkpoint runs; an exported model runs in its own runtime")
+    if args.onnx is not None:
+        args.backend = "onnxruntime"
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
     if args.batch < 1:
@@ -90,11 +105,15 @@ def load_predictor(args: argparse.Namespace):
     if threads is not None:
         torch.set_num_threads(threads)  # ONNX Runtime sessions of the predictor follow it too
     size = tuple(args.size) if args.size else None
+    if args.openvino is not None:
+        if size is not None:
+            raise SegliteError("--size does not apply to an OpenVINO segmenter, which takes each frame at its size")
+        return Predictor.from_openvino(args.openvino, batch_size=args.batch, num_threads=threads, precision=args.precision)
     if args.checkpoint is None:
-        return Predictor.from_onnx(args.onnx, device=args.device, size=size, batch_size=args.batch)
+        return Predictor.from_onnx(args.onnx, device=args.device, size=size, batch_size=args.batch, num_threads=threads)
     return Predictor.from_checkpoint(
         args.checkpoint, device=args.device, backend=args.backend, size=size, onnx_path=args.onnx,
-        channels_last=args.channels_last, batch_size=args.batch,
+        channels_last=args.channels_last, batch_size=args.batch, precision=args.precision, num_threads=threads,
     )
 
 
@@ -117,6 +136,7 @@ def run(args: argparse.Namespace):
             prepare_masks_dir(args.masks, source, args.overwrite)
         try:
             predictor = load_predictor(args)
+            print(f"model: {predictor.description}", file=sys.stderr)
         except ValueError as error:  # options the model cannot take, e.g. --size for a fixed-size ONNX model
             if isinstance(error, SegliteError):
                 raise

@@ -1,8 +1,14 @@
 """Segment images into mask PNGs and colour overlays.
 
     python tools/predict.py photo.jpg --checkpoint last.ckpt --output out/
+    python tools/predict.py photo.jpg --checkpoint last.ckpt --backend torch --output out/   # exact fp32 PyTorch
     python tools/predict.py data/demo/leftImg8bit/val --onnx model.onnx --output out/ --color
+    python tools/predict.py "frames/*.png" --openvino model.int8.xml --output out/
     python tools/predict.py "frames/*.png" --checkpoint last.ckpt --size 512 1024 --output out/
+
+The model runs on the fastest backend of this machine whose accuracy is checked (--backend
+auto, printed at the start: OpenVINO where installed, else ONNX Runtime, else PyTorch); int8
+models come from tools/export.py --format openvino --precision int8 and run with --openvino.
 
 For every input image NAME.EXT the output folder gets NAME_mask.png (train ids 0..C-1, or the
 palette's colours with --color) and NAME_overlay.png (the mask blended over the image). Folders
@@ -20,10 +26,10 @@ import sys
 from pathlib import Path
 
 from seglite.errors import SegliteError
+from seglite.inference.options import BACKENDS, PRECISIONS
 
 MASK_SUFFIX = "_mask.png"
 OVERLAY_SUFFIX = "_overlay.png"
-BACKENDS = ("torch", "onnxruntime")
 
 
 class PredictToolError(SegliteError):
@@ -44,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--checkpoint", type=Path, help="Lightning checkpoint of a seglite model")
     model.add_argument("--onnx", type=Path,
                        help="ONNX model of tools/export.py; with --checkpoint and --backend onnxruntime, where to export it")
-    model.add_argument("--backend", choices=BACKENDS, help="default: torch for a checkpoint, onnxruntime for --onnx alone")
+    model.add_argument("--openvino", type=Path, help="OpenVINO model (.xml) of tools/export.py --format openvino")
+    model.add_argument("--backend", choices=BACKENDS, default="auto",
+                       help="for --checkpoint: auto (default: the fastest checked backend here), torch (exact fp32), "
+                            "onnxruntime or openvino")
+    model.add_argument("--precision", choices=PRECISIONS[:-1], default="auto",
+                       help="auto (default: bf16 where the CPU computes it, else fp32), fp32 or bf16 (OpenVINO)")
     model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     model.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
                        help="inference size; masks are resized back to each image (default: the image's size)")
@@ -60,10 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.checkpoint is None and args.onnx is None:
-        parser.error("give the model: --checkpoint CKPT or --onnx MODEL")
-    if args.backend == "torch" and args.checkpoint is None:
-        parser.error("--backend torch needs --checkpoint (an ONNX model runs in onnxruntime)")
+    sources = [name for name in ("checkpoint", "openvino") if getattr(args, name) is not None]
+    if not sources and args.onnx is None:
+        parser.error("give the model: --checkpoint CKPT, --onnx MODEL or --openvino MODEL.xml")
+    if len(sources) > 1:
+        parser.error("give one model: --checkpoint or --openvino")
+    if args.openvino is not None and args.onnx is not None:
+        parser.error("give one model: --onnx or --openvino")
+    if args.checkpoint is None and args.backend != "auto":
+        parser.error("--backend chooses how a --checkpoint runs; an exported model runs in its own runtime")
     if args.batch < 1:
         parser.error(f"--batch must be at least 1, got {args.batch}")
     if args.size is not None and min(args.size) < 1:
@@ -146,10 +162,16 @@ def load_predictor(args: argparse.Namespace):
 
     size = tuple(args.size) if args.size else None
     try:
+        if args.openvino is not None:
+            if size is not None:
+                raise PredictToolError("--size does not apply to an OpenVINO segmenter, which takes each image at its size")
+            return Predictor.from_openvino(args.openvino, batch_size=args.batch, precision=args.precision)
         if args.checkpoint is None:
             return Predictor.from_onnx(args.onnx, device=args.device, size=size, batch_size=args.batch)
-        backend = args.backend or "torch"
-        return Predictor.from_checkpoint(args.checkpoint, args.device, backend, size, args.onnx, batch_size=args.batch)
+        backend = "onnxruntime" if args.onnx is not None and args.backend == "auto" else args.backend
+        return Predictor.from_checkpoint(
+            args.checkpoint, args.device, backend, size, args.onnx, batch_size=args.batch, precision=args.precision
+        )
     except ValueError as error:  # options the model cannot take, e.g. --size for a fixed-size ONNX model
         if isinstance(error, SegliteError):
             raise
@@ -166,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
     overlay_wanted = not args.no_overlay
     prepare_outputs(images, args.output, overlay_wanted, args.overwrite)
     predictor = load_predictor(args)
+    print(f"model: {predictor.description}", file=sys.stderr)
     colours = predictor.palette if predictor.palette is not None else default_palette(predictor.num_classes)
     palette = palette_array(colours)
     for start in range(0, len(images), args.batch):

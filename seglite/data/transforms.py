@@ -8,7 +8,12 @@ holds a float32 ``(3, H, W)`` image and a ``(H, W)`` mask (the data sets make it
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
+
+# albumentations asks PyPI for a newer version on every import unless told not to: seglite makes
+# no network calls at run time (and the request costs seconds where there is no network)
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import albumentations as A
 import cv2

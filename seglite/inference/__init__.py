@@ -1,4 +1,4 @@
-"""Inference: checkpoint reading, the image ``Predictor`` (PyTorch, ONNX Runtime, OpenVINO), export, int8, video.
+"""Inference: the image ``Predictor`` (PyTorch, ONNX Runtime, OpenVINO), export, int8, video.
 
 Submodules are imported on first use (``from seglite.inference import Predictor`` loads only the predictor).
 """
@@ -8,7 +8,6 @@ from importlib import import_module
 _EXPORTS = {
     "Predictor": "predictor",
     "load_task": "predictor",
-    "load_checkpoint": "checkpoint",
     "export_onnx": "export",
     "export_openvino": "export",
     "export_torchscript": "export",

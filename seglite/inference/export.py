@@ -5,9 +5,10 @@ image in (input ``image``), ``(N, C, H, W)`` logits at input size out (output ``
 An OpenVINO IR holds the segmenter (``seglite.inference.runners.SegmenterGraph``): the
 ``(N, H, W, 3)`` uint8 RGB image in, and for a ``SegmentationModel`` the head's coarse logits
 of the padded image out (``output="coarse"``; ``Predictor.from_openvino`` finishes the masks
-with ``seglite.inference.postprocess``), otherwise ``(N, H, W)`` uint8 train ids; fp32 or NNCF int8. Class names, palette, normalisation and input size travel in the file's
-metadata (ONNX ``metadata_props``, TorchScript extra file ``seglite.json``, OpenVINO
-``rt_info``), so the predictor needs nothing else.
+with ``seglite.inference.postprocess``), otherwise ``(N, H, W)`` uint8 train ids; fp32 or NNCF int8.
+Class names, palette, normalisation and input size travel in the file's metadata (ONNX
+``metadata_props``, TorchScript extra file ``seglite.json``, OpenVINO ``rt_info``), so the
+predictor needs nothing else.
 
 ONNX uses the TorchScript-based exporter (``dynamo=False``): the torch.export-based default
 needs ``onnxscript``, which seglite does not depend on.
@@ -23,19 +24,20 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from seglite.checkpoints import load_checkpoint
 from seglite.checks import check_choice, check_positive_int
 from seglite.checks import check_size as _check_size
 from seglite.errors import OutputExistsError, SegliteError  # noqa: F401  (OutputExistsError: imported from here by users)
 from seglite.files import check_output_file, write_bytes
-from seglite.inference.checkpoint import load_checkpoint
 from seglite.inference.metadata import (
     INPUT_NAME,
     MASK_OUTPUT_NAME,
@@ -47,10 +49,9 @@ from seglite.inference.metadata import (
     Size,
     onnx_metadata,
 )
+from seglite.inference.options import EXPORT_FORMATS, TORCHSCRIPT_METHODS, ExportFormat, TorchScriptMethod
 from seglite.inference.runners import CoarseMasks, GraphOutput, OnnxRunner, SegmenterGraph, coarse_stride, normalize
 
-ExportFormat = Literal["onnx", "torchscript", "openvino"]
-EXPORT_FORMATS = ("onnx", "torchscript", "openvino")
 TORCHSCRIPT_METADATA = "seglite.json"
 MIN_OPSET = 17
 MAX_LOGIT_DIFFERENCE = 1e-3
@@ -210,7 +211,7 @@ def onnx_model_bytes(
         except torch.onnx.errors.OnnxExporterError as error:
             # the message continues with the whole TorchScript graph: keep its first line
             reason = str(error).strip().splitlines()[0]
-            hint = " (a layer whose settings depend on the input size, such as LR-ASPP's 'paper' pooling, needs a fixed size: omit --dynamic)" if dynamic else ""
+            hint = " (a layer whose settings depend on the input size needs a fixed size: omit --dynamic)" if dynamic else ""
             raise ExportError(f"cannot export {type(model).__name__} to ONNX opset {opset}{hint}: {reason}") from error
     proto = onnx.load_from_string(buffer.getvalue())
     # the exporter leaves the class axis unnamed after the final crop; state it for consumers
@@ -268,11 +269,16 @@ def export_torchscript(
     metadata: dict[str, str] | None = None,
     overwrite: bool = False,
     inputs: Iterable[str | Path] = (),
+    method: TorchScriptMethod = "script",
 ) -> list[ParityReport]:
-    """Trace ``model`` to a TorchScript file that accepts any batch and input size, checked at two sizes.
+    """Compile ``model`` to a TorchScript file that accepts any batch and input size, checked at two sizes.
 
-    Load it with ``torch.jit.load(path, _extra_files={"seglite.json": ""})`` to read the metadata.
+    ``method="script"`` compiles the Python code itself (every branch, e.g. the padding of sizes
+    that are not a multiple of the output stride, stays in the program); ``"trace"`` records
+    the operations run on one example input (traced at odd sides, so the padding is recorded).
+    Load the file with ``torch.jit.load(path, _extra_files={"seglite.json": ""})`` to read the metadata.
     """
+    check_choice("method", method, TORCHSCRIPT_METHODS)
     size = check_size(size)
     output = check_output(output, overwrite, inputs)
     model = _cpu_eval_copy(model)
@@ -283,8 +289,8 @@ def export_torchscript(
         # TorchScript is deprecated in favour of torch.export, but it is what C++ / mobile runtimes load today
         warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit.*deprecated")
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        traced = torch.jit.trace(model, example, check_trace=False)
-        torch.jit.save(traced, buffer, _extra_files=extra)
+        compiled = torch.jit.script(model) if method == "script" else torch.jit.trace(model, example, check_trace=False)
+        torch.jit.save(compiled, buffer, _extra_files=extra)
         data = buffer.getvalue()
         loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
     reports = check_export(model, loaded, check_sizes(size, True), 2)
@@ -337,7 +343,11 @@ def segmenter_onnx_bytes(
     proto = onnx.load_from_string(buffer.getvalue())
     if output != "masks":
         proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value = int(model.num_classes)
-    entries = {**(metadata or onnx_metadata(None, None, None)), META_GRAPH: json.dumps(graph_kind), META_INPUT_SIZE: json.dumps(size and list(size))}
+    entries = {
+        **(metadata or onnx_metadata(None, None, None)),
+        META_GRAPH: json.dumps(graph_kind),
+        META_INPUT_SIZE: json.dumps(size and list(size)),
+    }
     if output == "coarse":
         entries[META_OUTPUT_STRIDE] = json.dumps(coarse_stride(model))
     for key, value in entries.items():
@@ -384,7 +394,9 @@ def check_segmenter(
             reference = graph(torch.from_numpy(images)).numpy()
         exported = run_exported(images)
         if exported.shape != reference.shape:
-            raise ExportCheckError(f"the export returns masks of shape {exported.shape} for {images.shape} images; PyTorch {reference.shape}")
+            raise ExportCheckError(
+                f"the export returns masks of shape {exported.shape} for {images.shape} images; PyTorch {reference.shape}"
+            )
         reports.append(MaskParityReport(size, batch, float((exported == reference).mean()), enforced))
     if not all(report.passed for report in reports):
         raise ExportCheckError("the export does not match PyTorch:\n  " + "\n  ".join(map(str, reports)))
@@ -467,6 +479,7 @@ def export_checkpoint(
     precision: Literal["fp32", "bf16", "int8"] = "fp32",
     calibration_images: Sequence[np.ndarray] | None = None,
     int8_scope: str = "all",
+    torchscript_method: TorchScriptMethod = "script",
 ) -> list[ParityReport] | list[MaskParityReport]:
     """Export the model of a training checkpoint with its class names and palette; returns the parity reports.
 
@@ -484,7 +497,7 @@ def export_checkpoint(
     metadata = onnx_metadata(loaded.class_names, loaded.palette, None, loaded.sha256)
     inputs = [loaded.path]
     if export_format == "torchscript":
-        return export_torchscript(loaded.model, output, size, metadata, overwrite, inputs)
+        return export_torchscript(loaded.model, output, size, metadata, overwrite, inputs, torchscript_method)
     if export_format == "openvino":
         return export_openvino(loaded.model, output, size, precision, calibration_images, int8_scope, metadata, overwrite, inputs)
     return export_onnx(loaded.model, output, size, dynamic, opset, batch_size, metadata, overwrite, inputs)

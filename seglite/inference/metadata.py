@@ -7,10 +7,8 @@ below: ONNX ``metadata_props``, OpenVINO ``rt_info``, the TorchScript extra file
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
 
@@ -39,15 +37,6 @@ META_OUTPUT_STRIDE = "seglite.output_stride"
 """Of a ``"coarse"`` graph: the multiple its input is padded to."""
 META_PRECISION = "seglite.precision"
 """``"fp32"``, ``"bf16"`` (a runtime setting, recorded) or ``"int8"`` (quantised weights)."""
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def onnx_metadata(

@@ -20,25 +20,22 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
 import seglite
+from seglite.checkpoints import CheckpointModel, load_checkpoint
 from seglite.checks import check_choice, check_image, check_positive_int
 from seglite.checks import check_size as _check_size
 from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
-from seglite.errors import OutputExistsError, SegliteError
+from seglite.errors import ModelLoadError, OutputExistsError, SegliteError
+from seglite.files import InputNotFoundError as ModelFileNotFoundError  # noqa: F401  (the name of seglite 0.1)
 from seglite.files import OutputWriteError, require_file, write_bytes
-from seglite.inference.checkpoint import (  # noqa: F401  (ModelFileNotFoundError: a name of seglite 0.1)
-    CheckpointModel,
-    ModelFileNotFoundError,
-    ModelLoadError,
-    load_checkpoint,
-)
 from seglite.inference.metadata import (  # noqa: F401  (names of seglite 0.1, imported from here by users)
     INPUT_NAME,
     META_CHECKPOINT_SHA256,
@@ -52,9 +49,9 @@ from seglite.inference.metadata import (  # noqa: F401  (names of seglite 0.1, i
     META_STD,
     OUTPUT_NAME,
     Size,
-    file_sha256,
     onnx_metadata,
 )
+from seglite.inference.options import BACKENDS, PRECISIONS, Backend, Int8Scope, Precision
 from seglite.inference.runners import (  # noqa: F401  (Runner, OnnxRunner: names of seglite 0.1)
     CoarseMasks,
     Engine,
@@ -68,10 +65,6 @@ from seglite.inference.runners import (  # noqa: F401  (Runner, OnnxRunner: name
     resize_image,
 )
 
-Backend = Literal["auto", "torch", "onnxruntime", "openvino"]
-Precision = Literal["auto", "fp32", "bf16", "int8"]
-BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
 CACHE_ENVIRONMENT = "SEGLITE_CACHE_DIR"
 
 __all__ = ["Predictor", "default_cache_dir", "load_task"]
@@ -81,7 +74,7 @@ def load_task(checkpoint: str | Path, map_location: str | torch.device = "cpu") 
     """The model of a training checkpoint with ``model``, ``class_names``, ``palette``, ``num_classes``.
 
     Kept for code written against seglite 0.1 (which returned the Lightning task); it is
-    :func:`seglite.inference.checkpoint.load_checkpoint` and needs no Lightning.
+    :func:`seglite.checkpoints.load_checkpoint` and needs no Lightning.
     """
     loaded = load_checkpoint(checkpoint)
     loaded.model.to(map_location)
@@ -260,7 +253,7 @@ class Predictor:
         precision: Precision = "auto",
         num_threads: int | None = None,
         calibration_images: Sequence[np.ndarray] | None = None,
-        int8_scope: str = "all",
+        int8_scope: Int8Scope = "all",
         cache_dir: str | Path | None = "default",
     ) -> Predictor:
         """A predictor from a training checkpoint of ``seglite fit`` / ``tools/train.py`` (no Lightning needed).

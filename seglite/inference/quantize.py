@@ -10,11 +10,13 @@ import logging
 import statistics
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 import numpy as np
+import onnx
 import torch
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quant_pre_process, quantize_static
 
@@ -22,7 +24,7 @@ from seglite.data import CityscapesDataset
 from seglite.files import atomic_write, require_file
 from seglite.inference.export import check_output
 from seglite.inference.predictor import Predictor, Size
-from seglite.lit.metrics import SegmentationScores, confusion_matrix_metric, scores_from_confusion
+from seglite.metrics import SegmentationScores, confusion_matrix, scores_from_confusion
 
 
 def dataset_images(root: str | Path, split: Literal["train", "val", "test"] = "train", count: int | None = 32) -> list[np.ndarray]:
@@ -88,6 +90,8 @@ def quantize_onnx(
                 per_channel=per_channel,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
+                # the logit-producing classifiers stay float, as in seglite.inference.openvino.ignored_scope
+                nodes_to_exclude=[node.name for node in onnx.load(str(prepared)).graph.node if "classifier" in node.name],
             )
 
         atomic_write(output, write)
@@ -122,7 +126,8 @@ def evaluate_predictors(
     num_classes = {predictor.num_classes for predictor in predictors.values()}
     if len(num_classes) != 1:
         raise ValueError(f"the predictors disagree on the number of classes: {sorted(num_classes)}")
-    confusions = {name: confusion_matrix_metric(min(num_classes), ignore_index) for name in predictors}
+    classes = min(num_classes)
+    confusions = {name: torch.zeros(classes, classes, dtype=torch.int64) for name in predictors}
     times: dict[str, list[float]] = {name: [] for name in predictors}
     for predictor in predictors.values():
         predictor.predict(dataset[0]["image"])
@@ -133,9 +138,9 @@ def evaluate_predictors(
             start = time.perf_counter()
             mask = predictor.predict(sample["image"])
             times[name].append(time.perf_counter() - start)
-            confusions[name].update(torch.from_numpy(mask.astype(np.int64)), target)
+            confusions[name] += confusion_matrix(torch.from_numpy(mask), target, classes, ignore_index)
     return [
-        ModelEvaluation(name, scores_from_confusion(confusions[name].compute()), statistics.median(times[name]))
+        ModelEvaluation(name, scores_from_confusion(confusions[name]), statistics.median(times[name]))
         for name in predictors
     ]
 

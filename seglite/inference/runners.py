@@ -16,7 +16,8 @@ ONNX Runtime and OpenVINO are imported only when a runner of theirs is made.
 from __future__ import annotations
 
 import os
-from typing import Callable, Literal, Protocol
+from collections.abc import Callable
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
-from seglite.inference.checkpoint import ModelLoadError
+from seglite.errors import ModelLoadError
 from seglite.inference.metadata import Size, decode_metadata
 
 GraphOutput = Literal["masks", "logits", "coarse"]

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 import signal
 import threading
-import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -36,63 +34,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from seglite.errors import SegliteError
-from seglite.files import OutputWriteError, describe_os_error, make_dir, require_file, write_bytes
-
-
-class CheckpointError(SegliteError, ValueError):
-    """A checkpoint file is unreadable, refused, or holds another model than the configuration builds."""
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The contents of a Lightning checkpoint, loaded weights-only (no code from the file runs).
-
-    ``InputNotFoundError`` when there is no file; ``CheckpointError`` naming the file when it is
-    truncated, not a PyTorch file, or holds Python objects that weights-only loading refuses.
-    """
-    path = require_file(path, "checkpoint")
-    try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
-            warnings.simplefilter("ignore")
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        refused = next((line for line in lines if "unsupported global" in line.lower()), None)
-        if refused is not None:
-            raise CheckpointError(
-                f"checkpoint {path} was refused: it holds Python objects that weights-only loading does not "
-                f"run ({refused}); seglite never unpickles arbitrary code"
-            ) from error
-        raise CheckpointError(f"checkpoint {path} is not a PyTorch checkpoint (random or damaged bytes)") from error
-    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError, KeyError) as error:
-        reason = str(error).strip().splitlines()[0].split(". ")[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"checkpoint {path} is truncated or not a PyTorch checkpoint ({reason})") from error
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(f"checkpoint {path} holds no model weights (no 'state_dict'): not a Lightning checkpoint")
-    return checkpoint
-
-
-def _class_name(config: Any) -> str | None:
-    if isinstance(config, dict) and isinstance(config.get("class_path"), str):
-        return config["class_path"].rsplit(".", 1)[-1]
-    return None
-
-
-def describe_checkpoint_model(checkpoint: dict[str, Any]) -> str:
-    """What a checkpoint holds, from its hyperparameters: e.g. ``LRASPP on MobileNetV3 for 19 classes (road, ...)``."""
-    hparams = checkpoint.get("hyper_parameters", {}) or {}
-    model = hparams.get("model")
-    text = _class_name(model) or "a model"
-    backbone = model.get("init_args", {}).get("backbone") if isinstance(model, dict) else None
-    if _class_name(backbone):
-        text += f" on {_class_name(backbone)}"
-    names = hparams.get("class_names")
-    if names:
-        shown = ", ".join(str(name) for name in names[:4]) + (", ..." if len(names) > 4 else "")
-        text += f" for {len(names)} classes ({shown})"
-    if "global_step" in checkpoint:
-        text += f", step {checkpoint['global_step']}"
-    return text
+from seglite.files import OutputWriteError, describe_os_error, make_dir, write_bytes
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

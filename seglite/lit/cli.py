@@ -26,9 +26,10 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveCon
 from pytorch_lightning.utilities import rank_zero_warn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from seglite.checkpoints import model_config, read_checkpoint
 from seglite.errors import ConfigurationError, OutputExistsError, SegliteError
 from seglite.files import describe_os_error, make_dir, write_text
-from seglite.lit.checkpoint import read_checkpoint, use_atomic_checkpoint_io
+from seglite.lit.checkpoint import use_atomic_checkpoint_io
 from seglite.lit.task import SegmentationTask
 
 EVAL_OPTIONS = ("eval_mode", "eval_crop_size", "eval_stride", "eval_flip", "eval_scales")
@@ -104,21 +105,36 @@ class SegliteCLI(LightningCLI):
         parser.link_arguments("data.palette", "model.palette", compute_fn=_as_lists, apply_on="instantiate")
 
     def _parse_ckpt_path(self) -> None:
-        """Check ``--ckpt_path``, and let it rebuild the model while keeping this command line's evaluation options.
+        """Rebuild the model of ``--ckpt_path`` (as Lightning does), with three differences.
 
-        Lightning applies a checkpoint's hyperparameters over the whole ``model`` section
-        (Lightning-AI/pytorch-lightning#21455), which would silently undo
-        ``seglite test --ckpt_path P --model.eval_mode slide`` and the other ``eval_*`` options.
+        - The file is read by seglite's checkpoint reader: a missing, truncated, foreign or
+          refused file is one clear error, now.
+        - A checkpoint of seglite 0.1 gets its model config made explicit
+          (``seglite.checkpoints.model_config``), so it rebuilds the architecture of its weights.
+        - This command line's evaluation options are kept: Lightning applies a checkpoint's
+          hyperparameters over the whole ``model`` section (Lightning-AI/pytorch-lightning#21455),
+          which would silently undo ``seglite test --ckpt_path P --model.eval_mode slide``.
         """
         subcommand = self.config.get("subcommand")
         if not subcommand:
             return
         path = self.config[subcommand].get("ckpt_path")
-        if path and path not in ("last", "best", "hpc", "registry"):  # Lightning's names, resolved later
-            read_checkpoint(path)  # a missing, truncated, foreign or refused file: one clear error, now
+        if not path or path in ("last", "best", "hpc", "registry"):  # Lightning's names, resolved later
+            return
+        checkpoint = read_checkpoint(path)
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        if isinstance(hparams.get("model"), dict):
+            hparams["model"] = model_config(checkpoint, path)
         model = self.config[subcommand].get("model")
         requested = {key: model[key] for key in EVAL_OPTIONS if key in model} if model is not None else {}
-        super()._parse_ckpt_path()
+        try:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        except SystemExit:
+            sys.stderr.write(f"the hyperparameters of checkpoint {path} do not parse as a seglite model configuration\n")
+            raise
         for key, value in requested.items():
             self.config[subcommand]["model"][key] = value
 

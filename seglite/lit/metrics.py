@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-# re-exported for seglite.inference.quantize, which imports them from here
-from seglite.metrics import SegmentationScores, scores_from_confusion  # noqa: F401
-
 
 def confusion_matrix_metric(num_classes: int, ignore_index: int = 255) -> MulticlassConfusionMatrix:
     """A confusion-matrix accumulator (rows: ground truth, columns: prediction) that syncs under DDP."""

@@ -17,8 +17,8 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch.optim.lr_scheduler import LambdaLR
 
 import seglite
+from seglite.checkpoints import CheckpointError, describe_checkpoint_model
 from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
-from seglite.lit.checkpoint import CheckpointError, describe_checkpoint_model
 from seglite.lit.losses import SegmentationLoss
 from seglite.lit.metrics import confusion_matrix_metric
 from seglite.lit.optim import poly_warmup_factor, split_decay_parameters

@@ -12,8 +12,8 @@ computing anything, so even 1024x2048 inputs take a fraction of a second.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn

@@ -13,10 +13,12 @@ import pytest
 import torch
 from test_predictor import checkpoint, random_images  # noqa: F401  (fixtures, shared)
 
+import seglite
+from seglite import checkpoints as checkpoint_module
+from seglite.checkpoints import build_model_from_config, load_checkpoint
 from seglite.data import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+from seglite.errors import ModelLoadError
 from seglite.files import InputNotFoundError
-from seglite.inference import checkpoint as checkpoint_module
-from seglite.inference.checkpoint import ModelLoadError, build_model_from_config, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pytorch_lightning.cli")
@@ -34,7 +36,7 @@ def test_rebuilds_the_model_lightning_rebuilds(checkpoint):  # noqa: F811
     assert loaded.class_names == list(CITYSCAPES_CLASSES) and loaded.palette == CITYSCAPES_PALETTE.tolist()
     assert loaded.num_classes == 19 and loaded.path == Path(checkpoint)
     assert loaded.sha256 == hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
-    assert loaded.seglite_version is None  # written without one: a seglite 0.1 checkpoint
+    assert loaded.seglite_version == seglite.__version__
 
 
 def _variant(source: Path, tmp_path: Path, name: str, change) -> Path:
@@ -121,17 +123,31 @@ def test_weights_that_do_not_fit_the_config(checkpoint, tmp_path):  # noqa: F811
         load_checkpoint(_variant(checkpoint, tmp_path, "bad_argument", bad_argument))
 
 
-def test_v01_checkpoints_go_through_the_config_upgrade(checkpoint, tmp_path, monkeypatch):  # noqa: F811
-    calls = []
-    def spy(config):
-        calls.append(config["class_path"])
-        return config
-    monkeypatch.setattr(checkpoint_module, "upgrade_model_config", spy)
-    load_checkpoint(checkpoint)
-    assert calls == ["seglite.models.LRASPP"]
-    versioned = _variant(checkpoint, tmp_path, "versioned", lambda content: content.update(seglite_version="0.2.0"))
-    assert load_checkpoint(versioned).seglite_version == "0.2.0"
-    assert len(calls) == 1  # a checkpoint of this version needs no upgrade
+def test_v01_checkpoints_rebuild_their_own_architecture(checkpoint, tmp_path):  # noqa: F811
+    """A checkpoint without seglite_version holds a 0.1 model: its config is upgraded before building."""
+    from test_predictor import TINY_MODEL
+
+    from seglite.models.compat import upgrade_model_config
+
+    old_model = checkpoint_module.build_model_from_config(upgrade_model_config(TINY_MODEL))
+    torch.manual_seed(1)
+    for parameter in old_model.parameters():
+        parameter.data.normal_()
+    old_state = {f"model.{key}": value for key, value in old_model.state_dict().items()}
+
+    def as_v01(content):
+        content.pop("seglite_version")
+        content["state_dict"] = old_state
+
+    path = _variant(checkpoint, tmp_path, "v01", as_v01)
+    loaded = load_checkpoint(path)
+    assert loaded.seglite_version is None
+    images = torch.randn(1, 3, 64, 96)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded.model(images), old_model.eval()(images), rtol=0, atol=0)
+    # the same weights declared as this version's do not fit this version's defaults: the upgrade mattered
+    with pytest.raises(ModelLoadError, match="do not fit"):
+        load_checkpoint(_variant(path, tmp_path, "v02", lambda content: content.update(seglite_version=seglite.__version__)))
 
 
 def test_build_model_from_config_refuses_non_models():
@@ -153,7 +169,7 @@ sys.meta_path.insert(0, Block())
 import numpy as np
 import seglite.inference.predictor
 runtimes_at_import = sorted(m for m in ("onnx", "onnxruntime", "openvino") if m in sys.modules)
-import seglite.inference.checkpoint, seglite.inference.export, seglite.inference.runners, seglite.inference.postprocess
+import seglite.checkpoints, seglite.inference.export, seglite.inference.runners, seglite.inference.postprocess
 import seglite.inference.openvino, seglite.inference.metadata
 from seglite.inference.predictor import Predictor
 image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
