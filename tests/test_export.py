@@ -19,7 +19,6 @@ from seglite.inference import openvino as openvino_runtime
 from seglite.inference.export import (
     TORCHSCRIPT_METADATA,
     ExportCheckError,
-    ExportError,
     OutputExistsError,
     export_onnx,
     export_torchscript,

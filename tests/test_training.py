@@ -152,13 +152,16 @@ def test_train_without_cityscapes_says_where_and_how(tmp_path):
     assert "args parameter is intended" not in result.stderr  # LightningCLI's warning, silenced: the tool means it
 
 
-def test_bad_config_value_names_the_argument_without_traceback(tiny_cityscapes, tmp_path):
-    result = _run_tool("tools/train.py", "configs/lraspp_mnv3.yaml", "configs/demo.yaml",
-                       f"--data.init_args.root={tiny_cityscapes}", f"--trainer.default_root_dir={tmp_path}",
-                       "--trainer.logger=false", "--model.model.init_args.backbone.init_args.output_stride=4")
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    assert "output_stride must be one of (8, 16, 32), got 4" in result.stderr
+def test_bad_config_value_names_the_argument_without_traceback(tiny_cityscapes, tmp_path, capsys):
+    from seglite.apps import train
+
+    code = train.main([str(REPO / "configs/lraspp_mnv3.yaml"), str(REPO / "configs/demo.yaml"), f"--data.init_args.root={tiny_cityscapes}",
+                       f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
+                       "--model.model.init_args.backbone.init_args.output_stride=4"])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    assert "output_stride must be one of (8, 16, 32), got 4" in error
 
 
 def test_a_second_run_writes_a_new_version_folder(tiny_cityscapes, tmp_path):

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace):
             prepare_masks_dir(args.masks, source, args.overwrite)
         try:
             predictor = load_predictor(args)
-            print(f"model: {predictor.description}", file=sys.stderr)
+            print(f"model: {predictor.description}")
         except ValueError as error:  # options the model cannot take, e.g. --size for a fixed-size ONNX model
             if isinstance(error, SegliteError):
                 raise

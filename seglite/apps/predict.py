@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     overlay_wanted = not args.no_overlay
     prepare_outputs(images, args.output, overlay_wanted, args.overwrite)
     predictor = load_predictor(args)
-    print(f"model: {predictor.description}", file=sys.stderr)
+    print(f"model: {predictor.description}")
     colours = predictor.palette if predictor.palette is not None else default_palette(predictor.num_classes)
     palette = palette_array(colours)
     for start in range(0, len(images), args.batch):

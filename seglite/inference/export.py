@@ -34,8 +34,7 @@ import torch
 from torch import nn
 
 from seglite.checkpoints import load_checkpoint
-from seglite.checks import check_choice, check_positive_int
-from seglite.checks import check_size as _check_size
+from seglite.checks import check_choice, check_positive_int, check_size
 from seglite.errors import OutputExistsError, SegliteError  # noqa: F401  (OutputExistsError: imported from here by users)
 from seglite.files import check_output_file, write_bytes
 from seglite.inference.metadata import (
@@ -140,11 +139,6 @@ def check_export(
     return reports
 
 
-def check_size(size: Sequence[int], name: str = "size") -> Size:
-    """``size`` as ``(height, width)`` of positive ints (``seglite.checks.check_size``)."""
-    return _check_size(name, size)
-
-
 def check_output(output: str | Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> Path:
     """``output`` as a ``Path`` if it may be written (``seglite.files.check_output_file``): not a link,
     not one of ``inputs``, not existing unless ``overwrite``, in an existing folder."""
@@ -183,7 +177,7 @@ def onnx_model_bytes(
     """``model`` as a serialised ONNX model with ``metadata`` (see :func:`export_onnx`), unchecked."""
     import onnx
 
-    size = check_size(size)
+    size = check_size("size", size)
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be at least {MIN_OPSET}, got {opset}")
     if batch_size < 1:
@@ -256,7 +250,7 @@ def export_onnx(
     """
     output = check_output(output, overwrite, inputs)
     data = onnx_model_bytes(model, size, dynamic, opset, batch_size, metadata)
-    sizes = check_sizes(check_size(size), dynamic)
+    sizes = check_sizes(check_size("size", size), dynamic)
     reports = check_export(_cpu_eval_copy(model), OnnxRunner(data), sizes, 2 if dynamic else batch_size)
     write_bytes(output, data)
     return reports
@@ -279,7 +273,7 @@ def export_torchscript(
     Load the file with ``torch.jit.load(path, _extra_files={"seglite.json": ""})`` to read the metadata.
     """
     check_choice("method", method, TORCHSCRIPT_METHODS)
-    size = check_size(size)
+    size = check_size("size", size)
     output = check_output(output, overwrite, inputs)
     model = _cpu_eval_copy(model)
     example = torch.zeros(1, 3, *trace_size(size))
@@ -314,7 +308,7 @@ def segmenter_onnx_bytes(
     """
     import onnx
 
-    size = None if size is None else check_size(size)
+    size = check_size("size", size, allow_none=True)
     graph = SegmenterGraph(_cpu_eval_copy(model), size, output).eval()
     # an odd trace size keeps the model's input padding (computed from the input's shape) in the graph
     example = torch.zeros(1, *trace_size((256, 512)), 3, dtype=torch.uint8)
@@ -440,7 +434,7 @@ def export_openvino(
     from seglite.inference import openvino
 
     check_choice("precision", precision, ("fp32", "bf16", "int8"))
-    size = check_size(size)
+    size = check_size("size", size)
     xml, weights = openvino_outputs(output)
     for path in (xml, weights):
         check_output(path, overwrite, inputs)
