@@ -40,6 +40,7 @@ setup(
         "openvino": ["onnx>=1.14", "openvino>=2026.4", "nncf>=3.4"],
         "dev": [
             "pytest>=7",
+            "pytest-xdist>=3.0",  # the suite runs on every core (pytest.ini: -n auto)
             "ruff>=0.15",
             "onnx>=1.14",
             "onnxruntime>=1.16.1",

@@ -8,6 +8,21 @@ import pytest
 from seglite.data.synthetic import make_demo_dataset
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pytest.ini): one worker per CPU this process may use, a cgroup CPU quota included
+    (a container may see the host's CPUs but be allowed two). Every worker runs torch on one thread."""
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cpus = min(cpus, max(int(quota) // int(period), 1))
+    except (OSError, ValueError):
+        pass
+    return cpus
+
+
 @pytest.fixture(scope="session")
 def tiny_cityscapes(tmp_path_factory) -> Path:
     """8 train / 4 val / 2 test images of 64x128 in the Cityscapes layout."""

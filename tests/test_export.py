@@ -20,9 +20,9 @@ from seglite.inference.export import (
     TORCHSCRIPT_METADATA,
     ExportCheckError,
     OutputExistsError,
+    export_metadata,
     export_onnx,
     export_torchscript,
-    onnx_metadata,
 )
 from seglite.inference.predictor import Predictor
 from seglite.models import build_model
@@ -75,7 +75,7 @@ def test_dynamic_onnx_matches_pytorch_at_two_sizes(tmp_path, head):
 def test_static_onnx_metadata_and_predictor(tmp_path):
     model = tiny_model()
     path = tmp_path / "static.onnx"
-    export_onnx(model, path, (64, 96), metadata=onnx_metadata(NAMES, PALETTE, None))
+    export_onnx(model, path, (64, 96), metadata=export_metadata(NAMES, PALETTE, None))
     proto = onnx.load(str(path))
     assert proto.opset_import[0].version >= 17
     metadata = {entry.key: json.loads(entry.value) for entry in proto.metadata_props}
@@ -105,7 +105,7 @@ def test_static_onnx_metadata_and_predictor(tmp_path):
 def test_torchscript_loads_and_matches(tmp_path, method):
     model = tiny_model("deeplabv3plus")
     path = tmp_path / "model.pt"
-    export_torchscript(model, path, (64, 96), metadata=onnx_metadata(NAMES, PALETTE, None), method=method)
+    export_torchscript(model, path, (64, 96), metadata=export_metadata(NAMES, PALETTE, None), method=method)
     extra = {TORCHSCRIPT_METADATA: ""}
     loaded = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     assert json.loads(extra[TORCHSCRIPT_METADATA])["seglite.class_names"] == NAMES

@@ -11,7 +11,7 @@ from torchvision.models.segmentation import lraspp_mobilenet_v3_large as torchvi
 from torchvision.models.segmentation.lraspp import _lraspp_mobilenetv3
 
 from seglite.models import PRESETS, build_model, build_preset, load_torchvision_weights
-from seglite.models.factory import BACKBONES, HEADS
+from seglite.models.factory import BACKBONES, SEGMENTATION_MODELS
 from seglite.models.heads import WindowAvgPool2d
 
 # Narrow backbones keep the suite fast; channel arithmetic is exercised at full width by the presets.
@@ -20,7 +20,7 @@ SIZES = ((64, 64), (97, 131))
 
 
 @pytest.mark.parametrize("output_stride", (8, 16, 32))
-@pytest.mark.parametrize("head", sorted(HEADS))
+@pytest.mark.parametrize("head", sorted(SEGMENTATION_MODELS))
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
 def test_every_head_on_every_backbone(backbone: str, head: str, output_stride: int) -> None:
     width = SMALL_WIDTH.get(backbone, 0.25)

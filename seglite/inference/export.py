@@ -46,7 +46,7 @@ from seglite.inference.metadata import (
     META_PRECISION,
     OUTPUT_NAME,
     Size,
-    onnx_metadata,
+    export_metadata,
 )
 from seglite.inference.options import EXPORT_FORMATS, TORCHSCRIPT_METHODS, ExportFormat, TorchScriptMethod
 from seglite.inference.runners import CoarseMasks, GraphOutput, OnnxRunner, SegmenterGraph, coarse_stride, normalize
@@ -214,7 +214,7 @@ def onnx_model_bytes(
         with torch.inference_mode():
             num_classes = model(example).shape[1]
     proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value = int(num_classes)
-    metadata = {**(metadata or onnx_metadata(None, None, None)), META_INPUT_SIZE: json.dumps(None if dynamic else list(size))}
+    metadata = {**(metadata or export_metadata(None, None, None)), META_INPUT_SIZE: json.dumps(None if dynamic else list(size))}
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
@@ -241,7 +241,7 @@ def export_onnx(
         dynamic: any batch, height and width; otherwise fixed at ``batch_size`` x ``size``.
         opset: ONNX opset, at least 17.
         batch_size: the fixed batch of a static export.
-        metadata: ``metadata_props`` (see :func:`onnx_metadata`); the input size is added.
+        metadata: ``metadata_props`` (see :func:`export_metadata`); the input size is added.
         overwrite: replace an existing ``output``.
         inputs: files ``output`` must not be (the checkpoint).
 
@@ -338,7 +338,7 @@ def segmenter_onnx_bytes(
     if output != "masks":
         proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value = int(model.num_classes)
     entries = {
-        **(metadata or onnx_metadata(None, None, None)),
+        **(metadata or export_metadata(None, None, None)),
         META_GRAPH: json.dumps(graph_kind),
         META_INPUT_SIZE: json.dumps(size and list(size)),
     }
@@ -427,7 +427,7 @@ def export_openvino(
             ``calibration_images``).
         calibration_images: RGB uint8 images for int8.
         int8_scope: what int8 quantises (``seglite.inference.openvino.ignored_scope``).
-        metadata: seglite metadata entries (see :func:`seglite.inference.metadata.onnx_metadata`).
+        metadata: seglite metadata entries (see :func:`seglite.inference.metadata.export_metadata`).
         overwrite: replace existing files.
         inputs: files the outputs must not be (the checkpoint).
     """
@@ -444,7 +444,7 @@ def export_openvino(
         raise ValueError("precision='int8' needs calibration images")
     stride = coarse_stride(model)
     output_kind = "coarse" if stride else "masks"
-    entries = {**(metadata or onnx_metadata(None, None, None)), META_PRECISION: json.dumps(precision), META_INPUT_SIZE: json.dumps(None)}
+    entries = {**(metadata or export_metadata(None, None, None)), META_PRECISION: json.dumps(precision), META_INPUT_SIZE: json.dumps(None)}
     entries[META_GRAPH] = json.dumps("coarse" if stride else "segmenter")
     if stride:
         entries[META_OUTPUT_STRIDE] = json.dumps(stride)
@@ -488,7 +488,7 @@ def export_checkpoint(
     for path in outputs:
         check_output(path, overwrite, [checkpoint])  # before the slow part
     loaded = load_checkpoint(checkpoint)
-    metadata = onnx_metadata(loaded.class_names, loaded.palette, None, loaded.sha256)
+    metadata = export_metadata(loaded.class_names, loaded.palette, None, loaded.sha256)
     inputs = [loaded.path]
     if export_format == "torchscript":
         return export_torchscript(loaded.model, output, size, metadata, overwrite, inputs, torchscript_method)

@@ -39,7 +39,7 @@ META_PRECISION = "seglite.precision"
 """``"fp32"``, ``"bf16"`` (a runtime setting, recorded) or ``"int8"`` (quantised weights)."""
 
 
-def onnx_metadata(
+def export_metadata(
     class_names: Sequence[str] | None,
     palette: Sequence[Sequence[int]] | None,
     input_size: Size | None,
@@ -55,6 +55,9 @@ def onnx_metadata(
         META_CHECKPOINT_SHA256: checkpoint_sha256,
     }
     return {key: json.dumps(value) for key, value in metadata.items() if value is not None}
+
+
+onnx_metadata = export_metadata  # seglite 0.1's name (the metadata is not ONNX's alone any more)
 
 
 def decode_metadata(entries: dict[str, str]) -> dict[str, object]:

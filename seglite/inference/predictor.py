@@ -49,7 +49,7 @@ from seglite.inference.metadata import (  # noqa: F401  (names of seglite 0.1, i
     META_STD,
     OUTPUT_NAME,
     Size,
-    onnx_metadata,
+    export_metadata,
 )
 from seglite.inference.options import BACKENDS, PRECISIONS, Backend, Int8Scope, Precision
 from seglite.inference.runners import (  # noqa: F401  (Runner, OnnxRunner: names of seglite 0.1)
@@ -301,7 +301,7 @@ class Predictor:
         if onnx_path is not None:
             return cls._from_onnx_file(loaded, Path(onnx_path), device, size, batch_size, num_threads)
         cache = _Cache(None if cache_dir is None else default_cache_dir() if cache_dir == "default" else Path(cache_dir), loaded.sha256)
-        metadata = onnx_metadata(names, palette, None, loaded.sha256)
+        metadata = export_metadata(names, palette, None, loaded.sha256)
 
         def graph(output: str) -> bytes:
             from seglite.inference.export import segmenter_onnx_bytes
@@ -383,7 +383,7 @@ class Predictor:
                     "delete it or pass another onnx_path"
                 )
         else:
-            metadata = onnx_metadata(loaded.class_names, loaded.palette, None, loaded.sha256)
+            metadata = export_metadata(loaded.class_names, loaded.palette, None, loaded.sha256)
             export_onnx(loaded.model, onnx_path, size or (256, 512), dynamic=True, metadata=metadata, inputs=[loaded.path])
         return cls.from_onnx(onnx_path, device, size, batch_size, num_threads)
 

@@ -68,12 +68,14 @@ def build_classifier(name: str, num_classes: int = 1000, **options: Any) -> nn.M
     return _lookup(CLASSIFIERS, name, "classifier")(num_classes=num_classes, **options)
 
 
-HEADS: dict[str, Callable[..., SegmentationModel]] = {
+SEGMENTATION_MODELS: dict[str, Callable[..., SegmentationModel]] = {
     "lraspp": LRASPP,
     "raspp": RASPP,
     "deeplabv3": DeepLabV3,
     "deeplabv3plus": DeepLabV3Plus,
 }
+"""The segmentation model class of each head name of :func:`build_model`."""
+HEADS = SEGMENTATION_MODELS  # seglite 0.1's name, kept for its users
 
 
 def build_model(
@@ -91,7 +93,7 @@ def build_model(
 
     Args:
         backbone: a name of ``BACKBONES``.
-        head: a name of ``HEADS``; its model class (``LRASPP``, ``RASPP``, ``DeepLabV3``,
+        head: a name of ``SEGMENTATION_MODELS``; its model class (``LRASPP``, ``RASPP``, ``DeepLabV3``,
             ``DeepLabV3Plus``) documents ``head_options``.
         num_classes: classes to predict.
         output_stride: the backbone's output stride, 8, 16 or 32.
@@ -101,7 +103,7 @@ def build_model(
         backbone_options: further backbone arguments, e.g. ``{"groups": 8}`` for ShuffleNetV1.
         head_options: arguments of the head's model class.
     """
-    model_class = _lookup(HEADS, head, "head")
+    model_class = _lookup(SEGMENTATION_MODELS, head, "head")
     network = build_backbone(
         backbone,
         output_stride=output_stride,

@@ -1,7 +1,7 @@
 """seglite backbones as segmentation-models-pytorch encoders (``seglite_<backbone>``).
 
-Importing this module (``import seglite`` does it when smp is installed) registers every
-backbone of ``BACKBONES``, e.g.
+Importing this module (``import seglite.models.smp``; ``import seglite`` alone stays light and
+does not) registers every backbone of ``BACKBONES`` with smp, e.g.
 ``smp.DeepLabV3Plus(encoder_name="seglite_mobilenet_v3_large", encoder_weights=None, classes=19)``.
 """
 

@@ -79,7 +79,7 @@ class ShuffleNetLayout(Backbone):
         return {"stem": stem, "layer1": layer1, "layer2": layer2, "layer3": layer3, "layer4": layer4}
 
 
-class ShuffleNetClassifierHead(nn.Module):
+class ShuffleNetClassifier(nn.Module):
     """A ShuffleNet backbone, global average pooling and a linear classifier (both papers)."""
 
     def __init__(self, backbone: Backbone, num_classes: int) -> None:

@@ -11,7 +11,7 @@ from torch import nn
 from seglite.checks import check_choice
 
 from ..layers import ConvBNAct, channel_shuffle, make_divisible
-from ._shufflenet import WIDTH_MULTS, ShuffleNetClassifierHead, ShuffleNetLayout, depthwise_bn
+from ._shufflenet import WIDTH_MULTS, ShuffleNetClassifier, ShuffleNetLayout, depthwise_bn
 from .base import BlockGeometry
 
 
@@ -114,7 +114,7 @@ class ShuffleNetV1(ShuffleNetLayout):
         self.conv5 = nn.Identity()  # ShuffleNetV1 has no conv5
 
 
-class ShuffleNetV1Classifier(ShuffleNetClassifierHead):
+class ShuffleNetV1Classifier(ShuffleNetClassifier):
     """ShuffleNetV1 ImageNet classifier: the backbone, global average pooling and a linear layer."""
 
     def __init__(

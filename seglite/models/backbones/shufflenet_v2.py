@@ -14,7 +14,7 @@ from torch import nn
 from seglite.checks import check_choice
 
 from ..layers import ConvBNAct, channel_shuffle
-from ._shufflenet import ShuffleNetClassifierHead, ShuffleNetLayout, depthwise_bn
+from ._shufflenet import ShuffleNetClassifier, ShuffleNetLayout, depthwise_bn
 from .base import BlockGeometry
 
 
@@ -106,7 +106,7 @@ class ShuffleNetV2(ShuffleNetLayout):
         self.feature_info[-1] = replace(self.feature_info[-1], channels=conv5_channels)
 
 
-class ShuffleNetV2Classifier(ShuffleNetClassifierHead):
+class ShuffleNetV2Classifier(ShuffleNetClassifier):
     """ShuffleNetV2 ImageNet classifier (torchvision's ``shufflenet_v2_x*``): backbone, pooling, fc."""
 
     def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, in_channels: int = 3) -> None:
