@@ -13,12 +13,7 @@ import torch
 
 from seglite.apps import benchmark, benchmark_plan
 from seglite.apps.benchmark_backends import BACKENDS, REFERENCE, Case, ModelSpec, OnnxModelRunner, TorchModelRunner
-from seglite.apps.benchmark_profiles import (
-    module_path_of_node,
-    profile_onnxruntime,
-    profile_openvino,
-    profile_torch,
-)
+from seglite.apps.benchmark_profiles import module_path_of_node, profile_onnxruntime, profile_torch
 from seglite.apps.benchmark_run import OVERHEAD, graph_cost, profile_rows, scaled_size, sweep_points
 from seglite.apps.benchmark_workers import run_group
 from seglite.inference.export import onnx_model_bytes
@@ -178,17 +173,31 @@ def test_onnxruntime_profile_categories_sum_to_the_total() -> None:
     assert profile.runs == 1
 
 
-def test_openvino_profile_categories_sum_to_the_total(tmp_path: Path) -> None:
-    openvino = pytest.importorskip("openvino")
-    model = build_preset(TINY).eval()
-    path = tmp_path / "model.onnx"
-    path.write_bytes(onnx_model_bytes(model, SIZE))
-    core = openvino.Core()
-    compiled = core.compile_model(core.read_model(str(path)), "CPU", {"PERF_COUNT": "YES", "INFERENCE_NUM_THREADS": 1})
-    profile = profile_openvino(compiled, {0: np.zeros((1, 3, *SIZE), np.float32)}, 1, squeeze_excite_paths(model))
+def test_openvino_profile_categories_sum_to_the_total() -> None:
+    pytest.importorskip("openvino")
+    case = Case(ModelSpec(TINY), "openvino", SIZE, 1)
+    runner = BACKENDS["openvino"].build(build_preset(TINY).eval(), case)
+    profile = BACKENDS["openvino"].profile(runner, runner.prepare(torch.zeros(1, 3, *SIZE)), 1)
     rows = {row.category: row for row in _check_profile(profile, TINY, "openvino")}
     for category in ("depthwise conv", "1x1 conv", "kxk conv", "squeeze-excite", "resize"):
         assert rows[category].ms > 0, category
+
+
+def test_openvino_backends_compute_what_eager_computes(tmp_path: Path) -> None:
+    pytest.importorskip("nncf")
+    output = tmp_path / "out"
+    code = run_tool(
+        "--presets", TINY, "--sizes", "64x128", "--batch-sizes", "1", "--backends", "eager", "openvino", "openvino-int8",
+        "--warmup", "0", "--rounds", "1", "--sections", "table", "--output-dir", str(output),
+    )  # fmt: skip
+    assert code == 0
+    rows = {(row["preset"], row["backend"]): row for row in csv.DictReader((output / "benchmark.csv").open())}
+    fp32, int8 = rows[(TINY, "openvino")], rows[(TINY, "openvino-int8")]
+    assert not fp32["error"] and not int8["error"], (fp32["error"], int8["error"])
+    assert float(fp32["max_relative_difference"]) < 1e-3
+    # int8 of random weights is not close to fp32, but it is the same model: not orders of magnitude off
+    assert float(int8["max_relative_difference"]) < 1.0
+    assert float(int8["median_ms"]) > 0 and float(int8["peak_mb"]) > 0
 
 
 def test_onnx_node_names_map_to_modules() -> None:

@@ -1,7 +1,7 @@
 """The backends ``tools/benchmark.py`` measures: one table entry each, with its runner and its profiler.
 
 A backend turns an eval-mode ``nn.Module`` into a runner (normalised ``(N, 3, H, W)`` float32 batch
-in, logits out) and may profile it per operator. Adding one (OpenVINO, TensorRT, ...) is one entry
+in, logits out) and may profile it per operator. Adding one (TensorRT, ...) is one entry
 of ``BACKENDS``: a ``build`` function, an ``unavailable`` check and optionally a ``profile``
 function; the benchmark, its tables, CSV, JSON and plot pick it up by name.
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from seglite.apps.benchmark_profiles import OperatorProfile, profile_onnxruntime, profile_torch
+from seglite.apps.benchmark_profiles import OperatorProfile, profile_onnxruntime, profile_openvino, profile_torch
 from seglite.models.complexity import squeeze_excite_paths
 
 REFERENCE = "torchvision-lraspp"
@@ -143,6 +143,52 @@ class OnnxModelRunner:
         return self.runner(batch)
 
 
+class OpenVinoModelRunner:
+    """The ONNX export of ``seglite.inference.export``, read and compiled by OpenVINO with the settings
+    of ``seglite.inference.openvino.OpenVinoEngine`` (latency hint, one stream, ``threads``).
+
+    ``precision``: ``"fp32"``, ``"bf16"`` (OpenVINO's inference precision hint) or ``"int8"`` (NNCF
+    with ``seglite.inference.openvino.quantize``'s per-layer choice, calibrated on ``calibration``).
+    The returned logits are OpenVINO's output buffer, valid until the next call (no copy is timed).
+    """
+
+    def __init__(
+        self,
+        model_bytes: bytes,
+        precision: str,
+        squeeze_excite: set[str],
+        threads: int,
+        calibration: list[np.ndarray] | None = None,
+    ) -> None:
+        from seglite.inference import openvino
+
+        model = openvino.read_onnx(model_bytes)
+        if precision == "int8":
+            model = openvino.quantize(model, calibration or [])
+        self.model = model
+        self.squeeze_excite = squeeze_excite
+        self.config = {
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        }
+        self.request = openvino.core().compile_model(model, "CPU", self.config).create_infer_request()
+
+    def prepare(self, batch: torch.Tensor) -> np.ndarray:
+        return batch.numpy()  # OpenVINO reads host memory
+
+    def __call__(self, batch: np.ndarray) -> torch.Tensor:
+        self.request.infer({0: batch})
+        return torch.from_numpy(self.request.get_output_tensor(0).data)
+
+    def profile(self, batch: np.ndarray, runs: int) -> OperatorProfile:
+        from seglite.inference import openvino
+
+        compiled = openvino.core().compile_model(self.model, "CPU", {**self.config, "PERF_COUNT": "YES"})
+        return profile_openvino(compiled, {0: batch}, runs, self.squeeze_excite)
+
+
 def _onnx_bytes(model: nn.Module, case: Case) -> bytes:
     from seglite.inference.export import onnx_model_bytes
 
@@ -186,6 +232,25 @@ def build_onnxruntime_int8(model: nn.Module, case: Case) -> OnnxModelRunner:
         int8 = quantize_onnx(fp32, Path(folder) / "model.int8.onnx", images)
         data = Path(int8).read_bytes()
     return OnnxModelRunner(data, case.device, squeeze_excite_paths(model), case.threads)
+
+
+def _random_calibration(case: Case, count: int = 4) -> list[np.ndarray]:
+    """Normalised random inputs: speed does not depend on calibration quality (accuracy does:
+    ``tools/export.py --format openvino --precision int8`` measures it on real images)."""
+    generator = np.random.default_rng(0)
+    return [generator.standard_normal((3, *case.size)).astype(np.float32) for _ in range(count)]
+
+
+def _build_openvino(precision: str) -> Callable[[nn.Module, Case], OpenVinoModelRunner]:
+    def build(model: nn.Module, case: Case) -> OpenVinoModelRunner:
+        calibration = _random_calibration(case) if precision == "int8" else None
+        return OpenVinoModelRunner(_onnx_bytes(model, case), precision, squeeze_excite_paths(model), case.threads, calibration)
+
+    return build
+
+
+def _profile_openvino(runner: OpenVinoModelRunner, batch: np.ndarray, runs: int) -> OperatorProfile:
+    return runner.profile(batch, runs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,6 +306,31 @@ def _onnxruntime_int8_unavailable(device: str) -> str | None:
     return _onnxruntime_unavailable(device)
 
 
+def _openvino_unavailable(device: str) -> str | None:
+    if device != "cpu":
+        return "seglite runs OpenVINO on the CPU only"
+    if importlib.util.find_spec("openvino") is None or importlib.util.find_spec("onnx") is None:
+        return "openvino is not installed (pip install 'seglite[openvino]')"
+    return None
+
+
+def _openvino_bf16_unavailable(device: str) -> str | None:
+    unavailable = _openvino_unavailable(device)
+    if unavailable is None:
+        from seglite.inference import openvino
+
+        if not openvino.cpu_has_bf16():
+            return "this CPU has no bf16 arithmetic (AMX or AVX512-BF16); OpenVINO would run fp32"
+    return unavailable
+
+
+def _openvino_int8_unavailable(device: str) -> str | None:
+    unavailable = _openvino_unavailable(device)
+    if unavailable is None and importlib.util.find_spec("nncf") is None:
+        return "nncf is not installed (pip install 'seglite[openvino]')"
+    return unavailable
+
+
 # ---------------------------------------------------------------------------------------------
 # The table
 
@@ -264,6 +354,7 @@ class Backend:
 
 
 _ONNX_MODULES = ("onnx", "onnxruntime", "seglite.inference.export", "seglite.inference.predictor")
+_OPENVINO_MODULES = ("onnx", "openvino", "seglite.inference.export", "seglite.inference.openvino")
 
 BACKENDS: dict[str, Backend] = {
     backend.name: backend
@@ -283,12 +374,12 @@ BACKENDS: dict[str, Backend] = {
         Backend("onnxruntime-int8", "ONNX Runtime int8 QDQ (seglite.inference.quantize)", build_onnxruntime_int8,
                 _onnxruntime_int8_unavailable, profile_onnxruntime, default=False,
                 preload=(*_ONNX_MODULES, "seglite.inference.quantize")),
-        # OpenVINO (issue 9, "deploy") is one more entry, e.g.
-        #   Backend("openvino", "OpenVINO fp32", build_openvino, _openvino_unavailable, profile=profile_openvino_runner,
-        #           preload=("openvino", ...)),
-        # where build_openvino(model, case) returns deploy's seglite.inference runner (with prepare() and
-        # __call__), and profile_openvino_runner(runner, batch, runs) compiles the runner's model with
-        # {"PERF_COUNT": "YES"} and returns benchmark_profiles.profile_openvino(compiled, {0: batch.numpy()},
-        # runs, squeeze_excite_paths(model)).
+        Backend("openvino", "OpenVINO fp32 (the ONNX export, compiled as seglite.inference.openvino does)",
+                _build_openvino("fp32"), _openvino_unavailable, _profile_openvino, preload=_OPENVINO_MODULES),
+        Backend("openvino-bf16", "OpenVINO bf16 inference precision (CPUs with AMX or AVX512-BF16)",
+                _build_openvino("bf16"), _openvino_bf16_unavailable, _profile_openvino, preload=_OPENVINO_MODULES),
+        Backend("openvino-int8", "OpenVINO int8 (NNCF, logit classifiers kept float: seglite.inference.openvino)",
+                _build_openvino("int8"), _openvino_int8_unavailable, _profile_openvino,
+                preload=(*_OPENVINO_MODULES, "nncf")),
     )
 }  # fmt: skip
