@@ -175,7 +175,8 @@ class OpenVinoEngine:
                 samples.setdefault(entry.node_name, []).append(entry.real_time.total_seconds() * 1000)
                 info[entry.node_name] = (entry.node_type, entry.exec_type)
         rows = [
-            {"name": name, "type": info[name][0], "exec_type": info[name][1], "milliseconds": float(np.median(times[1:]))}
+            # the first round is warm-up; a layer OpenVINO ran in that round only keeps its one sample
+            {"name": name, "type": info[name][0], "exec_type": info[name][1], "milliseconds": float(np.median(times[1:] or times))}
             for name, times in samples.items()
         ]
         return sorted(rows, key=lambda row: -row["milliseconds"])

@@ -150,7 +150,7 @@ class _TorchEngine:
         return self._run(images, "logits")
 
 
-def _auto_backend(device: str, precision: str) -> tuple[str, str]:
+def auto_backend(device: str, precision: str) -> tuple[str, str]:
     """``(backend, note)``: the fastest backend installed for ``device`` and why it was taken."""
     if not str(device).startswith("cpu"):
         return "torch", f" (auto: {device})"
@@ -287,7 +287,7 @@ class Predictor:
             check_positive_int("num_threads", num_threads)
         note = ""
         if backend == "auto":
-            backend, note = ("onnxruntime", "") if onnx_path is not None else _auto_backend(device, precision)
+            backend, note = ("onnxruntime", "") if onnx_path is not None else auto_backend(device, precision)
         if backend in ("torch", "onnxruntime") and precision not in ("auto", "fp32"):
             raise ValueError(f"precision={precision!r} is for backend='openvino'; {backend} runs fp32")
         loaded = load_checkpoint(path)

@@ -3,8 +3,8 @@
 Decoding, inference and encoding overlap: a reader thread decodes frames into a bounded
 queue, the calling thread runs the model on batches, and a writer thread draws the overlays
 and encodes them. OpenCV's decoding, blending and encoding release the GIL, so end-to-end
-throughput approaches the model's own when the model is the slowest stage (leave the threads
-a core: see ``--threads`` of ``tools/infer_video.py``).
+throughput approaches the model's own when the model is the slowest stage (a PyTorch model
+should leave the threads a core: see ``--threads`` of ``tools/infer_video.py``).
 """
 
 from __future__ import annotations
