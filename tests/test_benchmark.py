@@ -187,7 +187,7 @@ def test_openvino_backends_compute_what_eager_computes(tmp_path: Path) -> None:
     pytest.importorskip("nncf")
     output = tmp_path / "out"
     code = run_tool(
-        "--presets", TINY, "--sizes", "64x128", "--batch-sizes", "1", "--backends", "eager", "openvino", "openvino-int8",
+        "--presets", TINY, "--sizes", "64x128", "--batch-sizes", "2", "--backends", "eager", "openvino", "openvino-int8",
         "--warmup", "0", "--rounds", "1", "--sections", "table", "--output-dir", str(output),
     )  # fmt: skip
     assert code == 0

@@ -159,12 +159,16 @@ class OpenVinoModelRunner:
         squeeze_excite: set[str],
         threads: int,
         calibration: list[np.ndarray] | None = None,
+        batch_size: int = 1,
     ) -> None:
         from seglite.inference import openvino
 
         model = openvino.read_onnx(model_bytes)
         if precision == "int8":
-            model = openvino.quantize(model, calibration or [])
+            model = openvino.quantize(model, calibration or [])  # calibrated one image at a time
+        shape = list(model.input(0).get_partial_shape().to_shape())
+        if shape[0] != batch_size:  # the int8 model is calibrated at batch 1, then reshaped
+            model.reshape({0: [batch_size, *shape[1:]]})
         self.model = model
         self.squeeze_excite = squeeze_excite
         self.config = {
@@ -243,8 +247,14 @@ def _random_calibration(case: Case, count: int = 4) -> list[np.ndarray]:
 
 def _build_openvino(precision: str) -> Callable[[nn.Module, Case], OpenVinoModelRunner]:
     def build(model: nn.Module, case: Case) -> OpenVinoModelRunner:
-        calibration = _random_calibration(case) if precision == "int8" else None
-        return OpenVinoModelRunner(_onnx_bytes(model, case), precision, squeeze_excite_paths(model), case.threads, calibration)
+        if precision == "int8":  # NNCF feeds calibration samples one by one: quantise the batch-1 graph
+            from seglite.inference.export import onnx_model_bytes
+
+            graph = onnx_model_bytes(model, case.size, dynamic=False, batch_size=1)
+            return OpenVinoModelRunner(graph, precision, squeeze_excite_paths(model), case.threads,
+                                       _random_calibration(case), case.batch_size)  # fmt: skip
+        return OpenVinoModelRunner(_onnx_bytes(model, case), precision, squeeze_excite_paths(model), case.threads,
+                                   batch_size=case.batch_size)  # fmt: skip
 
     return build
 
