@@ -150,3 +150,28 @@ def test_errors_name_the_culprit(checkpoint, images, tmp_path, capsys, case):  #
     assert predict_tool.main([*inputs, *model, "--output", str(output)]) == 2
     message = capsys.readouterr().err
     assert message.startswith("predict: error:") and culprit in message and "Traceback" not in message
+
+
+@pytest.mark.parametrize("tool_name", ["predict", "infer_video"])
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ([], "give the model: --checkpoint CKPT, --onnx MODEL or --openvino MODEL.xml"),
+        (["--checkpoint", "a.ckpt", "--openvino", "a.xml"], "give one model"),
+        (["--onnx", "a.onnx", "--openvino", "a.xml"], "give one model"),
+        (["--checkpoint", "a.ckpt", "--onnx", "a.onnx", "--backend", "torch"], "--onnx runs in onnxruntime: drop --backend torch"),
+        (["--onnx", "a.onnx", "--backend", "openvino"], "--onnx runs in onnxruntime"),
+        (["--checkpoint", "a.ckpt", "--size", "0", "5"], "--size must be positive, got [0, 5]"),
+        (["--checkpoint", "a.ckpt", "--batch", "0"], "--batch must be at least 1, got 0"),
+    ],
+)
+def test_both_tools_check_the_model_options_alike(tool_name, model, message, capsys):
+    """One definition and one check of the model options (seglite.apps.model_options) for both tools."""
+    import importlib
+
+    tool = importlib.import_module(f"seglite.apps.{tool_name}")
+    positional = ["in.png", "--output", "out"] if tool_name == "predict" else ["in.mp4", "out.mp4"]
+    with pytest.raises(SystemExit) as exit_info:
+        tool.parse_args([*positional, *model])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -22,8 +22,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from seglite.apps import model_options
 from seglite.errors import SegliteError
-from seglite.inference.options import BACKENDS, PRECISIONS
 
 DEFAULT_FPS = 30.0  # when neither --fps nor the input gives a frame rate
 
@@ -38,19 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("input", help="video file, camera index (0, 1, ...), folder of images, or a quoted glob such as 'frames/*.png'")
     parser.add_argument("output", type=Path, help="output video (.mp4, .m4v, .mov, .mkv or .avi)")
-    model = parser.add_argument_group("model")
-    model.add_argument("--checkpoint", type=Path, help="Lightning checkpoint of a seglite model")
-    model.add_argument("--onnx", type=Path, help="ONNX model to run; with --checkpoint and --backend onnxruntime, where to export it")
-    model.add_argument("--openvino", type=Path, help="OpenVINO model (.xml) of tools/export.py --format openvino")
-    model.add_argument("--backend", choices=BACKENDS, default="auto",
-                       help="for --checkpoint: auto (default: the fastest checked backend here), torch (exact fp32), "
-                            "onnxruntime or openvino")
-    model.add_argument("--precision", choices=PRECISIONS[:-1], default="auto",
-                       help="auto (default: bf16 where the CPU computes it, else fp32), fp32 or bf16 (OpenVINO)")
-    model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
-    model.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                       help="inference size; masks are resized back to each frame (default: the frame's size)")
-    model.add_argument("--batch", type=int, default=1, help="frames per model call (default: 1)")
+    model = model_options.add_model_arguments(parser, "frame")
     model.add_argument("--channels-last", action="store_true", help="channels-last memory format (torch backend; faster on CPU)")
     model.add_argument("--threads", type=int, help="CPU threads of the model (default on CPU: every core for OpenVINO and ONNX "
                        "Runtime; one per core but one for PyTorch, which stalls when decoding needs a core)")
@@ -68,21 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    sources = [name for name in ("checkpoint", "openvino") if getattr(args, name) is not None]
-    if not sources and args.onnx is None:
-        parser.error("give the model: --checkpoint CKPT, --onnx MODEL or --openvino MODEL.xml")
-    if len(sources) > 1 or (args.openvino is not None and args.onnx is not None):
-        parser.error("give one model: --checkpoint (optionally with --onnx), --onnx or --openvino")
-    if args.onnx is not None and args.backend not in ("auto", "onnxruntime"):
-        parser.error(f"--onnx runs in onnxruntime: drop --backend {args.backend}, or --onnx")
-    if args.checkpoint is None and args.backend != "auto":
-        parser.error("--backend chooses how a --checkpoint runs; an exported model runs in its own runtime")
-    if args.onnx is not None:
-        args.backend = "onnxruntime"
+    model_options.check_model_arguments(parser, args)
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
-    if args.batch < 1:
-        parser.error(f"--batch must be at least 1, got {args.batch}")
     if args.max_frames is not None and args.max_frames < 1:
         parser.error(f"--max-frames must be at least 1, got {args.max_frames}")
     if not 0.0 <= args.opacity <= 1.0:
@@ -93,9 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_predictor(args: argparse.Namespace):
+    """The predictor of the model options, with the video tool's default threads."""
     import torch
-
-    from seglite.inference.predictor import Predictor
 
     threads = args.threads
     if threads is None and args.device == "cpu" and _runs_on_torch(args):
@@ -106,17 +81,7 @@ def load_predictor(args: argparse.Namespace):
         threads = max(1, torch.get_num_threads() - 1)
     if threads is not None:
         torch.set_num_threads(threads)  # ONNX Runtime sessions of the predictor follow it too
-    size = tuple(args.size) if args.size else None
-    if args.openvino is not None:
-        if size is not None:
-            raise SegliteError("--size does not apply to an OpenVINO segmenter, which takes each frame at its size")
-        return Predictor.from_openvino(args.openvino, batch_size=args.batch, num_threads=threads, precision=args.precision)
-    if args.checkpoint is None:
-        return Predictor.from_onnx(args.onnx, device=args.device, size=size, batch_size=args.batch, num_threads=threads)
-    return Predictor.from_checkpoint(
-        args.checkpoint, device=args.device, backend=args.backend, size=size, onnx_path=args.onnx,
-        channels_last=args.channels_last, batch_size=args.batch, precision=args.precision, num_threads=threads,
-    )
+    return model_options.load_predictor(args, "frame", num_threads=threads, channels_last=args.channels_last)
 
 
 def report(stats, output: Path, partial: bool = False) -> None:
@@ -150,13 +115,8 @@ def run(args: argparse.Namespace):
         sink_options = {"overwrite": args.overwrite, "inputs": source.inputs}
         if args.masks is not None:
             prepare_masks_dir(args.masks, source, args.overwrite)
-        try:
-            predictor = load_predictor(args)
-            print(f"model: {predictor.description}")
-        except ValueError as error:  # options the model cannot take, e.g. --size for a fixed-size ONNX model
-            if isinstance(error, SegliteError):
-                raise
-            raise SegliteError(str(error)) from error
+        predictor = load_predictor(args)
+        print(f"model: {predictor.description}")
         pipeline = VideoPipeline(predictor, args.batch, args.opacity, args.side_by_side, args.masks)
         fps = args.fps or source.fps or DEFAULT_FPS
         with VideoSink(args.output, fps, pipeline.output_size(source.size), **sink_options) as sink:

@@ -25,8 +25,8 @@ import glob
 import sys
 from pathlib import Path
 
+from seglite.apps.model_options import add_model_arguments, check_model_arguments, load_predictor
 from seglite.errors import SegliteError
-from seglite.inference.options import BACKENDS, PRECISIONS
 
 MASK_SUFFIX = "_mask.png"
 OVERLAY_SUFFIX = "_overlay.png"
@@ -46,20 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("inputs", nargs="+", help="image files, folders or quoted globs such as 'frames/*.png'")
     parser.add_argument("--output", type=Path, required=True, help="output folder")
-    model = parser.add_argument_group("model")
-    model.add_argument("--checkpoint", type=Path, help="Lightning checkpoint of a seglite model")
-    model.add_argument("--onnx", type=Path,
-                       help="ONNX model of tools/export.py; with --checkpoint and --backend onnxruntime, where to export it")
-    model.add_argument("--openvino", type=Path, help="OpenVINO model (.xml) of tools/export.py --format openvino")
-    model.add_argument("--backend", choices=BACKENDS, default="auto",
-                       help="for --checkpoint: auto (default: the fastest checked backend here), torch (exact fp32), "
-                            "onnxruntime or openvino")
-    model.add_argument("--precision", choices=PRECISIONS[:-1], default="auto",
-                       help="auto (default: bf16 where the CPU computes it, else fp32), fp32 or bf16 (OpenVINO)")
-    model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
-    model.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                       help="inference size; masks are resized back to each image (default: the image's size)")
-    model.add_argument("--batch", type=int, default=1, help="images per model call (default: 1)")
+    add_model_arguments(parser, "image")
     output = parser.add_argument_group("output")
     output.add_argument("--color", action="store_true", help="colour masks in the palette instead of train ids")
     output.add_argument("--no-overlay", action="store_true", help="write the masks only")
@@ -71,19 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    sources = [name for name in ("checkpoint", "openvino") if getattr(args, name) is not None]
-    if not sources and args.onnx is None:
-        parser.error("give the model: --checkpoint CKPT, --onnx MODEL or --openvino MODEL.xml")
-    if len(sources) > 1:
-        parser.error("give one model: --checkpoint or --openvino")
-    if args.openvino is not None and args.onnx is not None:
-        parser.error("give one model: --onnx or --openvino")
-    if args.checkpoint is None and args.backend != "auto":
-        parser.error("--backend chooses how a --checkpoint runs; an exported model runs in its own runtime")
-    if args.batch < 1:
-        parser.error(f"--batch must be at least 1, got {args.batch}")
-    if args.size is not None and min(args.size) < 1:
-        parser.error(f"--size must be positive, got {args.size}")
+    check_model_arguments(parser, args)
     if not 0.0 <= args.opacity <= 1.0:
         parser.error(f"--opacity must be between 0 and 1, got {args.opacity}")
     return args
@@ -157,27 +132,6 @@ def prepare_outputs(images: list[tuple[Path, Path]], output: Path, overlay: bool
     return manifest
 
 
-def load_predictor(args: argparse.Namespace):
-    from seglite.inference.predictor import Predictor
-
-    size = tuple(args.size) if args.size else None
-    try:
-        if args.openvino is not None:
-            if size is not None:
-                raise PredictToolError("--size does not apply to an OpenVINO segmenter, which takes each image at its size")
-            return Predictor.from_openvino(args.openvino, batch_size=args.batch, precision=args.precision)
-        if args.checkpoint is None:
-            return Predictor.from_onnx(args.onnx, device=args.device, size=size, batch_size=args.batch)
-        backend = "onnxruntime" if args.onnx is not None and args.backend == "auto" else args.backend
-        return Predictor.from_checkpoint(
-            args.checkpoint, args.device, backend, size, args.onnx, batch_size=args.batch, precision=args.precision
-        )
-    except ValueError as error:  # options the model cannot take, e.g. --size for a fixed-size ONNX model
-        if isinstance(error, SegliteError):
-            raise
-        raise PredictToolError(str(error)) from error
-
-
 def run(args: argparse.Namespace) -> int:
     """Segment every input; returns the number of images."""
     from seglite.data.io import read_rgb
@@ -187,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     images = find_images(args.inputs, args.output)
     overlay_wanted = not args.no_overlay
     prepare_outputs(images, args.output, overlay_wanted, args.overwrite)
-    predictor = load_predictor(args)
+    predictor = load_predictor(args, "image")
     print(f"model: {predictor.description}")
     colours = predictor.palette if predictor.palette is not None else default_palette(predictor.num_classes)
     palette = palette_array(colours)
