@@ -35,18 +35,18 @@ setup(
     ],
     extras_require={
         "deploy": ["onnx>=1.14", "onnxruntime>=1.16.1"],  # 1.16.0 refuses sessions without providers
-        "bench": ["matplotlib>=3.5"],  # the latency-against-GMACs plot of tools/benchmark.py
+        "bench": ["matplotlib>=3.6"],  # the latency-against-GMACs plot of tools/benchmark.py; 3.6: the first with Python 3.11 wheels
         # OpenVINO runtime (fp32, bf16 on CPUs with AMX/AVX512-BF16) and NNCF int8; versions tested: 2026.4.1, 3.4.0
         "openvino": ["onnx>=1.14", "openvino>=2026.4", "nncf>=3.4"],
         "dev": [
             "pytest>=7",
-            "pytest-xdist>=3.0",  # the suite runs on every core (pytest.ini: -n auto)
+            "pytest-xdist>=3.0.2",  # the suite runs on every core (pytest.ini: -n auto); 3.0.2 is the first 3.x on PyPI
             "ruff>=0.15",
             "onnx>=1.14",
             "onnxruntime>=1.16.1",
             "openvino>=2026.4",
             "nncf>=3.4",
-            "matplotlib>=3.5",
+            "matplotlib>=3.6",
         ],
     },
     entry_points={"console_scripts": ["seglite=seglite.lit.cli:main"]},
