@@ -166,6 +166,37 @@ def _cpu_eval_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).cpu().eval()
 
 
+def _traced_onnx(
+    module: nn.Module, example: torch.Tensor, opset: int, output_name: str, dynamic_axes: dict | None, failure: str
+):
+    """``module`` traced at ``example`` by the TorchScript-based exporter, as an ``onnx.ModelProto``;
+    an exporter error is an ``ExportError`` starting with ``failure``."""
+    import onnx
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), _native_stdout_silenced():
+        # the TorchScript-based exporter announces its deprecation on every call
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        try:
+            torch.onnx.export(
+                module,
+                (example,),
+                buffer,
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[output_name],
+                dynamic_axes=dynamic_axes,
+            )
+        except torch.onnx.errors.OnnxExporterError as error:
+            # the message continues with the whole TorchScript graph: keep its first line
+            reason = str(error).strip().splitlines()[0]
+            raise ExportError(f"{failure}: {reason}") from error
+    return onnx.load_from_string(buffer.getvalue())
+
+
 def onnx_model_bytes(
     model: nn.Module,
     size: Size = (512, 1024),
@@ -185,29 +216,11 @@ def onnx_model_bytes(
     model = _cpu_eval_copy(model)
     example = torch.zeros(batch_size, 3, *(trace_size(size) if dynamic else size))
     axes = {0: "batch", 2: "height", 3: "width"}
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), _native_stdout_silenced():
-        # the TorchScript-based exporter announces its deprecation on every call
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        try:
-            torch.onnx.export(
-                model,
-                (example,),
-                buffer,
-                dynamo=False,
-                opset_version=opset,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes} if dynamic else None,
-            )
-        except torch.onnx.errors.OnnxExporterError as error:
-            # the message continues with the whole TorchScript graph: keep its first line
-            reason = str(error).strip().splitlines()[0]
-            hint = " (a layer whose settings depend on the input size needs a fixed size: omit --dynamic)" if dynamic else ""
-            raise ExportError(f"cannot export {type(model).__name__} to ONNX opset {opset}{hint}: {reason}") from error
-    proto = onnx.load_from_string(buffer.getvalue())
+    hint = " (a layer whose settings depend on the input size needs a fixed size: omit --dynamic)" if dynamic else ""
+    proto = _traced_onnx(
+        model, example, opset, OUTPUT_NAME, {INPUT_NAME: axes, OUTPUT_NAME: axes} if dynamic else None,
+        f"cannot export {type(model).__name__} to ONNX opset {opset}{hint}",
+    )  # fmt: skip
     # the exporter leaves the class axis unnamed after the final crop; state it for consumers
     num_classes = getattr(model, "num_classes", None)
     if num_classes is None:
@@ -315,26 +328,10 @@ def segmenter_onnx_bytes(
     name = MASK_OUTPUT_NAME if output == "masks" else OUTPUT_NAME
     output_axes = {0: "batch", 1: "height", 2: "width"} if output == "masks" else {0: "batch", 2: "height", 3: "width"}
     graph_kind = {"masks": "segmenter", "logits": "segmenter", "coarse": "coarse"}[output]
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), _native_stdout_silenced():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        try:
-            torch.onnx.export(
-                graph,
-                (example,),
-                buffer,
-                dynamo=False,
-                opset_version=opset,
-                input_names=[INPUT_NAME],
-                output_names=[name],
-                dynamic_axes={INPUT_NAME: {0: "batch", 1: "height", 2: "width"}, name: output_axes},
-            )
-        except torch.onnx.errors.OnnxExporterError as error:
-            reason = str(error).strip().splitlines()[0]
-            raise ExportError(f"cannot export {type(model).__name__} as a segmenter graph: {reason}") from error
-    proto = onnx.load_from_string(buffer.getvalue())
+    proto = _traced_onnx(
+        graph, example, opset, name, {INPUT_NAME: {0: "batch", 1: "height", 2: "width"}, name: output_axes},
+        f"cannot export {type(model).__name__} as a segmenter graph",
+    )  # fmt: skip
     if output != "masks":
         proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value = int(model.num_classes)
     entries = {
