@@ -22,9 +22,9 @@ setup(
         "torchvision>=0.19",  # the release of torch 2.4 (the tests compare with its models)
         "numpy>=1.24.4",  # albumentations 2.0's own lower bound
         "pillow>=9.3.0",  # PIL.Image header reads; first release with Python 3.11 wheels
-        "pytorch-lightning>=2.5.2",  # LightningCLI saves link_arguments(apply_on="instantiate") values in checkpoints
+        "pytorch-lightning>=2.5.3",  # ModelCheckpoint(save_on_exception); 2.5.2: LightningCLI saves instantiate-link values
         "torchmetrics>=1.0",  # MulticlassConfusionMatrix
-        "segmentation-models-pytorch>=0.3.4",  # encoders registry, EncoderMixin, losses (0.3.3 lacks six)
+        "segmentation-models-pytorch>=0.5.0",  # scriptable encoders and decoders (_is_torch_scriptable); 0.3.4: losses
         "albumentations>=2.0.0",  # DualTransform.py_random, fill_mask, Compose.set_random_seed, no always_apply
         "pydantic>=2.9.2",  # InitSchema fields of RandomScaleCrop; albumentations 2.0's own lower bound
         "opencv-python-headless>=4.11.0.86",  # cv2.IMREAD_COLOR_RGB

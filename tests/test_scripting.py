@@ -97,8 +97,22 @@ def test_torch_compile_fullgraph_dynamic() -> None:
     x = torch.randn(1, 3, 97, 131)
     with torch.no_grad():
         expected = model(x)
-        for _ in range(3):
+        try:
+            first = compiled(x)
+        except torch._dynamo.exc.Unsupported as error:
+            # torch 2.4's dynamo cannot trace the window pool's arange of a size-dependent count
+            # (checked by tools/check_lower_bounds.sh); 2.14 can. Any other failure is one.
+            if _torch_version() >= (2, 14) or "data dependent operator" not in str(error):
+                raise
+            pytest.skip(f"torch {torch.__version__}: dynamo cannot trace a data-dependent arange; needs a newer torch")
+        torch.testing.assert_close(first, expected, rtol=1e-4, atol=1e-4)
+        for _ in range(2):
             torch.testing.assert_close(compiled(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def _torch_version() -> tuple[int, int]:
+    major, minor = torch.__version__.split(".")[:2]
+    return int(major), int(minor)
 
 
 def test_dynamic_onnx_export_of_the_window_pool_is_right_on_both_sides_of_the_window() -> None:
