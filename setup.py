@@ -22,13 +22,16 @@ setup(
         "torchvision>=0.19",  # the release of torch 2.4 (the tests compare with its models)
         "numpy>=1.24.4",  # albumentations 2.0's own lower bound
         "pillow>=9.3.0",  # PIL.Image header reads; first release with Python 3.11 wheels
-        "pytorch-lightning>=2.5.5",  # LightningCLI._parse_ckpt_path (seglite reads --ckpt_path checkpoints through it); 2.5.3: ModelCheckpoint(save_on_exception)
+        # 2.5.5: LightningCLI._parse_ckpt_path, which seglite's CLI overrides; 2.5.3: ModelCheckpoint(save_on_exception)
+        "pytorch-lightning>=2.5.5",
         "torchmetrics>=1.0",  # MulticlassConfusionMatrix
         "segmentation-models-pytorch>=0.5.0",  # scriptable encoders and decoders (_is_torch_scriptable); 0.3.4: losses
         "albumentations>=2.0.0",  # DualTransform.py_random, fill_mask, Compose.set_random_seed, no always_apply
         "pydantic>=2.9.2",  # InitSchema fields of RandomScaleCrop; albumentations 2.0's own lower bound
         "opencv-python-headless>=4.11.0.86",  # cv2.IMREAD_COLOR_RGB
-        "jsonargparse[signatures]>=4.39.0",  # applied_instantiation_links, which LightningCLI 2.5.2 needs
+        # 4.48: argparse-style messages ("unrecognized arguments") and the failing member of a union named;
+        # 4.39: applied_instantiation_links, which LightningCLI needs
+        "jsonargparse[signatures]>=4.48.0",
         "tensorboard>=2.12.0",  # TensorBoardLogger images (event_accumulator in the tests); 2.11 caps protobuf<4
         "pyyaml>=6.0",  # YAML configs (read by jsonargparse; the tests write some)
         "tqdm>=4.57.0",  # pytorch-lightning 2.5.2's own lower bound
