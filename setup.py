@@ -29,9 +29,9 @@ setup(
         "albumentations>=2.0.0",  # DualTransform.py_random, fill_mask, Compose.set_random_seed, no always_apply
         "pydantic>=2.9.2",  # InitSchema fields of RandomScaleCrop; albumentations 2.0's own lower bound
         "opencv-python-headless>=4.11.0.86",  # cv2.IMREAD_COLOR_RGB
-        # 4.48: argparse-style messages ("unrecognized arguments") and the failing member of a union named;
-        # 4.39: applied_instantiation_links, which LightningCLI needs
-        "jsonargparse[signatures]>=4.48.0",
+        # 4.51: a constructor's own ValueError stays reachable under a union type's error (one-line config
+        # errors); 4.48: argparse-style "unrecognized arguments"; 4.39: applied_instantiation_links
+        "jsonargparse[signatures]>=4.51.0",
         "tensorboard>=2.12.0",  # TensorBoardLogger images (event_accumulator in the tests); 2.11 caps protobuf<4
         "pyyaml>=6.0",  # YAML configs (read by jsonargparse; the tests write some)
         "tqdm>=4.57.0",  # pytorch-lightning 2.5.2's own lower bound
