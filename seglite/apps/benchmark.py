@@ -64,34 +64,27 @@ def parse_size(text: str) -> tuple[int, int]:
     return size
 
 
-def _positive(text: str) -> int:
+def _checked(text: str, convert, valid, expected: str):
+    """``convert(text)`` if it parses and is ``valid``, else an argparse error saying what was ``expected``."""
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        value = None
+    if value is None or not valid(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def _positive(text: str) -> int:
+    return _checked(text, int, lambda value: value >= 1, "a positive integer")
 
 
 def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+    return _checked(text, int, lambda value: value >= 0, "an integer >= 0")
 
 
 def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
-    return value
+    return _checked(text, float, lambda value: 0 < value <= 1, "a number in (0, 1]")
 
 
 def build_parser() -> argparse.ArgumentParser:
