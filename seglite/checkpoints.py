@@ -59,7 +59,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
                 "plain values are loaded (for safety: seglite never unpickles arbitrary code)"
             ) from error
         raise CheckpointError(f"checkpoint {path} is not a PyTorch checkpoint (random or damaged bytes)") from error
-    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError, KeyError) as error:
+    except OSError as error:  # unreadable (permissions, I/O error): the reason is the system's
+        raise CheckpointError(f"checkpoint {path} could not be read ({error.strerror or error})") from error
+    except Exception as error:  # the unpickler raises IndexError, KeyError, ... on arbitrary bytes
         reason = str(error).strip().splitlines()[0].split(". ")[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"checkpoint {path} is truncated or not a PyTorch checkpoint ({reason})") from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,7 @@ def _config_class_path(value: str):
 
 
 BAD_FILES = {
-    "random": lambda path, good: path.write_bytes(os.urandom(4096)),
+    "random": lambda path, good: path.write_bytes(random.Random(0).randbytes(4096)),
     "empty": lambda path, good: path.write_bytes(b""),
     "truncated": lambda path, good: path.write_bytes(good.read_bytes()[: good.stat().st_size // 2]),
     "text": lambda path, good: path.write_text("model: lraspp\n"),
@@ -78,6 +79,18 @@ def test_unusable_files_give_one_line_naming_the_file(checkpoint, tmp_path, kind
         assert "torch.nn.modules.linear.Linear" in message and "safety" in message
     if kind in ("no_model_config", "no_hyperparameters", "state_dict_only"):
         assert "seglite fit" in message
+
+
+def test_arbitrary_bytes_always_give_a_checkpoint_error(tmp_path):
+    """The weights-only unpickler raises many types on arbitrary bytes (IndexError, KeyError, ...): all become one line."""
+    generator = random.Random(1)
+    prefixes = [b"", b"\x80\x02", b"\x80\x04\x95", b"PK\x03\x04", b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."]
+    path = tmp_path / "bytes.ckpt"
+    for trial in range(300):
+        path.write_bytes(prefixes[trial % len(prefixes)] + generator.randbytes(generator.randrange(1, 600)))
+        with pytest.raises(ModelLoadError) as caught:
+            load_checkpoint(path)
+        assert str(path) in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_missing_file_and_folder(tmp_path):
