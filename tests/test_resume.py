@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -71,6 +72,59 @@ def test_sampler_starts_a_resumed_epoch_where_it_stopped():
     assert list(sampler) == full
     with pytest.raises(ValueError, match="position"):
         sampler.start_at(epoch=0, position=11)
+
+
+def test_sampler_shares_an_epoch_among_processes_and_resumes_each_where_it_stopped():
+    length, world = 11, 3
+    ranks = [EpochShuffleSampler(length, seed=5, num_replicas=world, rank=rank) for rank in range(world)]
+    for sampler in ranks:
+        sampler.set_epoch(1)
+    shares = [list(sampler) for sampler in ranks]
+    whole = ranks[0].order(1)
+    assert [len(share) for share in shares] == [len(sampler) for sampler in ranks] == [3, 3, 3]
+    assert sorted(index for share in shares for index in share) == sorted(whole[:9])  # disjoint; the last 11 % 3 wait for another epoch
+    assert shares == [whole[rank:9:world] for rank in range(world)]  # as DistributedSampler shares an order
+
+    for sampler in ranks:  # resumed after one batch of 2 per process: 6 samples of the order are done
+        sampler.start_at(epoch=1, position=6)
+        sampler.set_epoch(1)
+    assert [list(sampler) for sampler in ranks] == [share[2:] for share in shares]
+    for sampler in ranks:  # a position left by another number of processes: still the same count each
+        sampler.start_at(epoch=1, position=4)
+        sampler.set_epoch(1)
+    resumed = [list(sampler) for sampler in ranks]
+    assert [len(share) for share in resumed] == [2, 2, 2] and sorted(index for share in resumed for index in share) == sorted(whole[4:10])
+    with pytest.raises(ValueError, match="rank"):
+        EpochShuffleSampler(length, num_replicas=2, rank=2)
+
+
+def test_ddp_training_resumed_mid_epoch_reaches_the_same_weights(tmp_path):
+    """Two CPU processes: Lightning keeps seglite's sampler (a DistributedSampler), which starts mid-epoch."""
+    from seglite.data.synthetic import make_demo_dataset
+
+    root = make_demo_dataset(tmp_path / "data", num_train=8, num_val=2, num_test=0, size=(64, 128), seed=1, video=False)
+    # 8 images, 2 a batch, 2 processes: 2 steps an epoch; last.ckpt at every step, kept as step<N>.ckpt
+    kept = tmp_path / "kept"
+    keeper = {"class_path": f"{__name__}.KeepLastCheckpoints", "init_args": {"folder": str(kept)}}
+    schedule = ["--model.poly_power=0", "--model.warmup_steps=0", "--trainer.val_check_interval=1",
+                "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.max_steps=6", f"--data.init_args.root={root}"]
+
+    def train(name: str, *extra: str) -> dict:
+        result = subprocess.run(
+            [sys.executable, "tools/train.py", str(MODEL_CONFIG), str(run_config(tmp_path, name)), *TINY, *schedule, *extra],
+            cwd=REPO, capture_output=True, text=True, timeout=600,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "tests")},
+        )
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-4000:]
+        return torch.load(tmp_path / name / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+    straight = train("straight", f"--trainer.callbacks+={json.dumps(keeper)}")
+    middle = torch.load(kept / "step3.ckpt", map_location="cpu", weights_only=True)
+    assert middle["CityscapesDataModule"]["train_order"] == {"seed": 0, "length": 8, "epoch": 1, "position": 4}
+    resumed = train("resumed", f"--ckpt_path={kept / 'step3.ckpt'}")
+    assert straight["global_step"] == resumed["global_step"] == 6
+    expected = {key[len("model."):]: value for key, value in straight["state_dict"].items()}
+    assert_same_weights({key[len("model."):]: value for key, value in resumed["state_dict"].items()}, expected)
 
 
 def test_a_training_process_killed_with_sigkill_resumes_from_last_to_the_same_weights(tiny_cityscapes, tmp_path):

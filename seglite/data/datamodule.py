@@ -37,6 +37,10 @@ from .transforms import eval_transform, train_transform
 DEMO_COMMAND = "python tools/train.py configs/lraspp_mnv3.yaml configs/demo.yaml"
 
 
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def _pin_memory_available() -> bool:
     accelerator = getattr(torch, "accelerator", None)
     if accelerator is not None and hasattr(accelerator, "is_available"):
@@ -130,9 +134,10 @@ class SegmentationDataModule(pl.LightningDataModule):
         if shuffle:
             self._check_enough_for_a_batch(dataset, batch_size)
             dataset = SeededAugmentation(dataset, self.seed)
-            sampler = EpochShuffleSampler(len(dataset), self.seed, epoch_source=self._trainer_epoch)
+            sampler = EpochShuffleSampler(len(dataset), self.seed, epoch_source=self._trainer_epoch,
+                                          num_replicas=self._world_size(), rank=self._rank())
             self._resume_position(sampler)
-        elif torch.distributed.is_available() and torch.distributed.is_initialized():
+        elif _distributed():
             # Lightning's default DistributedSampler pads the last round with repeated images, which
             # would count them twice in the confusion matrix; this one gives each image to one process.
             sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
@@ -151,7 +156,14 @@ class SegmentationDataModule(pl.LightningDataModule):
         return self.trainer.current_epoch if self.trainer is not None else None
 
     def _world_size(self) -> int:
-        return self.trainer.world_size if self.trainer is not None else 1
+        if self.trainer is not None:
+            return self.trainer.world_size
+        return torch.distributed.get_world_size() if _distributed() else 1
+
+    def _rank(self) -> int:
+        if self.trainer is not None:
+            return self.trainer.global_rank
+        return torch.distributed.get_rank() if _distributed() else 0
 
     def _check_enough_for_a_batch(self, dataset: Dataset, batch_size: int) -> None:
         # the last incomplete batch is dropped: fewer images than a batch would train on nothing
