@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
 import yaml
 
@@ -73,3 +75,19 @@ def run_tool(*args: str, timeout: float = 600, **env: str) -> subprocess.Complet
         [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **env},
     )
+
+
+class KeepLastCheckpoints(pl.Callback):
+    """Copies last.ckpt into ``folder`` as ``step<N>.ckpt`` each time it changes (checked before every batch)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        path = trainer.checkpoint_callback.last_model_path
+        if path and Path(path).is_file():
+            step = saved_step(Path(path))
+            copy = self.folder / f"step{step}.ckpt"
+            if not copy.exists():
+                self.folder.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, copy)

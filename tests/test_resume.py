@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,28 +10,20 @@ import time
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 import torch
-from helpers import MODEL_CONFIG, REPO, TINY, assert_same_weights, fit_args, run_config, saved_step, weights
+from helpers import (
+    MODEL_CONFIG,
+    REPO,
+    TINY,
+    assert_same_weights,
+    fit_args,
+    run_config,
+    saved_step,
+    weights,
+)
 
 from seglite.data.sampling import EpochShuffleSampler
 from seglite.lit.cli import run_cli
-
-
-class KeepLastCheckpoints(pl.Callback):
-    """Copies last.ckpt into ``folder`` as ``step<N>.ckpt`` each time it changes (checked before every batch)."""
-
-    def __init__(self, folder: str) -> None:
-        self.folder = Path(folder)
-
-    def on_train_batch_start(self, trainer, *args) -> None:
-        path = trainer.checkpoint_callback.last_model_path
-        if path and Path(path).is_file():
-            step = saved_step(Path(path))
-            copy = self.folder / f"step{step}.ckpt"
-            if not copy.exists():
-                self.folder.mkdir(parents=True, exist_ok=True)
-                shutil.copy(path, copy)
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -43,7 +33,7 @@ def test_resume_from_last_reaches_the_same_weights_mid_epoch_and_at_an_epoch_bou
     schedule = ["--trainer.max_steps=10", "--trainer.val_check_interval=2", f"--data.init_args.num_workers={workers}",
                 f"--data.init_args.persistent_workers={workers > 0}"]
     kept = tmp_path / "kept"
-    keeper = {"class_path": f"{__name__}.KeepLastCheckpoints", "init_args": {"folder": str(kept)}}
+    keeper = {"class_path": "helpers.KeepLastCheckpoints", "init_args": {"folder": str(kept)}}
     straight = run_cli(fit_args(run_config(tmp_path, "straight"), tiny_cityscapes, *schedule,
                                 f"--trainer.callbacks+={json.dumps(keeper)}"))
     assert straight.trainer.global_step == 10
@@ -96,35 +86,6 @@ def test_sampler_shares_an_epoch_among_processes_and_resumes_each_where_it_stopp
     assert [len(share) for share in resumed] == [2, 2, 2] and sorted(index for share in resumed for index in share) == sorted(whole[4:10])
     with pytest.raises(ValueError, match="rank"):
         EpochShuffleSampler(length, num_replicas=2, rank=2)
-
-
-def test_ddp_training_resumed_mid_epoch_reaches_the_same_weights(tmp_path):
-    """Two CPU processes: Lightning keeps seglite's sampler (a DistributedSampler), which starts mid-epoch."""
-    from seglite.data.synthetic import make_demo_dataset
-
-    root = make_demo_dataset(tmp_path / "data", num_train=8, num_val=2, num_test=0, size=(64, 128), seed=1, video=False)
-    # 8 images, 2 a batch, 2 processes: 2 steps an epoch; last.ckpt at every step, kept as step<N>.ckpt
-    kept = tmp_path / "kept"
-    keeper = {"class_path": f"{__name__}.KeepLastCheckpoints", "init_args": {"folder": str(kept)}}
-    schedule = ["--model.poly_power=0", "--model.warmup_steps=0", "--trainer.val_check_interval=1",
-                "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.max_steps=6", f"--data.init_args.root={root}"]
-
-    def train(name: str, *extra: str) -> dict:
-        result = subprocess.run(
-            [sys.executable, "tools/train.py", str(MODEL_CONFIG), str(run_config(tmp_path, name)), *TINY, *schedule, *extra],
-            cwd=REPO, capture_output=True, text=True, timeout=600,
-            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "tests")},
-        )
-        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-4000:]
-        return torch.load(tmp_path / name / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-
-    straight = train("straight", f"--trainer.callbacks+={json.dumps(keeper)}")
-    middle = torch.load(kept / "step3.ckpt", map_location="cpu", weights_only=True)
-    assert middle["CityscapesDataModule"]["train_order"] == {"seed": 0, "length": 8, "epoch": 1, "position": 4}
-    resumed = train("resumed", f"--ckpt_path={kept / 'step3.ckpt'}")
-    assert straight["global_step"] == resumed["global_step"] == 6
-    expected = {key[len("model."):]: value for key, value in straight["state_dict"].items()}
-    assert_same_weights({key[len("model."):]: value for key, value in resumed["state_dict"].items()}, expected)
 
 
 def test_a_training_process_killed_with_sigkill_resumes_from_last_to_the_same_weights(tiny_cityscapes, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
-from helpers import fit_args, run_config
+from helpers import MODEL_CONFIG, REPO, TINY, assert_same_weights, fit_args, run_config
 from torch.utils.data import DataLoader
 
 from seglite.data import CityscapesDataModule
@@ -21,7 +21,6 @@ from seglite.lit.cli import run, run_cli
 from seglite.lit.task import SegmentationTask
 from seglite.models import build_model
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if p.name != "demo.yaml")
 TINY_DATA = [
     "--data.init_args.num_workers=0",
@@ -199,29 +198,60 @@ def _metrics_rows(log_dir: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def test_ddp_on_two_cpu_processes_matches_single_process_evaluation(tmp_path):
-    # 5 val images on 2 processes: a padding sampler would count one of them twice
-    tiny_cityscapes = make_demo_dataset(tmp_path / "data", num_train=8, num_val=5, num_test=0, size=(64, 128),
-                                        seed=2, video=False)
-    config = _logged_config(tmp_path, "ddp")
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory) -> Path:
+    """6 steps of DDP on 2 CPU processes, validated and checkpointed at every step, each last.ckpt kept.
+
+    8 train images, 2 a batch, 2 processes: 2 steps an epoch, so step 3 is in the middle of an
+    epoch. 5 val images on 2 processes: a padding sampler would count one of them twice.
+    """
+    tmp_path = tmp_path_factory.mktemp("ddp")
+    root = make_demo_dataset(tmp_path / "data", num_train=8, num_val=5, num_test=0, size=(64, 128), seed=2, video=False)
+    config = run_config(tmp_path, "straight")
+    settings = yaml.safe_load(config.read_text())
+    settings["trainer"]["logger"] = [{"class_path": "pytorch_lightning.loggers.CSVLogger",
+                                      "init_args": {"save_dir": str(tmp_path / "straight"), "name": "logs", "version": 0}}]
+    settings["trainer"]["callbacks"].append(
+        {"class_path": "helpers.KeepLastCheckpoints", "init_args": {"folder": str(tmp_path / "kept")}})
+    config.write_text(yaml.safe_dump(settings))
+    _ddp_train(tmp_path, root, config)
+    return tmp_path
+
+
+def _ddp_train(tmp_path: Path, root: Path, config: Path, *extra: str) -> None:
     result = _run_tool(
-        "tools/train.py", "configs/lraspp_mnv3.yaml", str(config), *TINY_DATA[:-3],
-        f"--data.init_args.root={tiny_cityscapes}", "--model.model.init_args.backbone.init_args.width_mult=0.5",
-        "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.precision=32-true",
-        "--trainer.max_steps=2", "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1",
-        OMP_NUM_THREADS="1",
+        "tools/train.py", str(MODEL_CONFIG), str(config), *TINY, f"--data.init_args.root={root}",
+        "--model.poly_power=0", "--model.warmup_steps=0",  # a constant learning rate: one schedule for every max_steps
+        "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.max_steps=6", "--trainer.val_check_interval=1",
+        *extra, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "tests"),
     )
-    assert result.returncode == 0, result.stderr[-4000:]
-    log_dir = tmp_path / "ddp" / "version_0"
-    logged = [row for row in _metrics_rows(log_dir) if row.get("val/mIoU")]
-    assert logged, "no validation was logged"
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-4000:]
+
+
+def test_ddp_on_two_cpu_processes_matches_single_process_evaluation(ddp_run):
+    logged = [row for row in _metrics_rows(ddp_run / "straight" / "logs" / "version_0") if row.get("val/mIoU")]
+    assert len(logged) == 6, "not one validation a step"
     ddp_miou = float(logged[-1]["val/mIoU"])
 
-    task = SegmentationTask.load_from_checkpoint(log_dir / "checkpoints" / "last.ckpt", map_location="cpu")
-    data = CityscapesDataModule(root=str(tiny_cityscapes), num_workers=0, val_batch_size=1)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
+    task = SegmentationTask.load_from_checkpoint(ddp_run / "straight" / "checkpoints" / "last.ckpt", map_location="cpu")
+    data = CityscapesDataModule(root=str(ddp_run / "data"), num_workers=0, val_batch_size=1)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         default_root_dir=ddp_run / "validate")
     trainer.validate(task, datamodule=data)
     assert task.last_scores["val"].miou == pytest.approx(ddp_miou, abs=1e-6)
+
+
+def test_ddp_training_resumed_mid_epoch_reaches_the_same_weights(ddp_run):
+    # Lightning keeps seglite's sampler (a DistributedSampler) rather than wrapping it in one that
+    # cannot start mid-epoch; each process resumes its share of the epoch where it stopped
+    middle = ddp_run / "kept" / "step3.ckpt"
+    order = torch.load(middle, map_location="cpu", weights_only=True)["CityscapesDataModule"]["train_order"]
+    assert (order["epoch"], order["position"]) == (1, 4)  # one batch of 2 on each of 2 processes done
+    _ddp_train(ddp_run, ddp_run / "data", run_config(ddp_run, "resumed"), f"--ckpt_path={middle}")
+    straight, resumed = (torch.load(ddp_run / name / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+                         for name in ("straight", "resumed"))
+    assert straight["global_step"] == resumed["global_step"] == 6
+    assert_same_weights(resumed["state_dict"], straight["state_dict"])
 
 
 def _train_batches(root: Path, workers: int, epoch: int) -> list[torch.Tensor]:
