@@ -90,6 +90,27 @@ def test_an_interrupt_finishes_the_step_saves_last_and_the_run_resumes_exactly(s
     assert_same_weights(weights(resumed.model), weights(straight.model))
 
 
+def test_ctrl_c_before_training_starts_is_one_line_and_exit_130(tiny_cityscapes, tmp_path, monkeypatch, capsys):
+    from seglite.data import CityscapesDataModule
+    from seglite.lit.cli import SegliteCLI
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    # Ctrl-C while the CLI checks the trainer's settings (before Lightning's own handling), then
+    # while the data module checks and opens the data (inside it)
+    for owner, method, expected in ((SegliteCLI, "before_fit", "train: interrupted by Ctrl-C; nothing was saved"),
+                                    (CityscapesDataModule, "setup", "train: training stopped by Ctrl-C at step 0; "
+                                                                    "no checkpoint was saved")):
+        with monkeypatch.context() as patch:
+            patch.setattr(owner, method, interrupted)
+            code = run(fit_args(run_config(tmp_path, "early"), tiny_cityscapes), prog="train")
+        assert code == 128 + signal.SIGINT
+        error = capsys.readouterr().err.strip()
+        assert error.splitlines()[-1] == expected and "Traceback" not in error
+        assert not (tmp_path / "early" / "checkpoints").exists()
+
+
 def test_full_disk_while_checkpointing_leaves_the_previous_files(tiny_cityscapes, tmp_path, monkeypatch, capsys):
     real_write_bytes = pathlib.Path.write_bytes
     writes = []

@@ -28,6 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or (argv[0].startswith("-") and not any(arg in ("-h", "--help") for arg in argv)):
         print(USAGE, file=sys.stderr)
         return 2
-    from seglite.lit.cli import run  # Lightning, torch and the models: only once there is work to do
-
+    try:
+        from seglite.lit.cli import run  # Lightning, torch and the models: only once there is work to do
+    except KeyboardInterrupt:  # Ctrl-C while the libraries load (a few seconds)
+        print("train: interrupted by Ctrl-C; nothing was saved", file=sys.stderr)
+        return 130
     return run(to_cli_args(argv), prog="train")

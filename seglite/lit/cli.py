@@ -192,6 +192,8 @@ class SegliteCLI(LightningCLI):
         last = getattr(callback, "last_model_path", "")
         if last and Path(last).is_file():
             message += f"; {_describe_saved(last, callback)}; resume by adding --ckpt_path {last} to the same command"
+        else:
+            message += "; no checkpoint was saved"
         return TrainingInterrupted(message, int(code))
 
     def after_fit(self) -> None:
@@ -294,6 +296,9 @@ def run(
     except TrainingInterrupted as stop:
         print(f"{prog}: {stop}", file=sys.stderr)
         return stop.exit_code
+    except KeyboardInterrupt:  # before training started (set-up, data checks), or in validate/test
+        print(f"{prog}: interrupted by Ctrl-C; nothing was saved", file=sys.stderr)
+        return 128 + signal.SIGINT
     except SegliteError as error:  # a user-facing problem: the message says what to do
         print(f"{prog}: error: {error_message(error)}", file=sys.stderr)
         return 2
