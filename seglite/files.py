@@ -16,12 +16,15 @@ Pure Python (OpenCV only inside ``encode_image``): safe to import from any layer
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fnmatch
 import hashlib
 import json
+import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -252,8 +255,11 @@ MANIFEST_NAME = ".seglite-outputs.json"
 class OutputManifest:
     """The files seglite wrote into an output folder, so that ``--overwrite`` replaces only those.
 
-    Tools ``claim`` their outputs (recorded in ``<folder>/.seglite-outputs.json``, atomically)
-    before writing them, so even a run killed half-way leaves them claimed. ``check`` refuses an
+    A file enters the manifest (``<folder>/.seglite-outputs.json``, written atomically) only
+    once seglite has written it: tools ``claim`` each output after its write, so a run that fails
+    or is killed claims nothing it did not write (a file written but not yet claimed when the
+    process was killed counts as foreign: refused, never replaced). Only exact file names are
+    listed; the wildcard patterns of older manifests no longer count. ``check`` refuses an
     existing output unless ``overwrite`` is given, and refuses it even then when seglite did not
     write it (a user's own file that happens to have an output's name) or when it, or a folder
     on the way to it, is a symbolic link.
@@ -263,13 +269,13 @@ class OutputManifest:
         self.folder = Path(folder)
         self.path = self.folder / MANIFEST_NAME
         self._files: set[str] = set()
-        self._patterns: set[str] = set()
+        self._unsaved = False
+        self._saved_at = -math.inf
         if self.path.is_file() and not self.path.is_symlink():
             try:
                 recorded = json.loads(self.path.read_text(encoding="utf-8"))
-                self._files = set(recorded.get("files", []))
-                self._patterns = set(recorded.get("patterns", []))
-            except (OSError, ValueError, AttributeError):
+                self._files = {name for name in recorded.get("files", []) if isinstance(name, str)}
+            except (OSError, ValueError, AttributeError, TypeError):
                 pass  # unreadable: nothing counts as ours, so nothing is replaced
 
     def _key(self, path: str | Path) -> str:
@@ -286,9 +292,8 @@ class OutputManifest:
         return relative.as_posix()
 
     def owns(self, path: str | Path) -> bool:
-        """True when seglite recorded ``path`` (or a pattern matching it) as its output in this folder."""
-        key = self._key(path)
-        return key in self._files or any(fnmatch.fnmatchcase(key, pattern) for pattern in self._patterns)
+        """True when seglite recorded ``path`` as one of its outputs in this folder."""
+        return self._key(path) in self._files
 
     def check(self, paths: Iterable[str | Path], overwrite: bool, shown: int = 5) -> None:
         """Raise ``OutputExistsError`` if writing ``paths`` would replace anything it may not."""
@@ -309,17 +314,31 @@ class OutputManifest:
                 "--overwrite replaces only seglite's own outputs: move them away or choose another folder"
             )
 
-    def claim(self, paths: Iterable[str | Path] = (), patterns: Iterable[str] = ()) -> None:
-        """Record ``paths``, and ``fnmatch`` patterns of relative paths (for outputs whose names
-        are not known in advance, such as a video's ``frame_*.png``), as seglite's outputs."""
+    def record(self, paths: Iterable[str | Path]) -> None:
+        """Note ``paths``, just written, as seglite's outputs; ``save`` writes the manifest."""
         added = {self._key(path) for path in paths} - self._files
-        added_patterns = set(patterns) - self._patterns
-        if added or added_patterns:
+        if added:
             self._files |= added
-            self._patterns |= added_patterns
-            make_dir(self.folder)
-            record = {"files": sorted(self._files), "patterns": sorted(self._patterns)}
-            write_text(self.path, json.dumps(record, indent=0) + "\n")
+            self._unsaved = True
+
+    def save(self, durable: bool = True, at_most_every: float = 0.0) -> None:
+        """Write the manifest if ``record`` or ``remove`` changed it (``durable=False``: no fsync).
+
+        ``at_most_every`` seconds: skip the write when the last one was more recent (for a loop
+        writing thousands of outputs; save once more, without it, when the loop ends).
+        """
+        if not self._unsaved or time.monotonic() - self._saved_at < at_most_every:
+            return
+        make_dir(self.folder)
+        write_text(self.path, json.dumps({"files": sorted(self._files)}, indent=0) + "\n", durable)
+        self._unsaved = False
+        self._saved_at = time.monotonic()
+
+    def claim(self, paths: Iterable[str | Path], durable: bool = True) -> None:
+        """Record ``paths`` as seglite's outputs and write the manifest at once: call it after
+        writing them (``record`` and ``save`` to write the manifest less often)."""
+        self.record(paths)
+        self.save(durable)
 
     def foreign(self, pattern: str = "*") -> list[Path]:
         """Existing files matching ``pattern`` (relative, ``fnmatch``) that seglite did not write."""
@@ -339,8 +358,32 @@ class OutputManifest:
             if fnmatch.fnmatchcase(name, pattern) and (self.folder / name).is_file()
         )
 
-    def remove(self, path: str | Path) -> None:
-        """Delete one of seglite's own outputs (never through a link); others are refused."""
+    def remove(self, path: str | Path, save: bool = True) -> None:
+        """Delete one of seglite's own outputs (never through a link) and drop it from the manifest;
+        others are refused. ``save=False`` leaves writing the manifest to a later ``save``."""
         if not self.owns(path):
             raise OutputExistsError(f"{path} was not written by seglite; it is left alone")
         Path(path).unlink(missing_ok=True)
+        self._files.discard(self._key(path))
+        self._unsaved = True
+        if save:
+            self.save()
+
+
+def missing_folders(path: str | Path) -> list[Path]:
+    """The folders of ``path`` (itself and its parents) that do not exist yet, deepest first: what
+    ``make_dir(path)`` would create, for ``remove_empty_folders`` to undo after a failed run."""
+    missing = []
+    path = Path(path)
+    for folder in (path, *path.parents):
+        if folder.exists() or folder.is_symlink() or str(folder) in ("", "."):
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_empty_folders(folders: Iterable[str | Path]) -> None:
+    """Remove each of ``folders`` (deepest first) that is empty; a folder with anything in it stays."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -95,15 +96,15 @@ def test_manifest_lets_overwrite_replace_only_seglite_outputs(tmp_path):
     folder = tmp_path / "out"
     manifest = files.OutputManifest(folder)
     ours, theirs = folder / "a_mask.png", folder / "b_mask.png"
-    manifest.claim([ours], patterns=["frame_*.png"])
-    folder.joinpath("a_mask.png").write_bytes(b"ours")
+    folder.mkdir()
+    ours.write_bytes(b"ours")
+    manifest.claim([ours])  # claimed once written
     theirs.write_bytes(b"theirs")
-    (folder / "frame_000001.png").write_bytes(b"ours too")
     reread = files.OutputManifest(folder)  # the record survives the process
-    assert reread.owns(ours) and reread.owns(folder / "frame_000001.png") and not reread.owns(theirs)
+    assert reread.owns(ours) and not reread.owns(theirs)
     with pytest.raises(OutputExistsError, match="--overwrite"):
         reread.check([ours], overwrite=False)
-    reread.check([ours, folder / "frame_000001.png"], overwrite=True)
+    reread.check([ours], overwrite=True)
     with pytest.raises(OutputExistsError, match="not written by seglite"):
         reread.check([ours, theirs], overwrite=True)
     assert reread.foreign("*_mask.png") == [theirs]
@@ -111,6 +112,50 @@ def test_manifest_lets_overwrite_replace_only_seglite_outputs(tmp_path):
         reread.remove(theirs)
     reread.remove(ours)
     assert not ours.exists() and theirs.read_bytes() == b"theirs"
+    # a removed output leaves the manifest: a user's file later put under its name is not seglite's
+    ours.write_bytes(b"a user's file now")
+    assert not files.OutputManifest(folder).owns(ours)
+
+
+def test_manifest_lists_files_only_never_patterns(tmp_path):
+    """A wildcard of an older manifest (infer_video claimed frame_*.png) does not make a user's file seglite's."""
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    (folder / "frame_000000.png").write_bytes(b"seglite's")
+    (folder / "frame_000005.png").write_bytes(b"a user's file")
+    (folder / files.MANIFEST_NAME).write_text('{"files": ["frame_000000.png"], "patterns": ["frame_*.png"]}')
+    manifest = files.OutputManifest(folder)
+    assert manifest.owns(folder / "frame_000000.png") and not manifest.owns(folder / "frame_000005.png")
+    with pytest.raises(OutputExistsError, match="frame_000005.png exist but were not written by seglite"):
+        manifest.check(sorted(folder.glob("frame_*.png")), overwrite=True)
+    manifest.claim([folder / "frame_000001.png"])  # a rewritten manifest drops the wildcard
+    assert json.loads((folder / files.MANIFEST_NAME).read_text()) == {"files": ["frame_000000.png", "frame_000001.png"]}
+
+
+def test_manifest_save_at_most_every(tmp_path):
+    manifest = files.OutputManifest(tmp_path)
+    manifest.record([tmp_path / "a.png"])
+    assert not (tmp_path / files.MANIFEST_NAME).exists()  # recorded, not yet saved
+    manifest.save(durable=False, at_most_every=60.0)  # the first save is never held back
+    manifest.record([tmp_path / "b.png"])
+    manifest.save(durable=False, at_most_every=60.0)  # held back: saved a moment ago
+    assert not files.OutputManifest(tmp_path).owns(tmp_path / "b.png")
+    manifest.save()
+    assert files.OutputManifest(tmp_path).owns(tmp_path / "b.png")
+
+
+def test_missing_folders_are_removed_only_while_empty(tmp_path):
+    target = tmp_path / "a" / "b" / "c"
+    created = files.missing_folders(target)
+    assert created == [target, tmp_path / "a" / "b", tmp_path / "a"]
+    files.make_dir(target)
+    files.remove_empty_folders(created)
+    assert not (tmp_path / "a").exists() and tmp_path.is_dir()
+    files.make_dir(target)
+    (tmp_path / "a" / "b" / "keep.txt").write_text("something")
+    files.remove_empty_folders(created)
+    assert not target.exists() and (tmp_path / "a" / "b" / "keep.txt").is_file()
+    assert files.missing_folders(tmp_path) == [] and files.missing_folders("new") == [Path("new")]
 
 
 def test_manifest_refuses_paths_through_a_linked_folder(tmp_path):

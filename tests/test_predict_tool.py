@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -27,6 +28,11 @@ def images(tmp_path) -> Path:
     cv2.imwrite(str(folder / "a.png"), first[..., ::-1])
     cv2.imwrite(str(folder / "sub" / "b.jpg"), second[..., ::-1])
     return folder
+
+
+def listed_outputs(folder: Path) -> list[str]:
+    """The files the manifest of ``folder`` lists as seglite's."""
+    return json.loads((folder / ".seglite-outputs.json").read_text())["files"]
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -127,6 +133,78 @@ def test_output_that_is_the_input_is_refused(checkpoint, images, tmp_path, capsy
     assert predict_tool.main(arguments) == 2
     assert "a_mask.png" in capsys.readouterr().err
     assert (images / "a.png").read_bytes() == before
+
+
+@pytest.mark.parametrize("model", [["--checkpoint", "nothere.ckpt"], ["--onnx", "broken.onnx"]])
+def test_a_failed_run_claims_nothing_and_leaves_no_folder(checkpoint, images, tmp_path, capsys, model):  # noqa: F811
+    (tmp_path / "broken.onnx").write_bytes(b"not an ONNX model")
+    model = [model[0], str(tmp_path / model[1])]
+    output = tmp_path / "new" / "out"
+    assert predict_tool.main([str(images / "a.png"), *model, "--output", str(output)]) == 2
+    assert model[1] in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # the folders it made are gone again
+    # in a folder that exists, nothing is claimed: a user's file under an output's name stays theirs
+    output.mkdir(parents=True)
+    assert predict_tool.main([str(images / "a.png"), *model, "--output", str(output)]) == 2
+    assert output.is_dir() and not any(output.iterdir())
+    (output / "a_mask.png").write_bytes(b"a user's file")
+    arguments = [str(images / "a.png"), "--checkpoint", str(checkpoint), "--output", str(output), "--overwrite"]
+    assert predict_tool.main(arguments) == 2
+    assert "not written by seglite" in capsys.readouterr().err
+    assert (output / "a_mask.png").read_bytes() == b"a user's file"
+
+
+def test_a_run_failing_half_way_claims_what_it_wrote(checkpoint, images, tmp_path, capsys):  # noqa: F811
+    (images / "z_broken.png").write_bytes(b"not a png")  # read after a.png
+    output = tmp_path / "out"
+    arguments = [str(images / "a.png"), str(images / "z_broken.png"), "--checkpoint", str(checkpoint), "--output", str(output)]
+    assert predict_tool.main([*arguments, "--batch", "1"]) == 2
+    assert "z_broken.png" in capsys.readouterr().err
+    assert listed_outputs(output) == ["a_mask.png", "a_overlay.png"]
+    assert sorted(path.name for path in output.glob("*.png")) == ["a_mask.png", "a_overlay.png"]
+
+
+def test_images_seglite_wrote_are_not_segmented_again(checkpoint, images, tmp_path, capsys):  # noqa: F811
+    # earlier outputs beside the images, listed in the folder's manifest (e.g. an earlier --output images)
+    model = ["--checkpoint", str(checkpoint)]
+    assert predict_tool.main([str(images), *model, "--output", str(tmp_path / "first")]) == 0
+    for path in (tmp_path / "first").rglob("*"):
+        target = images / path.relative_to(tmp_path / "first")
+        if path.is_file():
+            target.write_bytes(path.read_bytes())
+    capsys.readouterr()
+    output = tmp_path / "out"
+    assert predict_tool.main([str(images), *model, "--output", str(output)]) == 0
+    assert "skipped 4 image(s)" in capsys.readouterr().out
+    written = sorted(str(path.relative_to(output)) for path in output.rglob("*.png"))
+    assert written == ["a_mask.png", "a_overlay.png", "sub/b_mask.png", "sub/b_overlay.png"]
+    # a glob skips them too; a file named on its own is taken
+    assert predict_tool.main([str(images / "*.png"), *model, "--output", str(tmp_path / "glob")]) == 0
+    assert "skipped 2 image(s)" in capsys.readouterr().out
+    assert sorted(path.name for path in (tmp_path / "glob").glob("*.png")) == ["a_mask.png", "a_overlay.png"]
+    # a folder of nothing but seglite's outputs says so
+    assert predict_tool.main([str(tmp_path / "first"), *model, "--output", str(tmp_path / "again")]) == 2
+    assert "were all written by seglite" in capsys.readouterr().err
+    assert not (tmp_path / "again").exists()
+
+
+@pytest.mark.parametrize("as_glob", [False, True])
+def test_input_folder_as_output_is_named_as_the_cause(checkpoint, images, capsys, as_glob):  # noqa: F811
+    source = str(images / "*.png") if as_glob else str(images)
+    assert predict_tool.main([source, "--checkpoint", str(checkpoint), "--output", str(images)]) == 2
+    message = capsys.readouterr().err
+    expected = "lie in the output folder" if as_glob else "is also the output folder"
+    assert expected in message and "give another --output" in message and len(message.strip().splitlines()) == 1
+    assert not (images / ".seglite-outputs.json").exists()
+
+
+def test_empty_output_is_refused(checkpoint, images, tmp_path, capsys, monkeypatch):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        predict_tool.main([str(images / "a.png"), "--checkpoint", str(checkpoint), "--output", ""])
+    assert exit_info.value.code == 2
+    assert "argument --output: expected a folder path, got an empty string" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.png"))
 
 
 @pytest.mark.parametrize("case", ["missing", "empty glob", "empty folder", "unreadable", "output is a file", "missing model"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from seglite.data import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
-from seglite.errors import SegliteError
+from seglite.errors import ModelLoadError, SegliteError
 from seglite.inference.predictor import Predictor
 from seglite.inference.video import to_bgr
 from seglite.models import build_model
@@ -294,6 +295,61 @@ def test_masks_replace_only_seglite_masks_and_never_input_frames(tool, tmp_path,
     assert run_tool(tool, frames, tmp_path / "d.avi", "--masks", masks, "--overwrite") == 2
     assert "not written by seglite" in capsys.readouterr().err
     assert (masks / "f1.png").read_bytes() == b"a user's file" and not (tmp_path / "d.avi").exists()
+
+
+def listed_masks(folder: Path) -> list[str]:
+    return json.loads((folder / ".seglite-outputs.json").read_text())["files"]
+
+
+def test_masks_manifest_lists_the_masks_written_never_a_wildcard(tool, odd_video, tmp_path, capsys):
+    masks = tmp_path / "masks"
+    assert run_tool(tool, odd_video, tmp_path / "a.avi", "--masks", masks, "--max-frames", "3") == 0
+    assert listed_masks(masks) == [f"frame_{index:06d}.png" for index in range(3)]
+    (masks / "frame_000005.png").write_bytes(b"a user's file")  # a mask's name, but not seglite's
+    assert run_tool(tool, odd_video, tmp_path / "b.avi", "--masks", masks, "--overwrite") == 2
+    message = capsys.readouterr().err
+    assert "frame_000005.png" in message and "not written by seglite" in message
+    assert (masks / "frame_000005.png").read_bytes() == b"a user's file" and not (tmp_path / "b.avi").exists()
+
+
+def test_overwrite_with_fewer_frames_removes_the_earlier_runs_other_masks(tool, odd_video, tmp_path):
+    masks = tmp_path / "masks"
+    assert run_tool(tool, odd_video, tmp_path / "a.avi", "--masks", masks, "--max-frames", "5") == 0
+    (masks / "notes.png").write_bytes(b"a user's file")  # not listed in the manifest: never removed
+    assert run_tool(tool, odd_video, tmp_path / "a.avi", "--masks", masks, "--max-frames", "2", "--overwrite") == 0
+    assert sorted(path.name for path in masks.iterdir()) == [
+        ".seglite-outputs.json", "frame_000000.png", "frame_000001.png", "notes.png"
+    ]
+    assert listed_masks(masks) == ["frame_000000.png", "frame_000001.png"]
+    assert (masks / "notes.png").read_bytes() == b"a user's file" and read_video(tmp_path / "a.avi")[0] == 2
+
+
+def test_a_run_claims_only_the_masks_it_wrote(tool, predictor, odd_video, tmp_path, monkeypatch):
+    # a failed start writes nothing: no masks folder (nor its parent) is left behind
+    def unloadable(args):
+        raise ModelLoadError("cannot load model broken.onnx")
+
+    monkeypatch.setattr(tool, "load_predictor", unloadable)
+    assert run_tool(tool, odd_video, tmp_path / "a.avi", "--masks", tmp_path / "new" / "masks") == 2
+    assert not (tmp_path / "new").exists() and not (tmp_path / "a.avi").exists()
+    # nor does it remove or unlist an earlier run's masks, even with --overwrite
+    monkeypatch.setattr(tool, "load_predictor", lambda args: predictor)
+    masks = tmp_path / "masks"
+    assert run_tool(tool, odd_video, tmp_path / "a.avi", "--masks", masks, "--max-frames", "3") == 0
+    monkeypatch.setattr(tool, "load_predictor", unloadable)
+    assert run_tool(tool, odd_video, tmp_path / "b.avi", "--masks", masks, "--overwrite") == 2
+    assert listed_masks(masks) == [f"frame_{index:06d}.png" for index in range(3)] == sorted(p.name for p in masks.glob("*.png"))
+    # Ctrl-C after two batches of two: the four masks written are listed, and only those
+    monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, KeyboardInterrupt(), 3))
+    other = tmp_path / "other"
+    assert run_tool(tool, odd_video, tmp_path / "c.avi", "--masks", other, "--batch", "2") == 130
+    assert listed_masks(other) == [f"frame_{index:06d}.png" for index in range(4)] == sorted(p.name for p in other.glob("*.png"))
+
+
+def test_empty_masks_path_is_refused(tool, odd_video, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_tool(tool, odd_video, tmp_path / "a.avi", "--masks", "")
+    assert exit_info.value.code == 2 and "argument --masks: expected a folder path" in capsys.readouterr().err
 
 
 def test_interrupt_during_start_up_is_a_clean_exit(tool, odd_video, tmp_path, monkeypatch, capsys):

@@ -45,12 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     output = parser.add_argument_group("output")
     output.add_argument("--opacity", type=float, default=0.5, help="overlay opacity, 0 (frame only) to 1 (colours only); default 0.5")
     output.add_argument("--side-by-side", action="store_true", help="write the frame and its overlay side by side (twice the width)")
-    output.add_argument("--masks", type=Path, help="also write each frame's train-id mask as a PNG into this folder")
+    output.add_argument("--masks", type=masks_folder, help="also write each frame's train-id mask as a PNG into this folder")
     output.add_argument("--fps", type=float, help=f"output frame rate (default: the input's, else {DEFAULT_FPS:g})")
     output.add_argument("--max-frames", type=int, help="stop after this many frames")
-    output.add_argument("--overwrite", action="store_true", help="replace an existing output video, and masks an earlier run wrote")
+    output.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output video, and the masks an earlier run wrote (removing those it does not rewrite)")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def masks_folder(value: str) -> Path:
+    """The --masks argument: refuses an empty path (``Path("")`` would be the current folder)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("expected a folder path, got an empty string")
+    return Path(value)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -108,26 +116,29 @@ def _runs_on_torch(args: argparse.Namespace) -> bool:
 
 def run(args: argparse.Namespace):
     """Segment ``args.input`` into ``args.output``; returns the run's ``VideoStats``."""
-    from seglite.inference.video import VideoPipeline, VideoSink, open_source, prepare_masks_dir
+    from seglite.inference.video import MaskFolder, VideoPipeline, VideoSink, open_source
 
     with open_source(args.input) as source:
         # every output is checked before the model loads (which takes seconds)
         sink_options = {"overwrite": args.overwrite, "inputs": source.inputs}
-        if args.masks is not None:
-            prepare_masks_dir(args.masks, source, args.overwrite)
-        predictor = load_predictor(args)
-        print(f"model: {predictor.description}")
-        pipeline = VideoPipeline(predictor, args.batch, args.opacity, args.side_by_side, args.masks)
-        fps = args.fps or source.fps or DEFAULT_FPS
-        with VideoSink(args.output, fps, pipeline.output_size(source.size), **sink_options) as sink:
-            try:
-                return pipeline.run(source, sink, args.max_frames, progress=not args.no_progress)
-            except KeyboardInterrupt:
-                done = pipeline.stats.frames
-                kept = f"the {done} frames done are kept in {args.output}" if done else "no frame was done"
-                print(f"\ninterrupted: {kept}", file=sys.stderr)
-                report(pipeline.stats, args.output, partial=True)
-                raise
+        masks = MaskFolder(args.masks, source, args.overwrite) if args.masks is not None else None
+        try:
+            predictor = load_predictor(args)
+            print(f"model: {predictor.description}")
+            pipeline = VideoPipeline(predictor, args.batch, args.opacity, args.side_by_side, masks)
+            fps = args.fps or source.fps or DEFAULT_FPS
+            with VideoSink(args.output, fps, pipeline.output_size(source.size), **sink_options) as sink:
+                try:
+                    return pipeline.run(source, sink, args.max_frames, progress=not args.no_progress)
+                except KeyboardInterrupt:
+                    done = pipeline.stats.frames
+                    kept = f"the {done} frames done are kept in {args.output}" if done else "no frame was done"
+                    print(f"\ninterrupted: {kept}", file=sys.stderr)
+                    report(pipeline.stats, args.output, partial=True)
+                    raise
+        finally:
+            if masks is not None:
+                masks.close()  # records the masks written; on --overwrite removes the earlier run's others
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,8 @@ from seglite.files import (
     current_umask,
     is_image_file,
     make_dir,
+    missing_folders,
+    remove_empty_folders,
     same_file,
     write_error,
     write_image,
@@ -208,30 +210,73 @@ def open_source(source: str | int) -> FrameSource:
 MASK_PATTERN = "frame_*.png"  # the masks of a video or camera source, named frame_NNNNNN.png
 
 
-def prepare_masks_dir(masks_dir: Path, source: FrameSource, overwrite: bool = False) -> None:
-    """Create the masks folder and claim the masks ``source`` will give (see ``seglite.files.OutputManifest``).
+class MaskFolder:
+    """The folder of a run's per-frame train-id masks (``--masks``; see ``seglite.files.OutputManifest``).
 
-    Refused: masks that exist (unless ``overwrite``, and then only masks seglite wrote), a mask
-    that would be one of the input frames, and two input frames with the same name.
+    Checked when made, before the model loads. Refused: masks that exist (unless ``overwrite``,
+    and then only masks seglite wrote), a mask that would be one of the input frames, and two
+    input frames with the same name. A video or camera gives masks ``frame_NNNNNN.png`` whose
+    number is not known in advance, so every existing ``frame_*.png`` is checked.
+
+    ``write`` records each mask in the folder's manifest once written (the manifest file is
+    rewritten at most once a second, and by ``close``). ``close``, with ``overwrite``, removes
+    the masks the manifest lists that this run did not rewrite (an earlier, longer run's), so
+    the folder holds this run's masks only; it never touches a file the manifest does not list.
+    A run that wrote no mask leaves everything as it was, and removes the folder if it made it.
     """
-    masks_dir = make_dir(masks_dir, "masks folder")
-    manifest = OutputManifest(masks_dir)
-    if isinstance(source, ImageFilesSource):
-        planned = [masks_dir / f"{path.stem}.png" for path in source.paths]
-        seen: dict[Path, Path] = {}
-        for mask, frame_path in zip(planned, source.paths):
-            if mask in seen:
-                raise VideoIOError(f"frames {seen[mask]} and {frame_path} would write the same mask {mask}")
-            seen[mask] = frame_path
-            if same_file(mask, frame_path):
-                raise OutputExistsError(f"mask {mask} would replace the input frame {frame_path}; choose another --masks folder")
-        manifest.check(planned, overwrite)
-        manifest.claim(planned)
-        return
-    existing = sorted(masks_dir.glob(MASK_PATTERN))
-    if existing:
-        manifest.check(existing, overwrite)
-    manifest.claim(patterns=[MASK_PATTERN])
+
+    def __init__(self, folder: str | Path, source: FrameSource, overwrite: bool = False) -> None:
+        self.folder = Path(folder)
+        self.overwrite = overwrite
+        self.written: set[Path] = set()
+        self._created = missing_folders(self.folder)
+        make_dir(self.folder, "masks folder")
+        self.manifest = OutputManifest(self.folder)
+        try:
+            self._check(source)
+        except BaseException:
+            remove_empty_folders(self._created)
+            raise
+
+    def _check(self, source: FrameSource) -> None:
+        if isinstance(source, ImageFilesSource):
+            planned = [self.folder / f"{path.stem}.png" for path in source.paths]
+            seen: dict[Path, Path] = {}
+            for mask, frame_path in zip(planned, source.paths):
+                if mask in seen:
+                    raise VideoIOError(f"frames {seen[mask]} and {frame_path} would write the same mask {mask}")
+                seen[mask] = frame_path
+                if same_file(mask, frame_path):
+                    raise OutputExistsError(f"mask {mask} would replace the input frame {frame_path}; choose another --masks folder")
+            self.manifest.check(planned, self.overwrite)
+        else:
+            self.manifest.check(sorted(self.folder.glob(MASK_PATTERN)), self.overwrite)
+
+    def write(self, name: str, mask: np.ndarray) -> Path:
+        """Write ``<name>.png`` (atomically) and record it as seglite's; returns its path."""
+        path = self.folder / f"{name}.png"
+        write_image(path, mask, durable=False)
+        self.written.add(path)
+        self.manifest.record([path])
+        self.manifest.save(durable=False, at_most_every=1.0)
+        return path
+
+    def close(self) -> None:
+        """Save the manifest; remove the earlier masks this run replaced none of (see the class docstring)."""
+        if not self.written:
+            remove_empty_folders(self._created)
+            return
+        if self.overwrite:
+            for path in self.manifest.owned("*.png"):
+                if path.parent == self.folder and path not in self.written and not path.is_symlink():
+                    self.manifest.remove(path, save=False)
+        self.manifest.save()
+
+    def __enter__(self) -> MaskFolder:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 class VideoSink:
@@ -390,7 +435,7 @@ class VideoPipeline:
         batch_size: frames per ``predict_batch`` call.
         opacity: overlay opacity, 0 (frame only) to 1 (colours only).
         side_by_side: write ``frame | overlay``, twice the input width.
-        masks_dir: also write each frame's train-id mask as ``<frame name>.png`` there.
+        masks: a ``MaskFolder`` to write each frame's train-id mask into, as ``<frame name>.png``.
         queue_batches: capacity of each queue, in batches.
     """
 
@@ -400,7 +445,7 @@ class VideoPipeline:
         batch_size: int = 1,
         opacity: float = 0.5,
         side_by_side: bool = False,
-        masks_dir: Path | None = None,
+        masks: MaskFolder | None = None,
         queue_batches: int = 4,
     ) -> None:
         if batch_size < 1:
@@ -411,7 +456,7 @@ class VideoPipeline:
         self.batch_size = batch_size
         self.opacity = opacity
         self.side_by_side = side_by_side
-        self.masks_dir = Path(masks_dir) if masks_dir is not None else None
+        self.masks = masks
         self.queue_batches = queue_batches
         palette = predictor.palette
         if palette is None:  # e.g. an ONNX model exported without metadata
@@ -435,8 +480,6 @@ class VideoPipeline:
 
     def run(self, source: FrameSource, sink: VideoSink, max_frames: int | None = None, progress: bool = True) -> VideoStats:
         """Segment ``source`` into ``sink``; returns (and keeps in ``stats``) counts and timings."""
-        if self.masks_dir is not None:
-            make_dir(self.masks_dir, "masks folder")
         self.stats = stats = VideoStats()
         stop = threading.Event()
         decoded: queue.Queue = queue.Queue(self.queue_batches)
@@ -506,9 +549,8 @@ class VideoPipeline:
             try:
                 for frame, mask in item:
                     sink.write(self.compose(frame.bgr, mask))
-                    if self.masks_dir is not None:
-                        path = self.masks_dir / f"{frame.name}.png"
-                        write_image(path, mask, durable=False)
+                    if self.masks is not None:
+                        self.masks.write(frame.name, mask)
                     self.stats.frames += 1
             except BaseException as error:
                 failure.append(error)
