@@ -256,8 +256,8 @@ def write_cityscapes_prediction(train_ids: np.ndarray, image_path: str | Path, f
 
     Predictions made at a reduced size (a data module that downscales for testing) are
     enlarged with nearest-neighbour sampling: the benchmark compares at full resolution.
-    Written without an fsync each (many small files); a results folder's writer claims the
-    path in the folder's manifest first.
+    Written without an fsync each (many small files); a results folder's writer lists the
+    path in the folder's manifest once it is written.
     """
     label_ids = trainids_to_labelids(np.asarray(train_ids))
     size = _image_size(Path(image_path))

@@ -21,7 +21,6 @@ from seglite.files import OutputManifest
 from seglite.results import (
     CITYSCAPES_FOLDER,
     check_results_writable,
-    cityscapes_prediction_path,
     clear_results,
     prepare_cityscapes_folder,
     write_cityscapes_prediction,
@@ -87,14 +86,19 @@ class EvaluationWriter(pl.Callback):
                 "Cityscapes export needs each batch to carry the image 'path' (as seglite's data sets do) "
                 "and test_step to return the predicted train ids (as SegmentationTask does)"
             )
-        # recorded before they are written, so that a later --overwrite may replace exactly these
-        self._manifest.claim(cityscapes_prediction_path(path, self.cityscapes_dir) for path in batch["path"])
+        # listed once written (never a name a failed run did not write), so that a later
+        # --overwrite replaces exactly these; the manifest is rewritten at most once a second
         for prediction, image_path in zip(outputs.to(torch.uint8).cpu().numpy(), batch["path"]):
-            write_cityscapes_prediction(prediction, image_path, self.cityscapes_dir)
+            self._manifest.record([write_cityscapes_prediction(prediction, image_path, self.cityscapes_dir)])
             self.exported += 1
+        self._manifest.save(durable=False, at_most_every=1.0)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._manifest.save()  # the predictions written before the interrupt or error are seglite's
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.export_cityscapes:
+            self._manifest.save()
             rank_zero_info(f"Cityscapes-format predictions ({self.exported} on rank 0): {self.cityscapes_dir}")
         if not trainer.is_global_zero:
             return
