@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from test_predictor import checkpoint, random_images  # noqa: F401  (fixtures, s
 
 from seglite.apps import export as export_tool
 from seglite.data.transforms import normalize_image
-from seglite.errors import SegliteError
+from seglite.errors import ModelLoadError, SegliteError
 from seglite.inference import openvino as openvino_runtime
 from seglite.inference.export import (
     TORCHSCRIPT_METADATA,
@@ -224,6 +225,15 @@ def test_openvino_export_tool_and_predictor(checkpoint, tmp_path, capsys):  # no
     for image in random_images([(61, 97), (40, 130)], seed=2):
         assert (predictor.predict(image) == reference.predict(image)).mean() >= 0.999
     assert export_tool.main(arguments) == 2 and "exists" in capsys.readouterr().err
+    weights = output.with_suffix(".bin")
+    data = weights.read_bytes()
+    weights.write_bytes(data[:64])  # OpenVINO's reason is below its source-location lines: it is the one kept
+    with pytest.raises(ModelLoadError, match=rf"^cannot read OpenVINO model {re.escape(str(output))}: Incorrect weights in bin file!$"):
+        Predictor.from_openvino(output)
+    weights.unlink()
+    with pytest.raises(ModelLoadError, match=f"its weights file {re.escape(str(weights))} does not exist$"):
+        Predictor.from_openvino(output)
+    weights.write_bytes(data)
     with pytest.raises(SystemExit):
         export_tool.main([str(checkpoint), "--format", "openvino", "--output", str(tmp_path / "model.onnx")])
     with pytest.raises(SystemExit):
