@@ -24,6 +24,7 @@ from seglite.inference.export import (
     export_metadata,
     export_onnx,
     export_torchscript,
+    max_opset,
 )
 from seglite.inference.predictor import Predictor
 from seglite.models import build_model
@@ -261,3 +262,19 @@ def test_openvino_int8_export_reports_its_miou_change(checkpoint, tmp_path, caps
     assert "int8, 3 train images calibrate, scope no_depthwise" in printed
     assert "torch fp32" in printed and "openvino int8" in printed and "mIoU" in printed
     assert Predictor.from_openvino(output).description.startswith("openvino int8")
+
+
+def test_opset_beyond_the_exporter_is_a_one_line_error(checkpoint, tmp_path, capsys):  # noqa: F811
+    top = max_opset()
+    assert top >= 17
+    output = tmp_path / "op.onnx"
+    for opset in (top + 1, 99):
+        arguments = [str(checkpoint), "--output", str(output), "--opset", str(opset), "--height", "32", "--width", "64"]
+        assert export_tool.main(arguments) == 2
+        expected = f"--opset must be 17 to {top} (the ONNX opsets torch {torch.__version__} exports here), got {opset}"
+        assert capsys.readouterr().err == f"export: error: {expected}\n"
+    assert not output.exists()
+    with pytest.raises(ValueError, match=f"opset must be 17 to {top}"):
+        export_onnx(tiny_model(), output, (32, 32), opset=top + 1)
+    assert export_tool.main([str(checkpoint), "--output", str(output), "--opset", str(top), "--height", "32", "--width", "64"]) == 0
+    assert onnx.load(output).opset_import[0].version == top

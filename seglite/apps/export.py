@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--height", type=int, default=512, help="input height (default 512)")
     parser.add_argument("--width", type=int, default=1024, help="input width (default 1024)")
     parser.add_argument("--batch-size", type=int, default=1, help="ONNX without --dynamic: the fixed batch (default 1)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, at least 17 (default 17)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 to what the installed torch exports (default 17)")
     parser.add_argument("--precision", choices=PRECISIONS[1:], default="fp32",
                         help="OpenVINO: fp32 (default), bf16 (used where the CPU computes bf16) or int8 (NNCF)")
     parser.add_argument("--int8-scope", choices=INT8_SCOPES, default="all",
@@ -76,7 +76,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> None:
-    from seglite.inference.export import check_output, export_checkpoint
+    from seglite.inference.export import check_opset, check_output, export_checkpoint
+
+    if args.format == "onnx":
+        try:
+            check_opset(args.opset, "--opset")
+        except ValueError as error:
+            raise SegliteError(str(error)) from None
 
     if args.int8:
         check_output(args.int8_output, args.overwrite, [args.checkpoint])  # before the slow part
