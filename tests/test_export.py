@@ -278,3 +278,45 @@ def test_opset_beyond_the_exporter_is_a_one_line_error(checkpoint, tmp_path, cap
         export_onnx(tiny_model(), output, (32, 32), opset=top + 1)
     assert export_tool.main([str(checkpoint), "--output", str(output), "--opset", str(top), "--height", "32", "--width", "64"]) == 0
     assert onnx.load(output).opset_import[0].version == top
+
+
+def test_interrupted_export_says_what_was_written_and_leaves_no_partial_file(checkpoint, tmp_path, capsys, monkeypatch):  # noqa: F811
+    from seglite.inference import export as export_module
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    output = tmp_path / "model.onnx"
+    small = ["--height", "32", "--width", "64"]
+    monkeypatch.setattr(export_module, "export_checkpoint", interrupt)
+    assert export_tool.main([str(checkpoint), "--output", str(output), *small]) == 130
+    assert capsys.readouterr().err == "export: interrupted (nothing was written)\n"
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+    # the ONNX file is complete when the int8 step is interrupted
+    monkeypatch.setattr(export_tool, "quantize", interrupt)
+    arguments = [str(checkpoint), "--output", str(output), "--int8", "--calibration-root", str(tmp_path), *small]
+    assert export_tool.main(arguments) == 130
+    assert capsys.readouterr().err == f"export: interrupted (wrote {output})\n"
+    assert Predictor.from_onnx(output).class_names[0] == "road"
+    assert sorted(tmp_path.iterdir()) == [output]
+
+
+@needs_openvino
+def test_interrupt_between_the_openvino_files_removes_the_weights(checkpoint, tmp_path, capsys, monkeypatch):  # noqa: F811
+    from seglite.inference import export as export_module
+
+    real_write = export_module.write_bytes
+
+    def write_then_interrupt(path, data, *args, **kwargs):
+        real_write(path, data, *args, **kwargs)
+        if Path(path).suffix == ".bin":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_module, "write_bytes", write_then_interrupt)
+    output = tmp_path / "model.xml"
+    arguments = [str(checkpoint), "--format", "openvino", "--output", str(output), "--height", "32", "--width", "64"]
+    assert export_tool.main(arguments) == 130
+    weights = output.with_suffix(".bin")
+    assert capsys.readouterr().err == f"export: interrupted (nothing was written; removed the unpaired {weights})\n"
+    assert list(tmp_path.iterdir()) == []

@@ -140,8 +140,41 @@ def quantize(args: argparse.Namespace) -> None:
     print(f"\n{args.calibration_root} {args.eval_split} ({count} images), ONNX Runtime CPU:\n{comparison_table(evaluations)}")
 
 
+def _outputs(args: argparse.Namespace) -> list[Path]:
+    """The files this export may write."""
+    paths = [args.output]
+    if args.format == "openvino":
+        paths.append(args.output.with_suffix(".bin"))
+    if args.int8:
+        paths.append(args.int8_output)
+    return paths
+
+
+def _file_state(path: Path) -> tuple[int, int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns, status.st_size
+
+
+def _interrupted(args: argparse.Namespace, before: dict[Path, tuple[int, int, int] | None]) -> str:
+    """What an interrupted export leaves: every file is written atomically, but an OpenVINO model is two
+    (weights first), so weights written without their .xml are removed."""
+    written = [path for path, state in before.items() if _file_state(path) not in (None, state)]
+    removed = []
+    if args.format == "openvino" and args.output not in written and args.output.with_suffix(".bin") in written:
+        weights = args.output.with_suffix(".bin")
+        weights.unlink(missing_ok=True)
+        written.remove(weights)
+        removed.append(f"removed the unpaired {weights}")
+    done = ", ".join(map(str, written))
+    return "; ".join(([f"wrote {done}"] if written else ["nothing was written"]) + removed)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    before = {path: _file_state(path) for path in _outputs(args)}
     try:
         run(args)
     except SegliteError as error:
@@ -150,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # argument values the model or exporter rejects
         print(f"export: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"export: interrupted ({_interrupted(args, before)})", file=sys.stderr)
+        return 130
     return 0
 
 
