@@ -37,3 +37,35 @@ def test_unknown_device_is_a_one_line_error(checkpoint, image, tmp_path, capsys)
         code, err = run_predict(capsys, image, "--checkpoint", checkpoint, "--output", tmp_path / "out", "--device", device)
         assert code == 2 and err.count("\n") == 1
         assert f"--device must be cpu, cuda or cuda:N, got {device!r}" in err
+
+
+def test_onnx_folder_is_named_as_a_folder(checkpoint, image, tmp_path, capsys):  # noqa: F811
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for model in (["--onnx", folder], ["--checkpoint", checkpoint, "--onnx", folder]):
+        code, err = run_predict(capsys, image, *model, "--output", tmp_path / "out")
+        assert (code, err) == (2, f"predict: error: ONNX model not found: {folder} is a folder\n")
+
+
+def test_fixed_size_onnx_says_it_resizes_and_names_size_flag(checkpoint, image, tmp_path, capsys):  # noqa: F811
+    from seglite.inference.export import export_checkpoint
+    from seglite.inference.predictor import FixedInputSizeError, Predictor
+
+    fixed = tmp_path / "fixed.onnx"
+    export_checkpoint(checkpoint, fixed, size=(32, 64))
+    predictor = Predictor.from_onnx(fixed)
+    assert predictor.size == (32, 64)
+    assert predictor.description.endswith(", fixed input 32x64: images are resized to it")
+    assert predictor.predict(random_images([(40, 72)])[0]).shape == (40, 72)
+    with pytest.raises(FixedInputSizeError, match="pass size=None or export with --dynamic"):
+        Predictor.from_onnx(fixed, size=(16, 16))
+    code, err = run_predict(capsys, image, "--onnx", fixed, "--output", tmp_path / "out", "--size", "16", "24")
+    assert code == 2 and err == (
+        f"predict: error: --size 16 24: {fixed} was exported for a fixed input of 32x64; "
+        "drop --size (or give --size 32 64), or export with --dynamic\n"
+    )
+    code = predict_tool.main([str(image), "--onnx", str(fixed), "--output", str(tmp_path / "out")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "model: onnxruntime fp32" in printed and "fixed input 32x64: images are resized to it\n" in printed
+    assert Predictor.from_onnx(fixed, size=(32, 64)).size == (32, 64)  # its own size may be given

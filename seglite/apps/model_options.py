@@ -76,7 +76,7 @@ def check_device(device: str) -> str:
 def load_predictor(args: argparse.Namespace, item: str, num_threads: int | None = None, channels_last: bool = False):
     """The ``Predictor`` the checked model options describe; options the model cannot take (``--size``
     for a fixed-size ONNX model, say) are a ``SegliteError`` naming them."""
-    from seglite.inference.predictor import Predictor
+    from seglite.inference.predictor import FixedInputSizeError, Predictor
 
     size = tuple(args.size) if args.size else None
     check_device(args.device)
@@ -91,6 +91,12 @@ def load_predictor(args: argparse.Namespace, item: str, num_threads: int | None 
             args.checkpoint, device=args.device, backend=args.backend, size=size, onnx_path=args.onnx,
             channels_last=channels_last, batch_size=args.batch, precision=args.precision, num_threads=num_threads,
         )  # fmt: skip
+    except FixedInputSizeError as error:
+        (height, width), (fixed_height, fixed_width) = error.size, error.input_size
+        raise SegliteError(
+            f"--size {height} {width}: {args.onnx} was exported for a fixed input of {fixed_height}x{fixed_width}; "
+            f"drop --size (or give --size {fixed_height} {fixed_width}), or export with --dynamic"
+        ) from None
     except ValueError as error:
         if isinstance(error, SegliteError):
             raise

@@ -70,7 +70,15 @@ from seglite.inference.runners import (  # Runner, OnnxRunner: names of seglite 
 
 CACHE_ENVIRONMENT = "SEGLITE_CACHE_DIR"
 
-__all__ = ["Predictor", "default_cache_dir", "load_task"]
+__all__ = ["FixedInputSizeError", "Predictor", "default_cache_dir", "load_task"]
+
+
+class FixedInputSizeError(SegliteError, ValueError):
+    """A size was asked of an ONNX model exported for another fixed input size."""
+
+    def __init__(self, message: str, size: Size, input_size: Size) -> None:
+        super().__init__(message)
+        self.size, self.input_size = size, input_size
 
 
 def load_task(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> CheckpointModel:
@@ -412,6 +420,7 @@ class Predictor:
         from seglite.inference.export import export_onnx
 
         if onnx_path.exists():
+            require_file(onnx_path, "ONNX model")  # a folder is named as one, not parsed
             recorded = OnnxRunner(onnx_path, num_threads=num_threads).metadata.get(META_CHECKPOINT_SHA256)
             if recorded != loaded.sha256:
                 raise ModelLoadError(
@@ -444,11 +453,15 @@ class Predictor:
         size = check_size(size)
         if runner.input_size is not None:
             if size is not None and size != runner.input_size:
-                raise ValueError(
+                raise FixedInputSizeError(
                     f"size={size} but the ONNX model was exported for a fixed input of {runner.input_size}; "
-                    "pass size=None or export with --dynamic"
+                    "pass size=None or export with --dynamic",
+                    size,
+                    runner.input_size,
                 )
             size = runner.input_size
+            height, width = size
+            runner.description += f", fixed input {height}x{width}: images are resized to it"
         if runner.batch_size is not None:
             batch_size = min(batch_size, runner.batch_size)
         meta = runner.metadata
