@@ -320,3 +320,29 @@ def test_interrupt_between_the_openvino_files_removes_the_weights(checkpoint, tm
     weights = output.with_suffix(".bin")
     assert capsys.readouterr().err == f"export: interrupted (nothing was written; removed the unpaired {weights})\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--format", "torchscript", "--dynamic"], "--dynamic is for --format onnx; --format torchscript takes any size and batch"),
+        (["--format", "openvino", "--batch-size", "2"], "--batch-size is for --format onnx; --format openvino takes any size"),
+        (["--format", "openvino", "--opset", "18"], "--opset is for --format onnx, not --format openvino"),
+        (["--dynamic", "--batch-size", "2"], "--batch-size fixes the batch of a static ONNX model"),
+        (["--torchscript-method", "trace"], "--torchscript-method is for --format torchscript"),
+        (["--int8-scope", "backbone"], "--int8-scope is for --format openvino --precision int8"),
+        (["--format", "openvino", "--int8-scope", "backbone"], "--int8-scope is for --format openvino --precision int8"),
+        (["--int8-output", "q.onnx"], "--int8-output is for --int8"),
+        (["--calibration-root", "data"], "--calibration-root is for --int8 or --format openvino --precision bf16/int8"),
+        (["--eval-limit", "3"], "--eval-limit needs --calibration-root DIR"),
+    ],
+)
+def test_options_the_export_would_ignore_are_errors(tmp_path, capsys, options, message):
+    suffix = {"torchscript": ".pt", "openvino": ".xml"}.get(options[1] if options[0] == "--format" else "", ".onnx")
+    with pytest.raises(SystemExit) as exit_info:
+        export_tool.parse_args(["last.ckpt", "--output", str(tmp_path / f"model{suffix}"), *options])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: {message}" in err.splitlines()[-1]  # the last line: the one-line error after the usage
+    args = export_tool.parse_args(["last.ckpt", "--output", "m.onnx"])  # defaults fill in when not given
+    assert (args.opset, args.batch_size, args.int8_scope, args.torchscript_method) == (17, 1, "all", "script")

@@ -27,6 +27,34 @@ from pathlib import Path
 from seglite.errors import SegliteError
 from seglite.inference.options import EXPORT_FORMATS, INT8_SCOPES, PRECISIONS, TORCHSCRIPT_METHODS
 
+DEFAULTS = {"torchscript_method": "script", "batch_size": 1, "opset": 17, "int8_scope": "all",
+            "calibration_split": "train", "calibration_count": 32, "eval_split": "val"}
+"""Defaults of the options that apply to some exports only: ``None`` until parsed, so a given one is told apart."""
+
+
+def check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``parser.error`` on an option the chosen export would ignore (given options are not ``None``/``False``)."""
+    def given(*names: str) -> list[str]:
+        return ["--" + name.replace("_", "-") for name in names if getattr(args, name) not in (None, False)]
+
+    if args.format != "onnx" and given("dynamic", "batch_size"):
+        parser.error(f"{given('dynamic', 'batch_size')[0]} is for --format onnx; --format {args.format} takes any size and batch")
+    if args.format != "onnx" and given("opset"):
+        parser.error(f"--opset is for --format onnx, not --format {args.format}")
+    if args.dynamic and given("batch_size"):
+        parser.error("--batch-size fixes the batch of a static ONNX model: drop it or --dynamic")
+    if args.format != "torchscript" and given("torchscript_method"):
+        parser.error("--torchscript-method is for --format torchscript")
+    if args.precision != "int8" and given("int8_scope"):
+        parser.error("--int8-scope is for --format openvino --precision int8")
+    if not args.int8 and given("int8_output"):
+        parser.error("--int8-output is for --int8 (ONNX Runtime int8)")
+    if args.calibration_root is not None and not args.int8 and args.precision == "fp32":
+        parser.error("--calibration-root is for --int8 or --format openvino --precision bf16/int8; an fp32 export has no mIoU change")
+    loose = given("calibration_split", "calibration_count", "eval_split", "eval_limit")
+    if args.calibration_root is None and loose:
+        parser.error(f"{loose[0]} needs --calibration-root DIR")
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
@@ -35,26 +63,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="default: onnx")
     parser.add_argument("--output", type=Path, required=True, help="the exported file (OpenVINO: NAME.xml, with NAME.bin beside it)")
     parser.add_argument("--dynamic", action="store_true", help="ONNX: any batch, height and width")
-    parser.add_argument("--torchscript-method", choices=TORCHSCRIPT_METHODS, default="script",
+    parser.add_argument("--torchscript-method", choices=TORCHSCRIPT_METHODS,
                         help="TorchScript: script (default: compile the code, every branch kept) or trace")
     parser.add_argument("--height", type=int, default=512, help="input height (default 512)")
     parser.add_argument("--width", type=int, default=1024, help="input width (default 1024)")
-    parser.add_argument("--batch-size", type=int, default=1, help="ONNX without --dynamic: the fixed batch (default 1)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 to what the installed torch exports (default 17)")
+    parser.add_argument("--batch-size", type=int, help="ONNX without --dynamic: the fixed batch (default 1)")
+    parser.add_argument("--opset", type=int, help="ONNX opset, 17 to what the installed torch exports (default 17)")
     parser.add_argument("--precision", choices=PRECISIONS[1:], default="fp32",
                         help="OpenVINO: fp32 (default), bf16 (used where the CPU computes bf16) or int8 (NNCF)")
-    parser.add_argument("--int8-scope", choices=INT8_SCOPES, default="all",
+    parser.add_argument("--int8-scope", choices=INT8_SCOPES,
                         help="OpenVINO int8: what is quantised (default all; see seglite.inference.openvino)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     int8 = parser.add_argument_group("int8 calibration and accuracy")
     int8.add_argument("--int8", action="store_true", help="ONNX: also write an ONNX Runtime int8 (QDQ) model and compare it")
     int8.add_argument("--int8-output", type=Path, help="the ONNX int8 file (default: OUTPUT with .int8.onnx)")
     int8.add_argument("--calibration-root", type=Path, help="Cityscapes-layout data set for calibration and evaluation")
-    int8.add_argument("--calibration-split", default="train", choices=("train", "val"), help="default: train")
-    int8.add_argument("--calibration-count", type=int, default=32, help="calibration images (default 32)")
-    int8.add_argument("--eval-split", default="val", choices=("train", "val"), help="split the mIoU change is measured on (default: val)")
+    int8.add_argument("--calibration-split", choices=("train", "val"), help="default: train")
+    int8.add_argument("--calibration-count", type=int, help="calibration images (default 32)")
+    int8.add_argument("--eval-split", choices=("train", "val"), help="split the mIoU change is measured on (default: val)")
     int8.add_argument("--eval-limit", type=int, help="evaluate on at most this many images")
     args = parser.parse_args(argv)
+    check_combinations(parser, args)
+    for name, value in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     for name in ("height", "width", "batch_size", "calibration_count"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
