@@ -44,6 +44,21 @@ def test_the_tool_prints_a_row_per_backbone_and_preset() -> None:
     assert len(complexity_tool.backbone_table(32)) == 2 + len(complexity_tool.BACKBONES)
 
 
+@pytest.mark.parametrize(
+    "option, value, expected",
+    [("--num-classes", "0", "a positive integer"), ("--num-classes", "x", "a positive integer"),
+     ("--backbone-size", "-3", "a positive integer"), ("--backbone-size", "0", "a positive integer"),
+     ("--sizes", "0x64", "HEIGHTxWIDTH")],
+)  # fmt: skip
+def test_bad_tool_arguments_are_argument_errors(capsys, option, value, expected) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        complexity_tool.main([option, value])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"tools/complexity.py: error: argument {option}: expected {expected}" + (
+        f" such as 512x1024, got {value!r}" if option == "--sizes" else f", got {value!r}"
+    )
+
+
 # ----------------------------------------------------------------------------------------------
 # count_costs: MACs and memory access cost per executed operator, against hand-computed values
 

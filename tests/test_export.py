@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from test_predictor import checkpoint, random_images  # noqa: F401  (fixtures, s
 
 from seglite.apps import export as export_tool
 from seglite.data.transforms import normalize_image
-from seglite.errors import SegliteError
+from seglite.errors import ModelLoadError, SegliteError
 from seglite.inference import openvino as openvino_runtime
 from seglite.inference.export import (
     TORCHSCRIPT_METADATA,
@@ -23,6 +24,7 @@ from seglite.inference.export import (
     export_metadata,
     export_onnx,
     export_torchscript,
+    max_opset,
 )
 from seglite.inference.predictor import Predictor
 from seglite.models import build_model
@@ -224,6 +226,15 @@ def test_openvino_export_tool_and_predictor(checkpoint, tmp_path, capsys):  # no
     for image in random_images([(61, 97), (40, 130)], seed=2):
         assert (predictor.predict(image) == reference.predict(image)).mean() >= 0.999
     assert export_tool.main(arguments) == 2 and "exists" in capsys.readouterr().err
+    weights = output.with_suffix(".bin")
+    data = weights.read_bytes()
+    weights.write_bytes(data[:64])  # OpenVINO's reason is below its source-location lines: it is the one kept
+    with pytest.raises(ModelLoadError, match=rf"^cannot read OpenVINO model {re.escape(str(output))}: Incorrect weights in bin file!$"):
+        Predictor.from_openvino(output)
+    weights.unlink()
+    with pytest.raises(ModelLoadError, match=f"its weights file {re.escape(str(weights))} does not exist$"):
+        Predictor.from_openvino(output)
+    weights.write_bytes(data)
     with pytest.raises(SystemExit):
         export_tool.main([str(checkpoint), "--format", "openvino", "--output", str(tmp_path / "model.onnx")])
     with pytest.raises(SystemExit):
@@ -251,3 +262,87 @@ def test_openvino_int8_export_reports_its_miou_change(checkpoint, tmp_path, caps
     assert "int8, 3 train images calibrate, scope no_depthwise" in printed
     assert "torch fp32" in printed and "openvino int8" in printed and "mIoU" in printed
     assert Predictor.from_openvino(output).description.startswith("openvino int8")
+
+
+def test_opset_beyond_the_exporter_is_a_one_line_error(checkpoint, tmp_path, capsys):  # noqa: F811
+    top = max_opset()
+    assert top >= 17
+    output = tmp_path / "op.onnx"
+    for opset in (top + 1, 99):
+        arguments = [str(checkpoint), "--output", str(output), "--opset", str(opset), "--height", "32", "--width", "64"]
+        assert export_tool.main(arguments) == 2
+        expected = f"--opset must be 17 to {top} (the ONNX opsets torch {torch.__version__} exports here), got {opset}"
+        assert capsys.readouterr().err == f"export: error: {expected}\n"
+    assert not output.exists()
+    with pytest.raises(ValueError, match=f"opset must be 17 to {top}"):
+        export_onnx(tiny_model(), output, (32, 32), opset=top + 1)
+    assert export_tool.main([str(checkpoint), "--output", str(output), "--opset", str(top), "--height", "32", "--width", "64"]) == 0
+    assert onnx.load(output).opset_import[0].version == top
+
+
+def test_interrupted_export_says_what_was_written_and_leaves_no_partial_file(checkpoint, tmp_path, capsys, monkeypatch):  # noqa: F811
+    from seglite.inference import export as export_module
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    output = tmp_path / "model.onnx"
+    small = ["--height", "32", "--width", "64"]
+    monkeypatch.setattr(export_module, "export_checkpoint", interrupt)
+    assert export_tool.main([str(checkpoint), "--output", str(output), *small]) == 130
+    assert capsys.readouterr().err == "export: interrupted (nothing was written)\n"
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+    # the ONNX file is complete when the int8 step is interrupted
+    monkeypatch.setattr(export_tool, "quantize", interrupt)
+    arguments = [str(checkpoint), "--output", str(output), "--int8", "--calibration-root", str(tmp_path), *small]
+    assert export_tool.main(arguments) == 130
+    assert capsys.readouterr().err == f"export: interrupted (wrote {output})\n"
+    assert Predictor.from_onnx(output).class_names[0] == "road"
+    assert sorted(tmp_path.iterdir()) == [output]
+
+
+@needs_openvino
+def test_interrupt_between_the_openvino_files_removes_the_weights(checkpoint, tmp_path, capsys, monkeypatch):  # noqa: F811
+    from seglite.inference import export as export_module
+
+    real_write = export_module.write_bytes
+
+    def write_then_interrupt(path, data, *args, **kwargs):
+        real_write(path, data, *args, **kwargs)
+        if Path(path).suffix == ".bin":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_module, "write_bytes", write_then_interrupt)
+    output = tmp_path / "model.xml"
+    arguments = [str(checkpoint), "--format", "openvino", "--output", str(output), "--height", "32", "--width", "64"]
+    assert export_tool.main(arguments) == 130
+    weights = output.with_suffix(".bin")
+    assert capsys.readouterr().err == f"export: interrupted (nothing was written; removed the unpaired {weights})\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--format", "torchscript", "--dynamic"], "--dynamic is for --format onnx; --format torchscript takes any size and batch"),
+        (["--format", "openvino", "--batch-size", "2"], "--batch-size is for --format onnx; --format openvino takes any size"),
+        (["--format", "openvino", "--opset", "18"], "--opset is for --format onnx, not --format openvino"),
+        (["--dynamic", "--batch-size", "2"], "--batch-size fixes the batch of a static ONNX model"),
+        (["--torchscript-method", "trace"], "--torchscript-method is for --format torchscript"),
+        (["--int8-scope", "backbone"], "--int8-scope is for --format openvino --precision int8"),
+        (["--format", "openvino", "--int8-scope", "backbone"], "--int8-scope is for --format openvino --precision int8"),
+        (["--int8-output", "q.onnx"], "--int8-output is for --int8"),
+        (["--calibration-root", "data"], "--calibration-root is for --int8 or --format openvino --precision bf16/int8"),
+        (["--eval-limit", "3"], "--eval-limit needs --calibration-root DIR"),
+    ],
+)
+def test_options_the_export_would_ignore_are_errors(tmp_path, capsys, options, message):
+    suffix = {"torchscript": ".pt", "openvino": ".xml"}.get(options[1] if options[0] == "--format" else "", ".onnx")
+    with pytest.raises(SystemExit) as exit_info:
+        export_tool.parse_args(["last.ckpt", "--output", str(tmp_path / f"model{suffix}"), *options])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: {message}" in err.splitlines()[-1]  # the last line: the one-line error after the usage
+    args = export_tool.parse_args(["last.ckpt", "--output", "m.onnx"])  # defaults fill in when not given
+    assert (args.opset, args.batch_size, args.int8_scope, args.torchscript_method) == (17, 1, "all", "script")

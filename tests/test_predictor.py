@@ -269,7 +269,7 @@ def test_converted_graphs_are_cached_by_checkpoint(checkpoint, tmp_path, monkeyp
 
 
 @needs_openvino
-def test_openvino_int8_is_opt_in_and_cached(checkpoint, tmp_path):
+def test_openvino_int8_is_opt_in_and_cached(checkpoint, tmp_path, capsys):
     images = random_images([(64, 96)] * 4, seed=3)
     cache = tmp_path / "cache"
     int8 = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="int8", calibration_images=images, cache_dir=cache)
@@ -279,6 +279,31 @@ def test_openvino_int8_is_opt_in_and_cached(checkpoint, tmp_path):
     image = random_images([(61, 97)], seed=4)[0]
     np.testing.assert_array_equal(int8.predict(image), again.predict(image))
     assert int8.predict(image).shape == (61, 97)
+    weights = next(cache.glob("*.bin"))
+    weights.write_bytes(weights.read_bytes()[:100])  # a damaged entry is quantised again
+    rebuilt = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="int8", calibration_images=images, cache_dir=cache)
+    assert f"discarded the unreadable cache entry {weights.with_suffix('.xml')}" in capsys.readouterr().err
+    np.testing.assert_array_equal(int8.predict(image), rebuilt.predict(image))
+    assert weights.stat().st_size > 100
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_corrupt_cache_entry_is_discarded_and_rebuilt(checkpoint, tmp_path, capsys, backend):
+    cache = tmp_path / "cache"
+    first = Predictor.from_checkpoint(checkpoint, backend=backend, cache_dir=cache)
+    image = random_images([(40, 72)])[0]
+    (entry,) = cache.iterdir()
+    good = entry.read_bytes()
+    for garbage in (b"garbage", bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8))):
+        entry.write_bytes(garbage)
+        second = Predictor.from_checkpoint(checkpoint, backend=backend, cache_dir=cache)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"discarded the unreadable cache entry {entry} (" in err and "rebuilding" in err
+        np.testing.assert_array_equal(first.predict(image), second.predict(image))
+        assert entry.read_bytes() == good  # rebuilt in place
+        assert sorted(cache.iterdir()) == [entry]  # no temporary files left
+    Predictor.from_checkpoint(checkpoint, backend=backend, cache_dir=cache)
+    assert capsys.readouterr().err == ""  # a good entry is used quietly
 
 
 @pytest.mark.skipif(not openvino.available() or openvino.cpu_has_bf16(), reason="needs OpenVINO on a CPU without bf16")

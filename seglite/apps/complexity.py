@@ -128,11 +128,11 @@ def preset_table(sizes: list[tuple[int, int]], num_classes: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tools/complexity.py", description=__doc__.split("\n")[0])
-    from seglite.apps.benchmark import parse_size
+    from seglite.apps.benchmark import _positive, parse_size
 
-    parser.add_argument("--backbone-size", type=int, default=224, help="input side for the ImageNet classifiers")
+    parser.add_argument("--backbone-size", type=_positive, default=224, help="input side for the ImageNet classifiers (default 224)")
     parser.add_argument("--sizes", type=parse_size, nargs="+", default=[FULL, HALF], help="HxW inputs for the presets")
-    parser.add_argument("--num-classes", type=int, default=19)
+    parser.add_argument("--num-classes", type=_positive, default=19, help="classes of the presets (default 19)")
     args = parser.parse_args(argv)
     print("\n".join(backbone_table(args.backbone_size)))
     print()

@@ -27,6 +27,34 @@ from pathlib import Path
 from seglite.errors import SegliteError
 from seglite.inference.options import EXPORT_FORMATS, INT8_SCOPES, PRECISIONS, TORCHSCRIPT_METHODS
 
+DEFAULTS = {"torchscript_method": "script", "batch_size": 1, "opset": 17, "int8_scope": "all",
+            "calibration_split": "train", "calibration_count": 32, "eval_split": "val"}
+"""Defaults of the options that apply to some exports only: ``None`` until parsed, so a given one is told apart."""
+
+
+def check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``parser.error`` on an option the chosen export would ignore (given options are not ``None``/``False``)."""
+    def given(*names: str) -> list[str]:
+        return ["--" + name.replace("_", "-") for name in names if getattr(args, name) not in (None, False)]
+
+    if args.format != "onnx" and given("dynamic", "batch_size"):
+        parser.error(f"{given('dynamic', 'batch_size')[0]} is for --format onnx; --format {args.format} takes any size and batch")
+    if args.format != "onnx" and given("opset"):
+        parser.error(f"--opset is for --format onnx, not --format {args.format}")
+    if args.dynamic and given("batch_size"):
+        parser.error("--batch-size fixes the batch of a static ONNX model: drop it or --dynamic")
+    if args.format != "torchscript" and given("torchscript_method"):
+        parser.error("--torchscript-method is for --format torchscript")
+    if args.precision != "int8" and given("int8_scope"):
+        parser.error("--int8-scope is for --format openvino --precision int8")
+    if not args.int8 and given("int8_output"):
+        parser.error("--int8-output is for --int8 (ONNX Runtime int8)")
+    if args.calibration_root is not None and not args.int8 and args.precision == "fp32":
+        parser.error("--calibration-root is for --int8 or --format openvino --precision bf16/int8; an fp32 export has no mIoU change")
+    loose = given("calibration_split", "calibration_count", "eval_split", "eval_limit")
+    if args.calibration_root is None and loose:
+        parser.error(f"{loose[0]} needs --calibration-root DIR")
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
@@ -35,26 +63,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="default: onnx")
     parser.add_argument("--output", type=Path, required=True, help="the exported file (OpenVINO: NAME.xml, with NAME.bin beside it)")
     parser.add_argument("--dynamic", action="store_true", help="ONNX: any batch, height and width")
-    parser.add_argument("--torchscript-method", choices=TORCHSCRIPT_METHODS, default="script",
+    parser.add_argument("--torchscript-method", choices=TORCHSCRIPT_METHODS,
                         help="TorchScript: script (default: compile the code, every branch kept) or trace")
     parser.add_argument("--height", type=int, default=512, help="input height (default 512)")
     parser.add_argument("--width", type=int, default=1024, help="input width (default 1024)")
-    parser.add_argument("--batch-size", type=int, default=1, help="ONNX without --dynamic: the fixed batch (default 1)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, at least 17 (default 17)")
+    parser.add_argument("--batch-size", type=int, help="ONNX without --dynamic: the fixed batch (default 1)")
+    parser.add_argument("--opset", type=int, help="ONNX opset, 17 to what the installed torch exports (default 17)")
     parser.add_argument("--precision", choices=PRECISIONS[1:], default="fp32",
                         help="OpenVINO: fp32 (default), bf16 (used where the CPU computes bf16) or int8 (NNCF)")
-    parser.add_argument("--int8-scope", choices=INT8_SCOPES, default="all",
+    parser.add_argument("--int8-scope", choices=INT8_SCOPES,
                         help="OpenVINO int8: what is quantised (default all; see seglite.inference.openvino)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     int8 = parser.add_argument_group("int8 calibration and accuracy")
     int8.add_argument("--int8", action="store_true", help="ONNX: also write an ONNX Runtime int8 (QDQ) model and compare it")
     int8.add_argument("--int8-output", type=Path, help="the ONNX int8 file (default: OUTPUT with .int8.onnx)")
     int8.add_argument("--calibration-root", type=Path, help="Cityscapes-layout data set for calibration and evaluation")
-    int8.add_argument("--calibration-split", default="train", choices=("train", "val"), help="default: train")
-    int8.add_argument("--calibration-count", type=int, default=32, help="calibration images (default 32)")
-    int8.add_argument("--eval-split", default="val", choices=("train", "val"), help="split the mIoU change is measured on (default: val)")
+    int8.add_argument("--calibration-split", choices=("train", "val"), help="default: train")
+    int8.add_argument("--calibration-count", type=int, help="calibration images (default 32)")
+    int8.add_argument("--eval-split", choices=("train", "val"), help="split the mIoU change is measured on (default: val)")
     int8.add_argument("--eval-limit", type=int, help="evaluate on at most this many images")
     args = parser.parse_args(argv)
+    check_combinations(parser, args)
+    for name, value in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     for name in ("height", "width", "batch_size", "calibration_count"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -76,7 +108,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> None:
-    from seglite.inference.export import check_output, export_checkpoint
+    from seglite.inference.export import check_opset, check_output, export_checkpoint
+
+    if args.format == "onnx":
+        try:
+            check_opset(args.opset, "--opset")
+        except ValueError as error:
+            raise SegliteError(str(error)) from None
 
     if args.int8:
         check_output(args.int8_output, args.overwrite, [args.checkpoint])  # before the slow part
@@ -134,8 +172,41 @@ def quantize(args: argparse.Namespace) -> None:
     print(f"\n{args.calibration_root} {args.eval_split} ({count} images), ONNX Runtime CPU:\n{comparison_table(evaluations)}")
 
 
+def _outputs(args: argparse.Namespace) -> list[Path]:
+    """The files this export may write."""
+    paths = [args.output]
+    if args.format == "openvino":
+        paths.append(args.output.with_suffix(".bin"))
+    if args.int8:
+        paths.append(args.int8_output)
+    return paths
+
+
+def _file_state(path: Path) -> tuple[int, int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns, status.st_size
+
+
+def _interrupted(args: argparse.Namespace, before: dict[Path, tuple[int, int, int] | None]) -> str:
+    """What an interrupted export leaves: every file is written atomically, but an OpenVINO model is two
+    (weights first), so weights written without their .xml are removed."""
+    written = [path for path, state in before.items() if _file_state(path) not in (None, state)]
+    removed = []
+    if args.format == "openvino" and args.output not in written and args.output.with_suffix(".bin") in written:
+        weights = args.output.with_suffix(".bin")
+        weights.unlink(missing_ok=True)
+        written.remove(weights)
+        removed.append(f"removed the unpaired {weights}")
+    done = ", ".join(map(str, written))
+    return "; ".join(([f"wrote {done}"] if written else ["nothing was written"]) + removed)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    before = {path: _file_state(path) for path in _outputs(args)}
     try:
         run(args)
     except SegliteError as error:
@@ -144,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # argument values the model or exporter rejects
         print(f"export: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"export: interrupted ({_interrupted(args, before)})", file=sys.stderr)
+        return 130
     return 0
 
 

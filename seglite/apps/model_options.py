@@ -49,12 +49,37 @@ def check_model_arguments(parser: argparse.ArgumentParser, args: argparse.Namesp
         parser.error(f"--size must be positive, got {args.size}")
 
 
+def check_device(device: str) -> str:
+    """``device`` if PyTorch parses it and this machine can use it; a one-line ``SegliteError`` naming --device otherwise."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise SegliteError(f"--device must be cpu, cuda or cuda:N, got {device!r}") from None
+    if parsed.type == "cpu":
+        return device
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SegliteError(f"--device {device}: CUDA is not available on this machine (no GPU or driver); use --device cpu")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise SegliteError(f"--device {device}: this machine has {count} CUDA device(s) (cuda:0 to cuda:{count - 1})")
+        return device
+    try:
+        torch.empty(0, device=parsed)
+    except Exception:  # each device type fails in its own way when absent
+        raise SegliteError(f"--device {device}: this machine cannot use that device; use --device cpu") from None
+    return device
+
+
 def load_predictor(args: argparse.Namespace, item: str, num_threads: int | None = None, channels_last: bool = False):
     """The ``Predictor`` the checked model options describe; options the model cannot take (``--size``
     for a fixed-size ONNX model, say) are a ``SegliteError`` naming them."""
-    from seglite.inference.predictor import Predictor
+    from seglite.inference.predictor import FixedInputSizeError, Predictor
 
     size = tuple(args.size) if args.size else None
+    check_device(args.device)
     try:
         if args.openvino is not None:
             if size is not None:
@@ -66,6 +91,12 @@ def load_predictor(args: argparse.Namespace, item: str, num_threads: int | None 
             args.checkpoint, device=args.device, backend=args.backend, size=size, onnx_path=args.onnx,
             channels_last=channels_last, batch_size=args.batch, precision=args.precision, num_threads=num_threads,
         )  # fmt: skip
+    except FixedInputSizeError as error:
+        (height, width), (fixed_height, fixed_width) = error.size, error.input_size
+        raise SegliteError(
+            f"--size {height} {width}: {args.onnx} was exported for a fixed input of {fixed_height}x{fixed_width}; "
+            f"drop --size (or give --size {fixed_height} {fixed_width}), or export with --dynamic"
+        ) from None
     except ValueError as error:
         if isinstance(error, SegliteError):
             raise

@@ -161,6 +161,27 @@ def _native_stdout_silenced() -> Iterator[None]:
         os.close(saved)
 
 
+def max_opset() -> int:
+    """The highest ONNX opset the installed torch's TorchScript-based exporter (the one seglite uses) writes.
+
+    Read from ``torch.onnx._constants`` (private: a torch without it falls back to 20, what torch
+    2.1 to 2.14 support)."""
+    try:
+        from torch.onnx import _constants
+    except ImportError:
+        return 20
+    value = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", None) or getattr(_constants, "ONNX_MAX_OPSET", None)
+    return int(value) if isinstance(value, int) and value >= MIN_OPSET else 20
+
+
+def check_opset(opset: int, name: str = "opset") -> int:
+    """``opset`` if the exporter writes it (:data:`MIN_OPSET` to :func:`max_opset`); ``ValueError`` naming ``name`` otherwise."""
+    top = max_opset()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= top:
+        raise ValueError(f"{name} must be {MIN_OPSET} to {top} (the ONNX opsets torch {torch.__version__} exports here), got {opset!r}")
+    return opset
+
+
 def _cpu_eval_copy(model: nn.Module) -> nn.Module:
     # a copy: the exporter toggles training mode, and the caller's model may live on a GPU
     return copy.deepcopy(model).cpu().eval()
@@ -209,8 +230,7 @@ def onnx_model_bytes(
     import onnx
 
     size = check_size("size", size)
-    if opset < MIN_OPSET:
-        raise ValueError(f"opset must be at least {MIN_OPSET}, got {opset}")
+    check_opset(opset)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     model = _cpu_eval_copy(model)

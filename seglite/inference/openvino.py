@@ -23,7 +23,7 @@ import torch
 from seglite.errors import ModelLoadError
 from seglite.inference.metadata import decode_metadata
 from seglite.inference.options import INT8_SCOPES, Int8Scope
-from seglite.inference.runners import CoarseMasks, default_num_threads, threads_text
+from seglite.inference.runners import CoarseMasks, default_num_threads, error_reason, threads_text
 
 if TYPE_CHECKING:
     import openvino
@@ -76,11 +76,14 @@ def get_metadata(model: openvino.Model) -> dict[str, Any]:
 
 def read_ir(path: str | Path) -> openvino.Model:
     """An OpenVINO IR (``.xml`` with its ``.bin`` beside it); ``ModelLoadError`` naming the file otherwise."""
+    weights = Path(path).with_suffix(".bin")
+    if not weights.is_file():
+        reason = "is a folder" if weights.is_dir() else "does not exist"
+        raise ModelLoadError(f"cannot read OpenVINO model {path}: its weights file {weights} {reason}")
     try:
         return core().read_model(str(path))
     except Exception as error:  # OpenVINO raises RuntimeError subclasses of its own
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelLoadError(f"cannot read OpenVINO model {path}: {first}") from error
+        raise ModelLoadError(f"cannot read OpenVINO model {path}: {error_reason(error)}") from error
 
 
 def write_ir(model: openvino.Model, xml: Path, bin_path: Path) -> None:

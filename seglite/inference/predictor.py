@@ -17,8 +17,10 @@ runtime when it is made.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -52,7 +54,7 @@ from seglite.inference.metadata import (  # noqa: F401  (names of seglite 0.1, i
     export_metadata,
 )
 from seglite.inference.options import BACKENDS, PRECISIONS, Backend, Int8Scope, Precision
-from seglite.inference.runners import (  # noqa: F401  (Runner, OnnxRunner: names of seglite 0.1)
+from seglite.inference.runners import (  # Runner, OnnxRunner: names of seglite 0.1, imported from here by users
     CoarseMasks,
     Engine,
     LogitsEngine,
@@ -61,13 +63,22 @@ from seglite.inference.runners import (  # noqa: F401  (Runner, OnnxRunner: name
     TorchRunner,
     coarse_stride,
     default_num_threads,
+    error_reason,
     normalize,
     resize_image,
 )
 
 CACHE_ENVIRONMENT = "SEGLITE_CACHE_DIR"
 
-__all__ = ["Predictor", "default_cache_dir", "load_task"]
+__all__ = ["FixedInputSizeError", "Predictor", "default_cache_dir", "load_task"]
+
+
+class FixedInputSizeError(SegliteError, ValueError):
+    """A size was asked of an ONNX model exported for another fixed input size."""
+
+    def __init__(self, message: str, size: Size, input_size: Size) -> None:
+        super().__init__(message)
+        self.size, self.input_size = size, input_size
 
 
 def load_task(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> CheckpointModel:
@@ -112,18 +123,38 @@ class _Cache:
         key = hashlib.sha256(repr((self.checkpoint_sha256, settings, versions)).encode()).hexdigest()[:24]
         return self.folder / f"{self.checkpoint_sha256[:12]}-{key}{suffix}"
 
-    def bytes(self, make: Callable[[], bytes], *settings: Any, suffix: str = ".onnx") -> bytes:
+    def load(self, make: Callable[[], bytes], load: Callable[[bytes], Any], *settings: Any, suffix: str = ".onnx") -> Any:
+        """``load(data)`` of the cached entry; an entry that fails to load is discarded (with a note on
+        stderr) and made again by ``make``, so a corrupt cache never outlives one run."""
         path = self.path(*settings, suffix=suffix)
         if path is not None and path.is_file():
-            return path.read_bytes()
-        data = make()
-        if path is not None:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_bytes(path, data)
-            except (OSError, OutputWriteError, OutputExistsError):
-                pass  # a cache is an optimisation
-        return data
+                return load(path.read_bytes())
+            except Exception as error:  # each runtime raises its own types on a damaged graph
+                self.discard(error, path)
+        data = make()
+        self._store(path, data)
+        return load(data)
+
+    @staticmethod
+    def discard(error: BaseException, *paths: Path) -> None:
+        """Remove a cache entry that failed to load, saying so in one line."""
+        reason = error_reason(error)
+        for path in paths:
+            with contextlib.suppress(OSError):  # rebuilt anyway; the atomic write then replaces it
+                path.unlink(missing_ok=True)
+        print(f"seglite: discarded the unreadable cache entry {paths[0]} ({reason[:200]}); rebuilding it from the checkpoint",
+              file=sys.stderr)
+
+    @staticmethod
+    def _store(path: Path | None, data: bytes) -> None:
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes(path, data)  # atomic: a reader never sees half an entry
+        except (OSError, OutputWriteError, OutputExistsError):
+            pass  # a cache is an optimisation
 
 
 class _TorchEngine:
@@ -303,19 +334,29 @@ class Predictor:
         cache = _Cache(None if cache_dir is None else default_cache_dir() if cache_dir == "default" else Path(cache_dir), loaded.sha256)
         metadata = export_metadata(names, palette, None, loaded.sha256)
 
-        def graph(output: str) -> bytes:
+        def graph(output: str, load: Callable[[bytes], Any]) -> Any:
+            """``load`` of the serialised segmenter graph, from the cache when it holds a loadable one."""
             from seglite.inference.export import segmenter_onnx_bytes
 
-            return cache.bytes(lambda: segmenter_onnx_bytes(loaded.model, size, output, metadata=metadata), "segmenter", size, output)
+            def make() -> bytes:
+                return segmenter_onnx_bytes(loaded.model, size, output, metadata=metadata)
+
+            return cache.load(make, load, "segmenter", size, output)
 
         # at the image's own size, the graph stops at the head's coarse logits and NumPy finishes
         # the masks (seglite.inference.postprocess: a fraction of the upsampling's cost)
         stride = coarse_stride(loaded.model) if size is None else None
         first_graph, coarse = ("coarse", CoarseMasks(stride)) if stride else ("masks", None)
         if backend == "onnxruntime":
-            from seglite.inference.runners import OnnxEngine
+            from seglite.inference.runners import OnnxEngine, onnx_session
 
-            engine = OnnxEngine(graph(first_graph), lambda: graph("logits"), device, num_threads, note, coarse)
+            threads = num_threads or default_num_threads()
+
+            def session(output: str, shown: str) -> Any:
+                return graph(output, lambda data: onnx_session(data, shown, device, threads))
+
+            engine = OnnxEngine(session(first_graph, "the segmenter graph"), lambda: session("logits", "the logits graph"),
+                                device, num_threads, note, coarse)  # fmt: skip
             return cls(engine, num_classes, names, palette, size, batch_size)
         if not str(device).startswith("cpu"):
             raise ValueError(f"backend='openvino' runs on the CPU here, got device={device!r}")
@@ -325,14 +366,14 @@ class Predictor:
             raise SegliteError("backend='openvino' needs OpenVINO: pip install seglite[openvino] (or use backend='auto')")
         if precision == "auto":
             precision = "bf16" if openvino.cpu_has_bf16() else "fp32"
-        masks_model = openvino.read_onnx(graph(first_graph))
+        masks_model = graph(first_graph, openvino.read_onnx)
         if precision == "int8":
             masks_model = cls._int8_model(masks_model, calibration_images, int8_scope, cache, size)
         engine = openvino.OpenVinoEngine(
             masks_model,
             "fp32" if precision == "int8" else precision,
             num_threads,
-            lambda: openvino.read_onnx(graph("logits")),
+            lambda: graph("logits", openvino.read_onnx),
             note,
             int8=precision == "int8",
             coarse=coarse,
@@ -353,8 +394,11 @@ class Predictor:
             digest.update(str(check_image(image).shape).encode())
             digest.update(np.ascontiguousarray(image).tobytes())
         xml = cache.path("int8", size, scope, digest.hexdigest(), ov.__version__, suffix=".xml")
-        if xml is not None and xml.is_file() and xml.with_suffix(".bin").is_file():
-            return ov_backend.read_ir(xml)
+        if xml is not None and xml.is_file():
+            try:
+                return ov_backend.read_ir(xml)
+            except ModelLoadError as error:
+                _Cache.discard(error, xml, xml.with_suffix(".bin"))
         quantized = ov_backend.quantize(model, calibration_images, scope)
         if xml is not None:
             try:
@@ -376,6 +420,7 @@ class Predictor:
         from seglite.inference.export import export_onnx
 
         if onnx_path.exists():
+            require_file(onnx_path, "ONNX model")  # a folder is named as one, not parsed
             recorded = OnnxRunner(onnx_path, num_threads=num_threads).metadata.get(META_CHECKPOINT_SHA256)
             if recorded != loaded.sha256:
                 raise ModelLoadError(
@@ -408,11 +453,15 @@ class Predictor:
         size = check_size(size)
         if runner.input_size is not None:
             if size is not None and size != runner.input_size:
-                raise ValueError(
+                raise FixedInputSizeError(
                     f"size={size} but the ONNX model was exported for a fixed input of {runner.input_size}; "
-                    "pass size=None or export with --dynamic"
+                    "pass size=None or export with --dynamic",
+                    size,
+                    runner.input_size,
                 )
             size = runner.input_size
+            height, width = size
+            runner.description += f", fixed input {height}x{width}: images are resized to it"
         if runner.batch_size is not None:
             batch_size = min(batch_size, runner.batch_size)
         meta = runner.metadata

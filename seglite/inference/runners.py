@@ -16,8 +16,9 @@ ONNX Runtime and OpenVINO are imported only when a runner of theirs is made.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -56,6 +57,17 @@ def default_num_threads() -> int:
     if value.strip().isdigit() and int(value) > 0:
         return int(value)
     return torch.get_num_threads()
+
+
+_LOCATION_LINE = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:?|.* failed with \w+:)$")
+
+
+def error_reason(error: BaseException) -> str:
+    """The most informative line of a runtime's error message: OpenVINO's start with source-location
+    lines (``Exception from src/...cpp:84:``, ``Check '...' failed at ...``) and say why below them."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reasons = [line for line in lines if not _LOCATION_LINE.match(line)]
+    return (reasons or lines or [type(error).__name__])[0]
 
 
 def threads_text(count: int) -> str:
@@ -174,7 +186,8 @@ class TorchRunner:
         return self._graph(images, "logits")
 
 
-def _onnx_session(model: str | bytes, shown: str, device: str, num_threads: int | None):
+def onnx_session(model: str | bytes, shown: str, device: str, num_threads: int | None):
+    """An ONNX Runtime session of a file or serialised model; ``ModelLoadError`` naming ``shown`` when it cannot load."""
     import onnxruntime as ort
 
     providers: list = ["CPUExecutionProvider"]
@@ -203,7 +216,7 @@ class OnnxRunner:
     def __init__(self, model: str | os.PathLike | bytes, device: str = "cpu", num_threads: int | None = None) -> None:
         source = model if isinstance(model, bytes) else str(model)
         shown = "the exported model" if isinstance(model, bytes) else str(model)
-        self.session = _onnx_session(source, shown, device, num_threads)
+        self.session = onnx_session(source, shown, device, num_threads)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) < 1 or len(outputs[0].shape) != 4:
             raise ModelLoadError(
@@ -236,15 +249,15 @@ class OnnxEngine:
 
     Args:
         masks_graph: the serialised ONNX segmenter with ``output="masks"``, or ``"coarse"``
-            with ``coarse`` to finish it.
-        logits_graph: makes the ``output="logits"`` one, called on the first :meth:`logits`.
+            with ``coarse`` to finish it (or a session of it: :func:`onnx_session`).
+        logits_graph: makes the ``output="logits"`` one (bytes or a session), called on the first :meth:`logits`.
         coarse: turns the coarse graph's output into masks.
     """
 
     def __init__(
         self,
-        masks_graph: bytes,
-        logits_graph: Callable[[], bytes] | None = None,
+        masks_graph: bytes | Any,
+        logits_graph: Callable[[], bytes | Any] | None = None,
         device: str = "cpu",
         num_threads: int | None = None,
         note: str = "",
@@ -252,10 +265,13 @@ class OnnxEngine:
     ) -> None:
         self.device, self.num_threads = device, num_threads or default_num_threads()
         self.coarse = coarse
-        self._masks = _onnx_session(masks_graph, "the segmenter graph", device, self.num_threads)
+        self._masks = self._session(masks_graph, "the segmenter graph")
         self._logits_graph = logits_graph
         self._logits = None
         self.description = f"onnxruntime fp32, {threads_text(self.num_threads)}{note}"
+
+    def _session(self, graph: bytes | Any, shown: str) -> Any:
+        return onnx_session(graph, shown, self.device, self.num_threads) if isinstance(graph, bytes) else graph
 
     def masks(self, images: np.ndarray) -> np.ndarray:
         output = self._masks.run(None, {self._masks.get_inputs()[0].name: images})[0]
@@ -265,7 +281,7 @@ class OnnxEngine:
         if self._logits is None:
             if self._logits_graph is None:
                 raise ModelLoadError("this ONNX segmenter returns masks only; it has no logits output")
-            self._logits = _onnx_session(self._logits_graph(), "the logits graph", self.device, self.num_threads)
+            self._logits = self._session(self._logits_graph(), "the logits graph")
         return torch.from_numpy(self._logits.run(None, {self._logits.get_inputs()[0].name: images})[0])
 
 
