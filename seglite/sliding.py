@@ -9,7 +9,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglite.checks import check_size
+from seglite.errors import ConfigurationError
+
 InferenceMode = Literal["whole", "slide"]
+
+
+def check_windows(crop_size: object, stride: object) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(crop_size, stride)`` as int pairs if windows ``stride`` apart cover every pixel.
+
+    A stride larger than the crop along an axis leaves the pixels between two windows without
+    a prediction: a ``ConfigurationError`` (a ``ValueError``) naming both values.
+    """
+    crop_size = check_size("crop_size", crop_size)
+    stride = check_size("stride", stride)
+    if stride[0] > crop_size[0] or stride[1] > crop_size[1]:
+        raise ConfigurationError(
+            f"sliding-window stride {list(stride)} is larger than crop_size {list(crop_size)}: the pixels "
+            "between windows would get no prediction; give a stride no larger than the crop size on each axis"
+        )
+    return crop_size, stride
 
 
 def _window_starts(length: int, window: int, stride: int) -> list[int]:
@@ -23,7 +42,11 @@ def _window_starts(length: int, window: int, stride: int) -> list[int]:
 def slide_logits(
     model: nn.Module, images: torch.Tensor, crop_size: tuple[int, int], stride: tuple[int, int]
 ) -> torch.Tensor:
-    """Average the logits of overlapping ``crop_size`` windows (mmseg ``slide_inference``)."""
+    """Average the logits of overlapping ``crop_size`` windows (mmseg ``slide_inference``).
+
+    ``stride`` must not exceed ``crop_size`` on either axis (:func:`check_windows`).
+    """
+    crop_size, stride = check_windows(crop_size, stride)
     batch, _, height, width = images.shape
     crop_h, crop_w = crop_size
     logits = None
@@ -36,6 +59,11 @@ def slide_logits(
                 logits = images.new_zeros((batch, window_logits.shape[1], height, width))
             logits[:, :, top : top + window.shape[2], left : left + window.shape[3]] += window_logits
             counts[:, :, top : top + window.shape[2], left : left + window.shape[3]] += 1
+    if not bool((counts > 0).all()):  # would be NaN logits, which argmax turns into class 0
+        missed = int((counts == 0).sum())
+        raise RuntimeError(
+            f"sliding windows (crop {crop_size}, stride {stride}) left {missed} pixels of a {height}x{width} image uncovered"
+        )
     return logits / counts
 
 
@@ -53,7 +81,8 @@ def predict_probabilities(
     Args:
         model: returns (N, C, h, w) logits at its input size (``SegmentationModel``).
         mode: ``"whole"`` runs the image at once; ``"slide"`` runs ``crop_size`` windows
-            ``stride`` apart (for models trained on crops, evaluated at full resolution).
+            ``stride`` apart (for models trained on crops, evaluated at full resolution); a
+            stride larger than the crop is an error (it would leave pixels unpredicted).
         flip: also run the horizontally flipped image and average.
         scales: image scale factors of multi-scale testing; logits are resized back and averaged.
     """
@@ -61,6 +90,8 @@ def predict_probabilities(
         raise ValueError(f"mode must be 'whole' or 'slide', got {mode!r}")
     if not scales or any(scale <= 0 for scale in scales):
         raise ValueError(f"scales must be positive numbers, got {list(scales)}")
+    if mode == "slide":
+        crop_size, stride = check_windows(crop_size, stride)
     height, width = images.shape[-2:]
     total = None
     for scale in scales:

@@ -237,6 +237,16 @@ def test_folder_errors_and_unlabelled_split(tmp_path):
     assert (FolderDataset(str(tmp_path), "test", num_classes=2)[0]["mask"] == 255).all()
 
 
+
+def test_folder_mask_in_another_format_than_png_is_named(tmp_path):
+    from seglite.errors import DataFormatError
+
+    write_folder(tmp_path, "train", {"a": np.zeros(SIZE, np.uint8), "b": np.zeros(SIZE, np.uint8)})
+    (tmp_path / "train/masks/b.png").unlink()
+    cv2.imwrite(str(tmp_path / "train/masks/b.jpg"), np.zeros(SIZE, np.uint8))
+    with pytest.raises(DataFormatError, match=r"^mask .*/train/masks/b\.jpg is a \.jpg file: masks must be PNG "):
+        FolderDataset(str(tmp_path), "train", num_classes=2)
+
 # ----------------------------------------------------------------------------- DataModules
 
 

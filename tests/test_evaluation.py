@@ -297,7 +297,7 @@ def test_a_full_disk_while_writing_predictions_is_one_line(evaluate, tmp_path, m
     monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
     output = tmp_path / "eval"
     assert evaluate(output, "--format", "cityscapes") == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("test:")]
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("test: error")]
     assert len(errors) == 1 and errors[0].startswith(f"test: error: cannot write {output / 'cityscapes'}/")
     assert errors[0].endswith(": disk full")
     assert list((output / "cityscapes").iterdir()) == []
@@ -326,3 +326,221 @@ def test_a_result_file_hard_linked_to_an_input_is_never_written(evaluate, tmp_pa
         assert evaluate(output, *options) == 2
         assert str(output / "results.json") in capsys.readouterr().err
     assert config.read_text() == before
+
+
+# ----------------------------------------------------------------------------- what is evaluated, and how
+
+
+def test_windows_that_would_skip_pixels_are_refused_before_the_model_loads(evaluate, tmp_path, monkeypatch, capsys):
+    import seglite.lit.cli
+
+    monkeypatch.setattr(seglite.lit.cli, "run", lambda *args, **kwargs: pytest.fail("the evaluation started"))
+    output = tmp_path / "eval"
+    # the task's default stride (768) with a small crop: pixels between windows got NaN, then class 0
+    assert evaluate(output, "--mode", "slide", "--crop-size", "128", "128") == 2
+    assert capsys.readouterr().err == (
+        "test: error: sliding-window stride 768 768 (the default of model.eval_stride) is larger than the crop size "
+        "128 128 (--crop-size): the pixels between windows would get no prediction; pass --stride H W no larger "
+        "than the crop size on each axis\n"
+    )
+    assert evaluate(output, "--mode", "slide", "--crop-size", "64", "64", "--stride", "32", "65") == 2
+    error = capsys.readouterr().err
+    assert "stride 32 65 (--stride) is larger than the crop size 64 64 (--crop-size)" in error and error.count("\n") == 1
+    assert evaluate(output, "--mode", "slide", "--model.eval_stride=[40, 40]", "--model.eval_crop_size", "[32, 64]") == 2
+    assert "stride 40 40 (model.eval_stride) is larger than the crop size 32 64 (model.eval_crop_size)" in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_window_options_without_sliding_inference_are_an_error(evaluate, tmp_path, monkeypatch, capsys):
+    import argparse
+
+    import seglite.lit.cli
+    from seglite.apps import test as tool
+
+    monkeypatch.setattr(seglite.lit.cli, "run", lambda *args, **kwargs: pytest.fail("the evaluation started"))
+    output = tmp_path / "eval"
+    assert evaluate(output, "--crop-size", "48", "48") == 2
+    assert capsys.readouterr().err == (
+        "test: error: --crop-size sets the sliding windows and needs --mode slide "
+        "(model.eval_mode is 'whole', which would ignore them)\n"
+    )
+    assert evaluate(output, "--crop-size", "48", "48", "--stride", "32", "32", "--mode", "whole") == 2
+    assert "--crop-size and --stride set the sliding windows and need --mode slide (--mode is 'whole'" in capsys.readouterr().err
+    assert not output.exists()
+    # a config that slides already: the options are used, nothing to refuse
+    args = argparse.Namespace(mode=None, crop_size=[48, 48], stride=[32, 32])
+    tool.check_inference_options(args, {"eval_mode": "slide"})
+
+
+class CapturedRun:
+    """Stands in for ``seglite.lit.cli.run``: runs it, keeping the CLI object for the test to inspect."""
+
+    def __init__(self) -> None:
+        import seglite.lit.cli
+
+        self.real = seglite.lit.cli.run
+        self.cli = None
+
+    def __call__(self, args, prog="seglite", on_success=None):
+        def keep(cli) -> None:
+            self.cli = cli
+            if on_success is not None:
+                on_success(cli)
+
+        return self.real(args, prog=prog, on_success=keep)
+
+
+def test_evaluation_is_fp32_whatever_the_training_precision_unless_asked(evaluate, tmp_path, monkeypatch):
+    import yaml
+    from helpers import MODEL_CONFIG
+
+    import seglite.lit.cli
+
+    assert yaml.safe_load(MODEL_CONFIG.read_text())["trainer"]["precision"] == "bf16-mixed"  # what training used
+    captured = CapturedRun()
+    monkeypatch.setattr(seglite.lit.cli, "run", captured)
+    assert evaluate(tmp_path / "fp32") == 0
+    assert captured.cli.trainer.precision == "32-true"
+    assert evaluate(tmp_path / "bf16", "--trainer.precision", "bf16-mixed") == 0  # an explicit choice wins
+    assert captured.cli.trainer.precision == "bf16-mixed"
+
+
+def test_the_scores_are_titled_with_the_split_and_the_checkpoint_step(evaluate, tiny_checkpoint, tmp_path, caplog):
+    import logging
+
+    import lightning_utilities.core.rank_zero as rank_zero
+    from helpers import saved_step
+
+    step = saved_step(tiny_checkpoint)
+    assert step > 0
+    with caplog.at_level(logging.INFO, logger=rank_zero.log.name):  # the logger of rank_zero_info
+        assert evaluate(tmp_path / "eval") == 0
+    headings = [record.getMessage().splitlines()[1] for record in caplog.records if " results (" in record.getMessage()]
+    assert headings == [f"val results (checkpoint step {step}):"]
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["checkpoint_step"] == step and results["split"] == "val"
+
+
+def test_a_config_of_another_model_is_named_and_the_checkpoints_model_recorded(
+    tiny_cityscapes, tiny_checkpoint, tmp_path, capsys
+):
+    from seglite.apps import test as tool
+
+    data = tmp_path / "data.yaml"
+    data.write_text(DATA_CONFIG.format(root=tiny_cityscapes))
+    output = tmp_path / "eval"
+    mobilenet_v2 = ROOT / "configs" / "lraspp_mnv2.yaml"
+    assert tool.main([str(mobilenet_v2), str(data), str(tiny_checkpoint), "--output", str(output)]) == 0
+    notices = [line for line in capsys.readouterr().err.splitlines() if line.startswith("test:")]
+    assert len(notices) == 1, notices
+    notice = f"test: evaluating the checkpoint's own model, not the configs': {tiny_checkpoint} holds LRASPP on MobileNetV3"
+    assert notices[0].startswith(notice)
+    assert "backbone: MobileNetV3 in the checkpoint, MobileNetV2 in the configs" in notices[0]
+
+    held = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]["model"]
+    assert held["init_args"]["backbone"]["class_path"].endswith(".MobileNetV3")
+    results = json.loads((output / "results.json").read_text())
+    assert results["configs"] == [str(mobilenet_v2), str(data)]
+    assert results["model"].startswith("LRASPP on MobileNetV3 for 19 classes")
+    assert "backbone: MobileNetV3 in the checkpoint, MobileNetV2 in the configs" in results["model_differs_from_configs"]
+
+
+def test_model_differences_compare_only_what_the_configs_state():
+    from seglite.apps.test import model_differences
+
+    held = {"class_path": "seglite.models.heads.LRASPP", "init_args": {"num_classes": 19, "pool_stride": [4, 5],
+            "backbone": {"class_path": "seglite.models.backbones.MobileNetV3", "init_args": {"variant": "small", "width_mult": 0.25}}}}
+    same = {"class_path": "seglite.models.LRASPP", "init_args": {"pool_stride": (4, 5), "backbone": {"init_args": {"variant": "small"}}}}
+    assert model_differences(same, held) == []
+    other = {"class_path": "seglite.models.LRASPP", "init_args": {"backbone": {"init_args": {"variant": "large", "width_mult": 1.0}}}}
+    assert model_differences(other, held) == [
+        "backbone.variant: 'small' in the checkpoint, 'large' in the configs",
+        "backbone.width_mult: 0.25 in the checkpoint, 1.0 in the configs",
+    ]
+    another_head = {"class_path": "seglite.models.DeepLabV3"}
+    assert model_differences(another_head, held) == ["model: LRASPP in the checkpoint, DeepLabV3 in the configs"]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not a YAML file (binary data, not text); expected a YAML config"),
+        (b"trainer:\n  devices: [1, 2\n", "is not valid YAML (line 3): expected ',' or ']'"),
+        (b"- just\n- a list\n", "holds a YAML list, not sections (trainer:, model:, data:); expected a YAML config"),
+    ],
+)
+def test_a_config_that_is_not_yaml_is_one_line(content, expected, tiny_checkpoint, tmp_path, capsys):
+    from seglite.apps import test as tool
+
+    config = tmp_path / "street.png"
+    config.write_bytes(content)
+    output = tmp_path / "eval"
+    assert tool.main([str(config), str(tiny_checkpoint), "--output", str(output)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"test: error: config {config} {expected}") and error.count("\n") == 1, error
+    assert not output.exists()
+
+
+def test_a_real_image_as_config_exits_2_without_a_traceback(tiny_cityscapes, tiny_checkpoint, tmp_path):
+    from helpers import run_tool
+
+    image = sorted((tiny_cityscapes / "leftImg8bit" / "val").glob("*/*.png"))[0]
+    result = run_tool("tools/test.py", str(image), str(tiny_checkpoint), "--output", str(tmp_path / "eval"), timeout=120)
+    assert result.returncode == 2, result.stderr
+    expected = "is not a YAML file (binary data, not text); expected a YAML config such as configs/lraspp_mnv3.yaml"
+    assert result.stderr == f"test: error: config {image} {expected}\n"
+
+
+class InterruptAfterFirstBatch(pl.Callback):
+    """Ctrl-C as a terminal sends it, to the whole process group (loader workers too), once the first batch is written."""
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        import signal
+
+        if batch_idx == 0:
+            os.killpg(os.getpgid(0), signal.SIGINT)
+
+
+def test_ctrl_c_stops_with_one_line_code_130_and_no_partial_results(tiny_cityscapes, tiny_checkpoint, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from helpers import MODEL_CONFIG
+
+    data = tmp_path / "data.yaml"
+    data.write_text(DATA_CONFIG.format(root=tiny_cityscapes))
+    output = tmp_path / "eval"
+    command = [sys.executable, "tools/test.py", str(MODEL_CONFIG), str(data), str(tiny_checkpoint), "--output", str(output),
+               "--format", "cityscapes", "--data.init_args.num_workers=1", "--data.init_args.persistent_workers=false",
+               f"--trainer.callbacks+={__name__}.InterruptAfterFirstBatch"]
+    tests = str(Path(__file__).parent)
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    # its own process group, for the callback's signal; Ctrl-C not ignored even if this run's is (a background job)
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, start_new_session=True,
+                            env=environment, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "test: error" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("test: interrupted")]
+    assert lines == [
+        "test: interrupted; no results written (removed the partial ones: config.yaml, cityscapes in " f"{output})"
+    ], result.stderr
+    assert list((output / "cityscapes").iterdir()) == []  # the first batch's predictions are gone
+    assert not (output / "results.json").exists() and not (output / "config.yaml").exists()
+
+
+def test_ctrl_c_before_the_run_writes_nothing(evaluate, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from seglite.apps import test as tool
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tool, "describe_evaluated_model", interrupted)
+    output = tmp_path / "eval"
+    assert evaluate(output) == 130
+    assert capsys.readouterr().err == "test: interrupted; no results written\n"
+    assert not output.exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the tool's handler is gone

@@ -14,17 +14,32 @@ Examples::
 
 ``--overwrite`` replaces only what an earlier evaluation wrote into the output folder (its
 ``.seglite-outputs.json`` lists it); any other file there makes it stop with an error.
+
+Evaluation runs in fp32 (``--trainer.precision 32-true``) whatever precision the config trained
+in; pass ``--trainer.precision`` to choose another. The model evaluated is the one the checkpoint
+records (its architecture and weights), also when the configs describe another: the tool says so
+and ``results.json`` records the model. Ctrl-C stops it with exit code 130, leaving no partial
+results.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import re
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 CONFIG_FILE = "config.yaml"  # Lightning saves the evaluation's config there (seglite.results.CONFIG_FILE)
+EVALUATION_PRECISION = "32-true"  # the fp32 reference every deployment path is measured against (README)
+INTERRUPTED = 128 + signal.SIGINT  # the shell's exit status after Ctrl-C
 
 
 def _positive_int(text: str) -> int:
@@ -81,8 +96,10 @@ def output_folder(args: argparse.Namespace) -> Path:
     return args.output or default_output(Path(args.paths[-1]), args.split)
 
 
-def to_cli_args(args: argparse.Namespace, cli_args: Sequence[str]) -> list[str]:
-    """The ``seglite test`` command line that runs this evaluation."""
+def to_cli_args(
+    args: argparse.Namespace, cli_args: Sequence[str], settings: dict[str, Any] | None = None
+) -> list[str]:
+    """The ``seglite test`` command line that runs this evaluation; ``settings`` go into ``results.json`` too."""
     *configs, checkpoint = args.paths
     output = output_folder(args)
     writer = {
@@ -91,7 +108,7 @@ def to_cli_args(args: argparse.Namespace, cli_args: Sequence[str]) -> list[str]:
             "output_dir": str(output),
             "export_cityscapes": args.format == "cityscapes",
             "overwrite": args.overwrite,
-            "settings": {"configs": configs, "checkpoint": checkpoint, "split": args.split},
+            "settings": {"configs": configs, "checkpoint": checkpoint, "split": args.split, **(settings or {})},
         },
     }
     overrides = {
@@ -103,6 +120,8 @@ def to_cli_args(args: argparse.Namespace, cli_args: Sequence[str]) -> list[str]:
     }
     command = ["test"] + [item for config in configs for item in ("--config", config)]
     command += ["--ckpt_path", checkpoint, "--data.init_args.test_split", args.split]
+    # before the user's arguments, so that an explicit --trainer.precision still wins
+    command += ["--trainer.precision", EVALUATION_PRECISION]
     for key, value in overrides.items():
         if value is not None:
             command += [key, value if isinstance(value, str) else json.dumps(value)]
@@ -112,22 +131,261 @@ def to_cli_args(args: argparse.Namespace, cli_args: Sequence[str]) -> list[str]:
     return command + list(cli_args)
 
 
+# ----------------------------------------------------------------------------- checks before the run
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The sections of a YAML config file; ``ConfigurationError`` naming the file if it is not one."""
+    from seglite.errors import ConfigurationError
+
+    expected = "expected a YAML config such as configs/lraspp_mnv3.yaml"
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"config {path} is not a YAML file (binary data, not text); {expected}") from None
+    except OSError as error:
+        raise ConfigurationError(f"config {path} cannot be read: {error.strerror or error}") from None
+    try:
+        sections = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise ConfigurationError(f"config {path} is not valid YAML{where}: {problem}; {expected}") from None
+    if sections is None:
+        return {}
+    if not isinstance(sections, dict):
+        raise ConfigurationError(
+            f"config {path} holds a YAML {type(sections).__name__}, not sections (trainer:, model:, data:); expected a YAML config"
+        )
+    return sections
+
+
+def _merge(base: Any, update: Any) -> Any:
+    """``update`` over ``base`` as LightningCLI composes configs: mappings merged, a new ``class_path`` starting afresh."""
+    if not (isinstance(base, dict) and isinstance(update, dict)):
+        return update
+    if "class_path" in update and _class_name(update) != _class_name(base):
+        return dict(update)
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = _merge(base.get(key), value)
+    return merged
+
+
+def _command_line_values(cli_args: Sequence[str], section: str = "model") -> dict[str, Any]:
+    """The nested values of the ``--model.a.b VALUE`` / ``--model.a.b=VALUE`` arguments meant for LightningCLI."""
+    values: dict[str, Any] = {}
+    arguments = list(cli_args)
+    while arguments:
+        argument = arguments.pop(0)
+        if not argument.startswith(f"--{section}."):
+            continue
+        key, equals, text = argument[2:].partition("=")
+        if not equals:
+            if not arguments:
+                break
+            text = arguments.pop(0)
+        if key.endswith("+"):  # appending to a list: not a value
+            continue
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        *parents, name = key.split(".")
+        node = values
+        for parent in parents:
+            if not isinstance(node.get(parent), dict):
+                node[parent] = {}
+            node = node[parent]
+        node[name] = value
+    return values
+
+
+def stated_model_section(configs: Sequence[dict[str, Any]], cli_args: Sequence[str]) -> dict[str, Any]:
+    """The ``model`` section the configs and command line state (LightningCLI's defaults not filled in)."""
+    merged: dict[str, Any] = {}
+    for sections in [*configs, _command_line_values(cli_args)]:
+        merged = _merge(merged, sections)
+    model = merged.get("model")
+    return model if isinstance(model, dict) else {}
+
+
+def _task_default(name: str) -> Any:
+    import inspect
+
+    from seglite.lit.task import SegmentationTask
+
+    return inspect.signature(SegmentationTask.__init__).parameters[name].default
+
+
+def check_inference_options(args: argparse.Namespace, model: dict[str, Any]) -> None:
+    """Refuse sliding-window options that would be ignored, or windows that leave pixels unpredicted.
+
+    The values are those the evaluation will use: the option if given, else the configs'
+    ``model.eval_*``, else ``SegmentationTask``'s default (a checkpoint's own are not used).
+    """
+    from seglite.errors import ConfigurationError
+
+    def value(name: str) -> tuple[Any, str]:
+        given = getattr(args, name)
+        if given is not None:
+            return given, f"--{name.replace('_', '-')}"
+        if model.get(f"eval_{name}") is not None:
+            return model[f"eval_{name}"], f"model.eval_{name}"
+        return _task_default(f"eval_{name}"), f"the default of model.eval_{name}"
+
+    window_flags = [flag for flag, given in (("--crop-size", args.crop_size), ("--stride", args.stride)) if given]
+    mode, mode_source = value("mode")
+    if window_flags and mode != "slide":
+        verbs = "set the sliding windows and need" if len(window_flags) > 1 else "sets the sliding windows and needs"
+        raise ConfigurationError(
+            f"{' and '.join(window_flags)} {verbs} --mode slide ({mode_source} is {mode!r}, which would ignore them)"
+        )
+    if mode != "slide":
+        return
+    (crop, crop_source), (stride, stride_source) = value("crop_size"), value("stride")
+    if not (isinstance(crop, (list, tuple)) and isinstance(stride, (list, tuple)) and len(crop) == len(stride) == 2):
+        return  # a malformed config value: LightningCLI names it
+    if any(step > size for step, size in zip(stride, crop)):
+        if args.stride is None:
+            fix = "pass --stride H W no larger than the crop size on each axis"
+        else:
+            fix = "pass a --stride no larger than the crop size on each axis" + ("" if args.crop_size else " or a larger --crop-size")
+        raise ConfigurationError(
+            f"sliding-window stride {' '.join(map(str, stride))} ({stride_source}) is larger than the crop size "
+            f"{' '.join(map(str, crop))} ({crop_source}): the pixels between windows would get no prediction; {fix}"
+        )
+
+
+def _class_name(config: Any) -> str | None:
+    """``LRASPP`` for ``{"class_path": "seglite.models.LRASPP", ...}`` (any module path names the same class)."""
+    path = config.get("class_path") if isinstance(config, dict) else None
+    return str(path).rsplit(".", 1)[-1] if path else None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def model_differences(stated: Any, held: Any, where: str = "") -> list[str]:
+    """Where the model the configs state differs from the checkpoint's (only values both give)."""
+    name = where or "model"
+    if isinstance(stated, dict) and isinstance(held, dict):
+        if _class_name(stated) and _class_name(held) and _class_name(stated) != _class_name(held):
+            return [f"{name}: {_class_name(held)} in the checkpoint, {_class_name(stated)} in the configs"]
+        found = []
+        for key, value in stated.items():
+            if key != "class_path" and key in held:
+                inner = where if key == "init_args" else (f"{where}.{key}" if where else key)
+                found += model_differences(value, held[key], inner)
+        return found
+    if _plain(stated) != _plain(held):
+        return [f"{name}: {held!r} in the checkpoint, {stated!r} in the configs"]
+    return []
+
+
+def describe_evaluated_model(checkpoint_path: str, stated_model: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """What the checkpoint holds, for ``results.json``, and a notice when the configs describe another model."""
+    from seglite.checkpoints import CheckpointError, describe_checkpoint_model, model_config, read_checkpoint
+
+    checkpoint = read_checkpoint(checkpoint_path)
+    step = checkpoint.get("global_step")
+    record: dict[str, Any] = {"checkpoint_step": step, "model": describe_checkpoint_model(checkpoint)}
+    try:
+        held = model_config(checkpoint, checkpoint_path)
+    except CheckpointError:
+        return record, None  # no model config: Lightning's own loading says what is wrong
+    differences = model_differences(stated_model.get("model"), held)
+    record["model_differs_from_configs"] = differences
+    if not differences:
+        return record, None
+    shown = "; ".join(differences[:3]) + ("; ..." if len(differences) > 3 else "")
+    notice = (
+        f"test: evaluating the checkpoint's own model, not the configs': {checkpoint_path} holds {record['model']} "
+        f"({shown})"
+    )
+    return record, notice
+
+
+# ----------------------------------------------------------------------------- the run
+class _Interrupted(BaseException):
+    """Ctrl-C during the evaluation.
+
+    Not a ``KeyboardInterrupt``: Lightning turns that into ``sys.exit(1)`` inside ``trainer.test``,
+    which seglite's CLI then reports as a training run stopped by Ctrl-C.
+    """
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break off the clean-up
+    raise _Interrupted
+
+
+class _ResultsHeading(logging.Filter):
+    """Names the split and the checkpoint's step in the task's heading of the scores table.
+
+    ``SegmentationTask`` titles it with Lightning's stage and the trainer's step, which in a
+    test run are always ``test`` and 0, whatever split and checkpoint were evaluated.
+    """
+
+    PATTERN = re.compile(r"^\ntest results \(step \d+\):\n")
+
+    def __init__(self, split: str, step: Any) -> None:
+        super().__init__()
+        self.heading = f"\n{split} results (checkpoint step {step}):\n"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and not record.args:
+            record.msg = self.PATTERN.sub(lambda match: self.heading, record.msg, count=1)
+        return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the evaluation; returns the exit code (0, or 2 for a user error)."""
+    """Run the evaluation; returns the exit code (0, 2 for a user error, 130 after Ctrl-C)."""
     args, cli_args = parse_args(sys.argv[1:] if argv is None else argv)
-    command = to_cli_args(args, cli_args)
     output = output_folder(args)
     cityscapes = args.format == "cityscapes"
+    # Ctrl-C is ours to handle in the main thread, unless the process was started ignoring it (nohup)
+    own_sigint = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    previous_sigint = signal.signal(signal.SIGINT, _on_sigint) if own_sigint else None
+    writing: list[bool] = []  # set once this run may have written into the output folder
+    try:
+        return _evaluate(args, cli_args, output, cityscapes, writing)
+    except (KeyboardInterrupt, _Interrupted):
+        outcome = _discard_partial_results(output, cityscapes) if writing else "no results written"
+        print(f"test: interrupted; {outcome}", file=sys.stderr)
+        return INTERRUPTED
+    finally:
+        if own_sigint:
+            signal.signal(signal.SIGINT, previous_sigint)
 
+
+def _discard_partial_results(output: Path, cityscapes: bool) -> str:
+    """Delete what this run wrote (the folder's manifest lists it; the checks before the run
+    left nothing older there) and say so."""
+    from seglite.results import clear_results, existing_results
+
+    found = existing_results(output, cityscapes, extra=[CONFIG_FILE])
+    clear_results(output, cityscapes, extra=[CONFIG_FILE])
+    if not found:
+        return "no results written"
+    return f"no results written (removed the partial ones: {', '.join(path.name for path in found)} in {output})"
+
+
+def _evaluate(args: argparse.Namespace, cli_args: list[str], output: Path, cityscapes: bool, writing: list[bool]) -> int:
     from seglite.errors import SegliteError
     from seglite.files import OutputManifest, make_dir, require_file
     from seglite.results import check_results_writable, clear_results
 
     try:
-        for path in args.paths[:-1]:
-            require_file(path, "config")
+        configs = [read_config(require_file(path, "config")) for path in args.paths[:-1]]
         require_file(args.paths[-1], "checkpoint")
+        stated_model = stated_model_section(configs, cli_args)
+        check_inference_options(args, stated_model)
+        record, notice = describe_evaluated_model(args.paths[-1], stated_model)
         check_results_writable(output, cityscapes, args.overwrite, extra=[CONFIG_FILE])
+        writing.append(True)
         if args.overwrite:
             clear_results(output, cityscapes, extra=[CONFIG_FILE])  # Lightning refuses to replace config.yaml
         make_dir(output, "output folder")
@@ -135,12 +393,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SegliteError as error:
         print(f"test: error: {error}", file=sys.stderr)
         return 2
+    if notice:
+        print(notice, file=sys.stderr)
+    command = to_cli_args(args, cli_args, record)
 
-    from seglite.lit.cli import run
+    import lightning_utilities.core.rank_zero as rank_zero
+
+    from seglite.lit.cli import run  # imports Lightning, which sets the logger of rank_zero_info (rank_zero.log)
 
     def report(cli) -> None:
         scores = cli.model.last_scores.get("test")
         if scores is not None and int(scores.confusion.sum()) > 0:
             print(f"{args.split} mIoU: {100 * scores.miou:.2f}  pixel accuracy: {100 * scores.pixel_accuracy:.2f}  results: {output}")
 
-    return run(command, prog="test", on_success=report)
+    heading = _ResultsHeading(args.split, record["checkpoint_step"])
+    rank_zero.log.addFilter(heading)  # the logger rank_zero_info writes to
+    try:
+        return run(command, prog="test", on_success=report)
+    finally:
+        rank_zero.log.removeFilter(heading)

@@ -55,6 +55,7 @@ class FolderDataset(Dataset):
         masks_dir = self.root / split / "masks"
         if masks_dir.is_dir():
             masks = _index(masks_dir, (".png",))
+            _refuse_lossy_masks(images, masks, masks_dir)
             self.samples: list[tuple[Path, Path | None]] = list(pair_files(images, masks, images_dir, masks_dir))
         else:
             self.samples = [(images[stem], None) for stem in sorted(images)]
@@ -72,6 +73,19 @@ class FolderDataset(Dataset):
                 reason = f" but num_classes is {self.num_classes}"
                 mask = check_label_values(mask, mask_path, self.num_classes - 1, "class ids", reason=reason)
         return make_sample(image, mask, image_path, self.transform)
+
+
+def _refuse_lossy_masks(images: Mapping[str, Path], masks: Mapping[str, Path], masks_dir: Path) -> None:
+    """An image whose only mask is another image format (``a.jpg``) is told that masks must be PNG."""
+    unmatched = {stem for stem in images if stem not in masks}
+    if not unmatched:
+        return
+    for path in sorted(masks_dir.iterdir()):
+        if path.stem in unmatched and path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+            raise DataFormatError(
+                f"mask {path} is a {path.suffix} file: masks must be PNG (lossless class ids; "
+                f"JPEG and other lossy formats change them), e.g. {path.with_suffix('.png').name}"
+            )
 
 
 def _index(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
