@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import re
 import signal
 import sys
 import threading
@@ -322,25 +320,6 @@ def _on_sigint(signum: int, frame: Any) -> None:
     raise _Interrupted
 
 
-class _ResultsHeading(logging.Filter):
-    """Names the split and the checkpoint's step in the task's heading of the scores table.
-
-    ``SegmentationTask`` titles it with Lightning's stage and the trainer's step, which in a
-    test run are always ``test`` and 0, whatever split and checkpoint were evaluated.
-    """
-
-    PATTERN = re.compile(r"^\ntest results \(step \d+\):\n")
-
-    def __init__(self, split: str, step: Any) -> None:
-        super().__init__()
-        self.heading = f"\n{split} results (checkpoint step {step}):\n"
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and not record.args:
-            record.msg = self.PATTERN.sub(lambda match: self.heading, record.msg, count=1)
-        return True
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation; returns the exit code (0, 2 for a user error, 130 after Ctrl-C)."""
     args, cli_args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -397,18 +376,11 @@ def _evaluate(args: argparse.Namespace, cli_args: list[str], output: Path, citys
         print(notice, file=sys.stderr)
     command = to_cli_args(args, cli_args, record)
 
-    import lightning_utilities.core.rank_zero as rank_zero
-
-    from seglite.lit.cli import run  # imports Lightning, which sets the logger of rank_zero_info (rank_zero.log)
+    from seglite.lit.cli import run  # Lightning, torch and the models: only once the checks passed
 
     def report(cli) -> None:
         scores = cli.model.last_scores.get("test")
         if scores is not None and int(scores.confusion.sum()) > 0:
             print(f"{args.split} mIoU: {100 * scores.miou:.2f}  pixel accuracy: {100 * scores.pixel_accuracy:.2f}  results: {output}")
 
-    heading = _ResultsHeading(args.split, record["checkpoint_step"])
-    rank_zero.log.addFilter(heading)  # the logger rank_zero_info writes to
-    try:
-        return run(command, prog="test", on_success=report)
-    finally:
-        rank_zero.log.removeFilter(heading)
+    return run(command, prog="test", on_success=report)

@@ -13,6 +13,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -115,6 +116,8 @@ class SegmentationTask(pl.LightningModule):
             "flip": eval_flip, "scales": tuple(eval_scales or (1.0,)),
         }
         self.last_scores = {}
+        self.checkpoint_step: int | None = None
+        """The training step of the checkpoint the weights were loaded from (``None``: not loaded)."""
 
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -122,6 +125,8 @@ class SegmentationTask(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse a checkpoint of another model before its weights are copied (a shape mismatch otherwise)."""
+        step = checkpoint.get("global_step")
+        self.checkpoint_step = int(step) if isinstance(step, int) else None
         ours = self.state_dict()
         theirs = checkpoint.get("state_dict", {})
         differ = [key for key in ours if key in theirs and tuple(theirs[key].shape) != tuple(ours[key].shape)]
@@ -228,7 +233,19 @@ class SegmentationTask(pl.LightningModule):
                 self.log(f"{stage}/IoU/{name}", value, sync_dist=False)
         if not self.trainer.sanity_checking:
             self.last_scores[stage] = scores
-            rank_zero_info(f"\n{stage} results (step {self.global_step}):\n{scores.table(self.class_names)}")
+            rank_zero_info(f"\n{self._results_heading(stage)}:\n{scores.table(self.class_names)}")
+
+    def _results_heading(self, stage: str) -> str:
+        """``val results (step 800)``: the data split evaluated, and the step the weights come from.
+
+        Outside ``fit`` (``trainer.test`` on a checkpoint) the trainer's step is 0: the step is the
+        checkpoint's; the split is the data module's for the stage (``test`` may evaluate ``val``).
+        """
+        splits = getattr(getattr(self.trainer, "datamodule", None), "splits", None)
+        split = splits.get(stage, stage) if isinstance(splits, dict) else stage
+        if self.trainer.state.fn != TrainerFn.FITTING and self.checkpoint_step is not None:
+            return f"{split} results (checkpoint step {self.checkpoint_step})"
+        return f"{split} results (step {self.global_step})"
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         probabilities = predict_probabilities(self.model, self._images(batch), **self.predict_options)
