@@ -118,6 +118,14 @@ def test_bad_sizes_are_argument_errors(capsys) -> None:
     assert "expected HEIGHTxWIDTH" in capsys.readouterr().err
 
 
+def test_min_rounds_above_rounds_is_an_argument_error(capsys) -> None:
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--rounds", "2", "--min-rounds", "5"])
+    assert "--min-rounds 5 is more than --rounds 2" in capsys.readouterr().err
+    assert benchmark.parse_args(["--rounds", "2"]).min_rounds == 2  # the default follows fewer rounds
+    assert benchmark.parse_args([]).min_rounds == 3
+
+
 def test_quick_defaults() -> None:
     args = benchmark.parse_args(["--quick"])
     assert args.sizes == [(512, 1024)] and args.batch_sizes == [1] and args.rounds == 5

@@ -69,3 +69,12 @@ def test_fixed_size_onnx_says_it_resizes_and_names_size_flag(checkpoint, image, 
     printed = capsys.readouterr().out
     assert "model: onnxruntime fp32" in printed and "fixed input 32x64: images are resized to it\n" in printed
     assert Predictor.from_onnx(fixed, size=(32, 64)).size == (32, 64)  # its own size may be given
+
+
+def test_bf16_with_an_onnx_model_is_an_argument_error(checkpoint, image, tmp_path, capsys):  # noqa: F811
+    for model in (["--onnx", tmp_path / "model.onnx"], ["--checkpoint", checkpoint, "--backend", "onnxruntime"]):
+        with pytest.raises(SystemExit) as stop:
+            predict_tool.main([str(argument) for argument in (image, *model, "--precision", "bf16", "--output", tmp_path / "o")])
+        assert stop.value.code == 2
+        assert "--precision bf16 runs in OpenVINO or torch" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     timing = parser.add_argument_group("timing")
     timing.add_argument("--warmup", type=_non_negative, help="untimed rounds (default: 2; --quick: 1)")
     timing.add_argument("--rounds", type=_positive, help="timed rounds at most (default: 7; --quick: 5)")
-    timing.add_argument("--min-rounds", type=_positive, default=3, help="timed rounds at least (default: 3)")
+    timing.add_argument("--min-rounds", type=_positive, help="timed rounds at least (default: 3, or --rounds if fewer)")
     timing.add_argument("--group-seconds", type=float, default=60.0,
                         help="stop a group's timed rounds after this many seconds, once --min-rounds are done "
                              "(default: 60; 0: no limit)")  # fmt: skip
@@ -145,7 +145,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.alphas = args.alphas or ([1.0, 0.5] if quick else list(DEFAULT_ALPHAS))
     args.rhos = args.rhos or ([1.0, 0.5] if quick else list(DEFAULT_RHOS))
     args.profile_runs = min(args.profile_runs, 3) if quick else args.profile_runs
-    args.min_rounds = min(args.min_rounds, args.rounds)
+    if args.min_rounds is not None and args.min_rounds > args.rounds:
+        parser.error(f"--min-rounds {args.min_rounds} is more than --rounds {args.rounds}")
+    args.min_rounds = min(3, args.rounds) if args.min_rounds is None else args.min_rounds
     if any(alpha <= 0 for alpha in args.alphas):
         parser.error(f"--alphas must be positive numbers, got {args.alphas}")
     if args.group_seconds < 0:

@@ -41,6 +41,8 @@ def check_model_arguments(parser: argparse.ArgumentParser, args: argparse.Namesp
         parser.error("give one model: --checkpoint (optionally with --onnx), --onnx or --openvino")
     if args.onnx is not None and args.backend not in ("auto", "onnxruntime"):
         parser.error(f"--onnx runs in onnxruntime: drop --backend {args.backend}, or --onnx")
+    if args.precision == "bf16" and (args.onnx is not None or args.backend == "onnxruntime"):
+        parser.error("--precision bf16 runs in OpenVINO or torch; an ONNX model runs in onnxruntime in fp32: drop one")
     if args.checkpoint is None and args.backend != "auto":
         parser.error("--backend chooses how a --checkpoint runs; an exported model runs in its own runtime")
     if args.batch < 1:
