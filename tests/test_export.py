@@ -27,6 +27,7 @@ from seglite.inference.export import (
     max_opset,
 )
 from seglite.inference.predictor import Predictor
+from seglite.inference.runners import onnxruntime_max_opset
 from seglite.models import build_model
 
 # Lightning rebuilds models from checkpoints with a jsonargparse call that warns of its own deprecation
@@ -276,8 +277,25 @@ def test_opset_beyond_the_exporter_is_a_one_line_error(checkpoint, tmp_path, cap
     assert not output.exists()
     with pytest.raises(ValueError, match=f"opset must be 17 to {top}"):
         export_onnx(tiny_model(), output, (32, 32), opset=top + 1)
-    assert export_tool.main([str(checkpoint), "--output", str(output), "--opset", str(top), "--height", "32", "--width", "64"]) == 0
-    assert onnx.load(output).opset_import[0].version == top
+    checked = onnxruntime_max_opset(top)  # the export is checked in ONNX Runtime (1.16 loads up to 19)
+    assert export_tool.main([str(checkpoint), "--output", str(output), "--opset", str(checked), "--height", "32", "--width", "64"]) == 0
+    assert onnx.load(output).opset_import[0].version == checked
+
+
+def test_opset_beyond_what_onnxruntime_loads_is_a_one_line_error(checkpoint, tmp_path, capsys, monkeypatch):  # noqa: F811
+    import onnxruntime
+
+    from seglite.inference import runners
+
+    assert runners.onnxruntime_max_opset(17) == 17  # every supported onnxruntime loads the lowest opset
+    monkeypatch.setattr(runners, "onnxruntime_max_opset", lambda highest: min(highest, 17))  # as an old release
+    output = tmp_path / "op.onnx"
+    assert export_tool.main([str(checkpoint), "--output", str(output), "--opset", "18", "--height", "32", "--width", "64"]) == 2
+    assert capsys.readouterr().err == (
+        f"export: error: --opset 18: onnxruntime {onnxruntime.__version__} loads opsets up to 17, and the export is "
+        "checked in it; pass --opset 17 or lower, or upgrade onnxruntime\n"
+    )
+    assert not output.exists()
 
 
 def test_interrupted_export_says_what_was_written_and_leaves_no_partial_file(checkpoint, tmp_path, capsys, monkeypatch):  # noqa: F811

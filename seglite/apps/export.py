@@ -115,6 +115,16 @@ def run(args: argparse.Namespace) -> None:
             check_opset(args.opset, "--opset")
         except ValueError as error:
             raise SegliteError(str(error)) from None
+        from seglite.inference.runners import onnxruntime_max_opset
+
+        loads = onnxruntime_max_opset(args.opset)
+        if loads < args.opset:  # the export is checked in ONNX Runtime, which would refuse it
+            import onnxruntime
+
+            raise SegliteError(
+                f"--opset {args.opset}: onnxruntime {onnxruntime.__version__} loads opsets up to {loads}, and the "
+                f"export is checked in it; pass --opset {loads} or lower, or upgrade onnxruntime"
+            )
 
     if args.int8:
         check_output(args.int8_output, args.overwrite, [args.checkpoint])  # before the slow part

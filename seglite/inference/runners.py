@@ -15,6 +15,7 @@ ONNX Runtime and OpenVINO are imported only when a runner of theirs is made.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -205,6 +206,31 @@ def onnx_session(model: str | bytes, shown: str, device: str, num_threads: int |
         return ort.InferenceSession(model, options, providers=providers)
     except Exception as error:  # onnxruntime raises its own exception types for malformed models
         raise ModelLoadError(f"cannot load ONNX model {shown}: {str(error).strip().splitlines()[0]}") from error
+
+
+@functools.cache
+def onnxruntime_max_opset(highest: int) -> int:
+    """The highest ONNX opset (default domain) the installed ONNX Runtime loads, at most ``highest``.
+
+    ONNX Runtime has no public query for it; each release refuses models stamped with an opset
+    it does not support yet (1.16: up to 19). Found by loading a one-node model per opset, from
+    ``highest`` down (milliseconds).
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [value],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    for opset in range(highest, 6, -1):
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+        try:
+            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        except Exception:  # refused: not supported by this release
+            continue
+        return opset
+    return onnx.defs.onnx_opset_version()
 
 
 class OnnxRunner:
