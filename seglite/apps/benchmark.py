@@ -31,6 +31,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from seglite.apps.arguments import fraction, non_negative_int, positive_int
+from seglite.apps.arguments import size as size_argument
 from seglite.apps.benchmark_plan import Plan
 from seglite.errors import SegliteError
 
@@ -53,40 +55,6 @@ class BenchmarkError(SegliteError):
     """A benchmark setting cannot be carried out (unknown preset, unavailable backend, ...)."""
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    height, sep, width = text.lower().partition("x")
-    try:
-        size = int(height), int(width)
-    except ValueError:
-        size = (0, 0)
-    if not sep or min(size) < 1:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 512x1024, got {text!r}")
-    return size
-
-
-def _checked(text: str, convert, valid, expected: str):
-    """``convert(text)`` if it parses and is ``valid``, else an argparse error saying what was ``expected``."""
-    try:
-        value = convert(text)
-    except ValueError:
-        value = None
-    if value is None or not valid(value):
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    return _checked(text, int, lambda value: value >= 1, "a positive integer")
-
-
-def _non_negative(text: str) -> int:
-    return _checked(text, int, lambda value: value >= 0, "an integer >= 0")
-
-
-def _fraction(text: str) -> float:
-    return _checked(text, float, lambda value: 0 < value <= 1, "a number in (0, 1]")
-
-
 def build_parser() -> argparse.ArgumentParser:
     head, _, tail = __doc__.partition("\n\n")
     parser = argparse.ArgumentParser(
@@ -94,37 +62,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what = parser.add_argument_group("what to measure")
     what.add_argument("--presets", nargs="+", metavar="PRESET", help="seglite presets (default: all; --quick: two)")
-    what.add_argument("--sizes", nargs="+", type=parse_size, metavar="HxW",
+    what.add_argument("--sizes", nargs="+", type=size_argument, metavar="HxW",
                       help="input sizes (default: 512x1024 1024x2048)")
-    what.add_argument("--batch-sizes", nargs="+", type=_positive, metavar="N", help="batch sizes (default: 1 4)")
+    what.add_argument("--batch-sizes", nargs="+", type=positive_int, metavar="N", help="batch sizes (default: 1 4)")
     what.add_argument("--backends", nargs="+", metavar="NAME",
                       help="backends (default: every default backend available; see --list-backends)")
     what.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    what.add_argument("--threads", type=_positive, help="intra-op threads of every runtime (default: physical cores)")
-    what.add_argument("--num-classes", type=_positive, default=19, help="classes of every model (default: 19)")
+    what.add_argument("--threads", type=positive_int, help="intra-op threads of every runtime (default: physical cores)")
+    what.add_argument("--num-classes", type=positive_int, default=19, help="classes of every model (default: 19)")
     what.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="default: all three")
     what.add_argument("--quick", action="store_true",
                       help="a few minutes: LR-ASPP MobileNetV3-Large/Small, 512x1024, batch 1, fewer rounds "
                            "and sweep points")
     timing = parser.add_argument_group("timing")
-    timing.add_argument("--warmup", type=_non_negative, help="untimed rounds (default: 2; --quick: 1)")
-    timing.add_argument("--rounds", type=_positive, help="timed rounds at most (default: 7; --quick: 5)")
-    timing.add_argument("--min-rounds", type=_positive, help="timed rounds at least (default: 3, or --rounds if fewer)")
+    timing.add_argument("--warmup", type=non_negative_int, help="untimed rounds (default: 2; --quick: 1)")
+    timing.add_argument("--rounds", type=positive_int, help="timed rounds at most (default: 7; --quick: 5)")
+    timing.add_argument("--min-rounds", type=positive_int, help="timed rounds at least (default: 3, or --rounds if fewer)")
     timing.add_argument("--group-seconds", type=float, default=60.0,
                         help="stop a group's timed rounds after this many seconds, once --min-rounds are done "
                              "(default: 60; 0: no limit)")  # fmt: skip
     sweep = parser.add_argument_group("sweep")
     sweep.add_argument("--sweep-preset", default="lraspp_mobilenet_v3_large", help="default: lraspp_mobilenet_v3_large")
     sweep.add_argument("--alphas", nargs="+", type=float, help="width multipliers (default: 1.0 0.75 0.5 0.35)")
-    sweep.add_argument("--rhos", nargs="+", type=_fraction,
+    sweep.add_argument("--rhos", nargs="+", type=fraction,
                        help="resolution multipliers of the first size (default: 1.0 0.75 0.5)")
     profile = parser.add_argument_group("profile")
     profile.add_argument("--profile-preset", default="lraspp_mobilenet_v3_large",
                          help="default: lraspp_mobilenet_v3_large")
     profile.add_argument("--profile-backends", nargs="+", metavar="NAME",
                          help="default: every chosen backend that has a profiler")
-    profile.add_argument("--profile-runs", type=_positive, default=5, help="profiled forward passes (default: 5)")
-    profile.add_argument("--top", type=_non_negative, default=10,
+    profile.add_argument("--profile-runs", type=positive_int, default=5, help="profiled forward passes (default: 5)")
+    profile.add_argument("--top", type=non_negative_int, default=10,
                          help="slowest operators listed per backend (default: 10)")
     output = parser.add_argument_group("output")
     output.add_argument("--output-dir", type=Path, default=Path("benchmark"), help="default: ./benchmark")

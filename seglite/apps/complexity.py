@@ -15,6 +15,9 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
+from seglite.apps.arguments import positive_int
+from seglite.apps.arguments import size as size_argument
+
 
 @dataclass(frozen=True)
 class PaperBackbone:
@@ -128,11 +131,9 @@ def preset_table(sizes: list[tuple[int, int]], num_classes: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tools/complexity.py", description=__doc__.split("\n")[0])
-    from seglite.apps.benchmark import _positive, parse_size
-
-    parser.add_argument("--backbone-size", type=_positive, default=224, help="input side for the ImageNet classifiers (default 224)")
-    parser.add_argument("--sizes", type=parse_size, nargs="+", default=[FULL, HALF], help="HxW inputs for the presets")
-    parser.add_argument("--num-classes", type=_positive, default=19, help="classes of the presets (default 19)")
+    parser.add_argument("--backbone-size", type=positive_int, default=224, help="input side for the ImageNet classifiers (default 224)")
+    parser.add_argument("--sizes", type=size_argument, nargs="+", default=[FULL, HALF], help="HxW inputs for the presets")
+    parser.add_argument("--num-classes", type=positive_int, default=19, help="classes of the presets (default 19)")
     args = parser.parse_args(argv)
     print("\n".join(backbone_table(args.backbone_size)))
     print()

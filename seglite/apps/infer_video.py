@@ -22,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from seglite.apps import model_options
+from seglite.apps import arguments, model_options
 from seglite.errors import SegliteError
 
 DEFAULT_FPS = 30.0  # when neither --fps nor the input gives a frame rate
@@ -45,20 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     output = parser.add_argument_group("output")
     output.add_argument("--opacity", type=float, default=0.5, help="overlay opacity, 0 (frame only) to 1 (colours only); default 0.5")
     output.add_argument("--side-by-side", action="store_true", help="write the frame and its overlay side by side (twice the width)")
-    output.add_argument("--masks", type=masks_folder, help="also write each frame's train-id mask as a PNG into this folder")
+    output.add_argument("--masks", type=arguments.folder, help="also write each frame's train-id mask as a PNG into this folder")
     output.add_argument("--fps", type=float, help=f"output frame rate (default: the input's, else {DEFAULT_FPS:g})")
     output.add_argument("--max-frames", type=int, help="stop after this many frames")
     output.add_argument("--overwrite", action="store_true",
                         help="replace an existing output video, and the masks an earlier run wrote (removing those it does not rewrite)")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
-
-
-def masks_folder(value: str) -> Path:
-    """The --masks argument: refuses an empty path (``Path("")`` would be the current folder)."""
-    if not value.strip():
-        raise argparse.ArgumentTypeError("expected a folder path, got an empty string")
-    return Path(value)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

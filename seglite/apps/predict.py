@@ -28,6 +28,7 @@ import glob
 import sys
 from pathlib import Path
 
+from seglite.apps import arguments
 from seglite.apps.model_options import add_model_arguments, check_model_arguments, load_predictor
 from seglite.errors import SegliteError
 
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     parser.add_argument("inputs", nargs="+", help="image files, folders or quoted globs such as 'frames/*.png'")
-    parser.add_argument("--output", type=output_folder, required=True, help="output folder")
+    parser.add_argument("--output", type=arguments.folder, required=True, help="output folder")
     add_model_arguments(parser, "image")
     output = parser.add_argument_group("output")
     output.add_argument("--color", action="store_true", help="colour masks in the palette instead of train ids")
@@ -56,13 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--opacity", type=float, default=0.5, help="overlay opacity, 0 (image only) to 1 (colours only); default 0.5")
     output.add_argument("--overwrite", action="store_true", help="replace outputs an earlier run of seglite wrote")
     return parser
-
-
-def output_folder(value: str) -> Path:
-    """The --output argument: refuses an empty path (``Path("")`` would be the current folder)."""
-    if not value.strip():
-        raise argparse.ArgumentTypeError("expected a folder path, got an empty string")
-    return Path(value)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -127,13 +121,19 @@ def find_images(inputs: list[str], output: Path | None = None) -> list[tuple[Pat
     def in_output(file: Path) -> bool:
         return output is not None and _inside(file, output)
 
-    def take(files: list[Path], top: Path, source: str) -> list[Path]:
+    def take(images: list[Path], top: Path, source: str, where: str) -> list[Path]:
+        """``images`` but those seglite wrote (counted); an error when that leaves none of them."""
         kept = []
-        for file in files:
+        for file in images:
             if _listed_outputs(file, top, manifests):
                 skipped[source] = skipped.get(source, 0) + 1
             else:
                 kept.append(file)
+        if images and not kept:
+            raise PredictToolError(
+                f"the {len(images)} image(s) {where} were all written by seglite (listed in {MANIFEST_NAME}); "
+                "give the original images"
+            )
         return kept
 
     found: list[tuple[Path, Path]] = []
@@ -147,13 +147,8 @@ def find_images(inputs: list[str], output: Path | None = None) -> list[tuple[Pat
                     "outputs): give another --output"
                 )
             images = sorted(p for p in path.rglob("*") if is_image_file(p) and not in_output(p))
-            files = take(images, path, source)
+            files = take(images, path, source, f"in folder {path}")
             if not files:
-                if images:
-                    raise PredictToolError(
-                        f"the {len(images)} image(s) in folder {path} were all written by seglite (listed in "
-                        f"{MANIFEST_NAME}); give the original images"
-                    )
                 raise PredictToolError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {path}")
             found += [(file, file.relative_to(path).with_suffix("")) for file in files]
         elif path.is_file():
@@ -166,13 +161,8 @@ def find_images(inputs: list[str], output: Path | None = None) -> list[tuple[Pat
                     f"all {len(matches)} image(s) matching {source!r} lie in the output folder {output}, whose "
                     "files are never read as inputs (they may be seglite's outputs): give another --output"
                 )
-            files = take(images, _glob_root(source), source)
+            files = take(images, _glob_root(source), source, f"matching {source!r}")
             if not files:
-                if images:
-                    raise PredictToolError(
-                        f"the {len(images)} image(s) matching {source!r} were all written by seglite (listed in "
-                        f"{MANIFEST_NAME}); give the original images"
-                    )
                 raise PredictToolError(f"no images match {source!r}")
             found += [(file, Path(file.stem)) for file in files]
         else:

@@ -1,0 +1,54 @@
+"""Argument value types shared by the tools' ``argparse`` parsers: a bad value is an argument
+error (usage line, then ``error: argument --x: expected ..., got ...``, exit code 2).
+
+Pure Python, cheap to import: the tools parse their arguments before any heavy import.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def checked(text: str, convert: Callable[[str], Any], valid: Callable[[Any], bool], expected: str) -> Any:
+    """``convert(text)`` if it parses and is ``valid``, else an argparse error saying what was ``expected``."""
+    try:
+        value = convert(text)
+    except ValueError:
+        value = None
+    if value is None or not valid(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return checked(text, int, lambda value: value >= 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    return checked(text, int, lambda value: value >= 0, "an integer >= 0")
+
+
+def fraction(text: str) -> float:
+    return checked(text, float, lambda value: 0 < value <= 1, "a number in (0, 1]")
+
+
+def size(text: str) -> tuple[int, int]:
+    """``512x1024`` as ``(512, 1024)``."""
+    height, sep, width = text.lower().partition("x")
+    try:
+        value = int(height), int(width)
+    except ValueError:
+        value = (0, 0)
+    if not sep or min(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 512x1024, got {text!r}")
+    return value
+
+
+def folder(value: str) -> Path:
+    """An output folder: refuses an empty path (``Path("")`` would be the current folder)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("expected a folder path, got an empty string")
+    return Path(value)
