@@ -69,7 +69,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def _class_name(config: Any) -> str | None:
+def class_name(config: Any) -> str | None:
+    """``LRASPP`` for ``{"class_path": "seglite.models.LRASPP", ...}`` (any module path names the same class)."""
     if isinstance(config, dict) and isinstance(config.get("class_path"), str):
         return config["class_path"].rsplit(".", 1)[-1]
     return None
@@ -79,10 +80,10 @@ def describe_checkpoint_model(checkpoint: dict[str, Any]) -> str:
     """What a checkpoint holds, from its hyperparameters: e.g. ``LRASPP on MobileNetV3 for 19 classes (road, ...)``."""
     hparams = checkpoint.get("hyper_parameters", {}) or {}
     model = hparams.get("model")
-    text = _class_name(model) or "a model"
+    text = class_name(model) or "a model"
     backbone = model.get("init_args", {}).get("backbone") if isinstance(model, dict) else None
-    if _class_name(backbone):
-        text += f" on {_class_name(backbone)}"
+    if class_name(backbone):
+        text += f" on {class_name(backbone)}"
     names = hparams.get("class_names")
     if names:
         shown = ", ".join(str(name) for name in names[:4]) + (", ..." if len(names) > 4 else "")

@@ -159,9 +159,11 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
 def _merge(base: Any, update: Any) -> Any:
     """``update`` over ``base`` as LightningCLI composes configs: mappings merged, a new ``class_path`` starting afresh."""
+    from seglite.checkpoints import class_name
+
     if not (isinstance(base, dict) and isinstance(update, dict)):
         return update
-    if "class_path" in update and _class_name(update) != _class_name(base):
+    if "class_path" in update and class_name(update) != class_name(base):
         return dict(update)
     merged = dict(base)
     for key, value in update.items():
@@ -254,12 +256,6 @@ def check_inference_options(args: argparse.Namespace, model: dict[str, Any]) -> 
         )
 
 
-def _class_name(config: Any) -> str | None:
-    """``LRASPP`` for ``{"class_path": "seglite.models.LRASPP", ...}`` (any module path names the same class)."""
-    path = config.get("class_path") if isinstance(config, dict) else None
-    return str(path).rsplit(".", 1)[-1] if path else None
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
@@ -268,10 +264,12 @@ def _plain(value: Any) -> Any:
 
 def model_differences(stated: Any, held: Any, where: str = "") -> list[str]:
     """Where the model the configs state differs from the checkpoint's (only values both give)."""
+    from seglite.checkpoints import class_name
+
     name = where or "model"
     if isinstance(stated, dict) and isinstance(held, dict):
-        if _class_name(stated) and _class_name(held) and _class_name(stated) != _class_name(held):
-            return [f"{name}: {_class_name(held)} in the checkpoint, {_class_name(stated)} in the configs"]
+        if class_name(stated) and class_name(held) and class_name(stated) != class_name(held):
+            return [f"{name}: {class_name(held)} in the checkpoint, {class_name(stated)} in the configs"]
         found = []
         for key, value in stated.items():
             if key != "class_path" and key in held:
