@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from test_predictor import checkpoint  # noqa: F401  (fixture, shared)
 
 from seglite.apps import benchmark_predictor
@@ -19,3 +22,9 @@ def test_benchmark_prints_every_path_and_the_goals(checkpoint, tmp_path, capsys,
     assert "torchvision eager, model call (reference)" in printed and "onnxruntime fp32, model call" in printed
     assert "Predictor default" in printed and "goal 1: default predict / reference model call" in printed
     assert "goal 2: no low-precision path" in printed or "goal 2: ONNX Runtime fp32 model call" in printed
+
+
+def test_the_preset_is_the_model_of_the_paper_config():
+    """The benchmark times the model users train: its copy of the config's model section may not drift."""
+    config = Path(__file__).resolve().parents[1] / "configs" / "lraspp_mnv3.yaml"
+    assert yaml.safe_load(config.read_text())["model"]["model"] == benchmark_predictor.PRESET_CONFIG

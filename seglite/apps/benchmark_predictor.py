@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 REFERENCE = "torchvision eager, model call (reference)"
-PRESET_CONFIG = {  # the model of configs/lraspp_mnv3.yaml: the authors' LR-ASPP MobileNetV3-Large
+PRESET_CONFIG = {  # the model of configs/lraspp_mnv3.yaml (tested equal): the authors' LR-ASPP MobileNetV3-Large
     "class_path": "seglite.models.LRASPP",
     "init_args": {
         "backbone": {
@@ -37,6 +37,7 @@ PRESET_CONFIG = {  # the model of configs/lraspp_mnv3.yaml: the authors' LR-ASPP
         "gate_activation": "hardsigmoid",
         "gate_bias": True,
         "low_feature": "layer2_depthwise",
+        "aux": False,
     },
 }
 
