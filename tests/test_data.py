@@ -216,13 +216,13 @@ def test_folder_mask_value_out_of_range_is_named(tmp_path):
     mask = np.zeros(SIZE, np.uint8)
     mask[3, 3] = 7
     write_folder(tmp_path, "train", {"img": mask})
-    with pytest.raises(ValueError, match=r"img\.png holds class ids 7 .*num_classes is 3"):
+    with pytest.raises(ValueError, match=r"img\.png holds the value\(s\) 7 .*num_classes is 3"):
         FolderDataset(str(tmp_path), "train", num_classes=3)[0]
     assert FolderDataset(str(tmp_path), "train", num_classes=8)[0]["mask"][3, 3] == 7
     wide = np.zeros(SIZE, np.uint16)
     wide[0, 0] = 300  # would wrap to 44 as uint8
     write_png(tmp_path / "train/masks/img.png", wide)
-    with pytest.raises(ValueError, match="class ids 300 "):
+    with pytest.raises(ValueError, match=r"value\(s\) 300 "):
         FolderDataset(str(tmp_path), "train")[0]
 
 
@@ -362,7 +362,7 @@ def test_folder_masks_without_num_classes_still_reject_values_above_254(tmp_path
     assert FolderDataset(str(tmp_path), "train")[0]["mask"][0, 0] == 255  # ignore
     wide[0, 1] = 256
     write_png(tmp_path / "train/masks/a.png", wide)
-    with pytest.raises(ValueError, match=r"a\.png holds class ids 256 "):
+    with pytest.raises(ValueError, match=r"a\.png holds the value\(s\) 256 "):
         FolderDataset(str(tmp_path), "train")[0]
 
 

@@ -1,4 +1,4 @@
-"""seglite data: Cityscapes and folder data sets, transforms, DataModules, the synthetic demo set.
+"""seglite data: Cityscapes, CamVid and folder data sets, transforms, DataModules, the synthetic demo set.
 
 Nothing here knows about models: the data modules expose ``num_classes``, ``class_names`` and
 ``palette`` for the model and the logs to read.
@@ -10,6 +10,10 @@ CITYSCAPES_PALETTE`` does not import albumentations or Lightning.
 from importlib import import_module
 
 _EXPORTS = {
+    "CAMVID_CLASSES": "camvid",
+    "CAMVID_PALETTE": "camvid",
+    "CamVidDataModule": "datamodule",
+    "LabelEncoding": "labels",
     "CITYSCAPES_CLASSES": "cityscapes",
     "CITYSCAPES_LABEL_IDS": "cityscapes",
     "CITYSCAPES_PALETTE": "cityscapes",

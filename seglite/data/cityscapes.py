@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from seglite.errors import DataFormatError, DatasetNotFoundError
 
-from .io import IGNORE_INDEX, check_label_values, make_sample, pair_files, read_pair, require_dir
+from .io import IGNORE_INDEX, check_label_values, make_sample, pair_files, read_label, read_pair, require_dir
 
 CITYSCAPES_CLASSES: tuple[str, ...] = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
@@ -130,15 +130,22 @@ class CityscapesDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    @staticmethod
+    def _train_ids(mask: np.ndarray, label_path: Path) -> np.ndarray:
+        if label_path.name.endswith("_gtFine_labelTrainIds.png"):
+            return check_label_values(mask, label_path, len(CITYSCAPES_CLASSES) - 1, "train ids")
+        return labelids_to_trainids(check_label_values(mask, label_path, MAX_LABEL_ID, "label ids", ignore=None))
+
+    def read_mask(self, index: int) -> np.ndarray | None:
+        """The ``(H, W)`` uint8 train ids of sample ``index`` (255 = ignore), ``None`` for the unlabelled test split."""
+        label_path = self.samples[index][1]
+        return None if label_path is None else self._train_ids(read_label(label_path), label_path)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         image_path, label_path = self.samples[index]
         image, mask = read_pair(image_path, label_path)
-        if label_path is None:
-            pass
-        elif label_path.name.endswith("_gtFine_labelTrainIds.png"):
-            mask = check_label_values(mask, label_path, len(CITYSCAPES_CLASSES) - 1, "train ids")
-        else:
-            mask = labelids_to_trainids(check_label_values(mask, label_path, MAX_LABEL_ID, "label ids", ignore=None))
+        if label_path is not None:
+            mask = self._train_ids(mask, label_path)
         return make_sample(image, mask, image_path, self.transform)
 
 

