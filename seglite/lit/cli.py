@@ -27,6 +27,8 @@ from pytorch_lightning.utilities import rank_zero_warn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from seglite.checkpoints import model_config, read_checkpoint
+from seglite.data.constants import IGNORE_INDEX
+from seglite.data.datamodule import SegmentationDataModule
 from seglite.errors import ConfigurationError, OutputExistsError, SegliteError
 from seglite.files import describe_os_error, make_dir, write_text
 from seglite.lit.checkpoint import use_atomic_checkpoint_io
@@ -148,6 +150,18 @@ class SegliteCLI(LightningCLI):
             if isinstance(cause, SegliteError):
                 raise cause from error
             raise ConfigurationError(f"invalid configuration: {cause}") from error
+        self._check_ignore_index()
+
+    def _check_ignore_index(self) -> None:
+        """One ignore label: seglite's data modules map each data set's void value to 255 while loading."""
+        data = getattr(self, "datamodule", None)
+        ignore_index = self.model.hparams.get("ignore_index", IGNORE_INDEX)
+        if isinstance(data, SegmentationDataModule) and ignore_index != IGNORE_INDEX:
+            raise ConfigurationError(
+                f"--model.ignore_index is {ignore_index}, but {type(data).__name__} marks unlabelled pixels with "
+                f"{IGNORE_INDEX}, the one ignore label of padding, loss and metrics; set the value your masks use "
+                f"for them with --data.init_args.ignore_index {ignore_index} (it is mapped to {IGNORE_INDEX} on loading)"
+            )
 
     def before_fit(self) -> None:
         trainer = self.trainer
