@@ -48,3 +48,78 @@ def default_palette(num_classes: int) -> np.ndarray:
         for i in range(num_classes)
     ]
     return np.array(np.round(np.array(colours) * 255), dtype=np.uint8).reshape(num_classes, 3)
+
+
+def error_map(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, ignore_index: int = 255) -> np.ndarray:
+    """Where a prediction is wrong: red over a darkened image; right pixels show the darkened image, unlabelled ones black."""
+    if not image.shape[:2] == truth.shape == prediction.shape:
+        raise ValueError(f"error_map: image {image.shape[:2]}, truth {truth.shape} and prediction {prediction.shape} differ")
+    out = (image.astype(np.uint16) * 2 // 5).astype(np.uint8)
+    out[(truth != prediction) & (truth != ignore_index)] = (255, 32, 32)
+    out[truth == ignore_index] = IGNORE_COLOR
+    return out
+
+
+def _text(canvas: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.5, color=(255, 255, 255)) -> None:
+    import cv2
+
+    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
+
+
+def comparison_figure(
+    rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+    palette: Sequence[Sequence[int]] | np.ndarray,
+    class_names: Sequence[str],
+    ignore_index: int = 255,
+) -> np.ndarray:
+    """An RGB figure with a row per image: image | ground truth | prediction | errors, and a class legend.
+
+    Args:
+        rows: ``(caption, image, truth, prediction)`` per row: an RGB uint8 image and two ``(H, W)``
+            id masks of its size (the truth with ``ignore_index`` for unlabelled pixels).
+        palette: a colour per class; class_names: a name per class, for the legend.
+    """
+    if not rows:
+        raise ValueError("comparison_figure: no rows")
+    lut = palette_array(palette, ignore_index)
+    titles = ("image", "ground truth", "prediction", "errors (red; black: unlabelled)")
+    gap, header, caption = 6, 26, 22
+    height, width = rows[0][1].shape[:2]
+    panels = []
+    for name, image, truth, prediction in rows:
+        if image.shape[:2] != (height, width):
+            image, truth, prediction = _fit(image, truth, prediction, (height, width))
+        tiles = [image, lut[truth], lut[prediction], error_map(image, truth, prediction, ignore_index)]
+        row = np.full((caption + height, 4 * width + 3 * gap, 3), 255, np.uint8)
+        for column, tile in enumerate(tiles):
+            row[caption:, column * (width + gap) : column * (width + gap) + width] = tile
+        _text(row, name, (4, caption - 6), color=(0, 0, 0))
+        panels.append(row)
+    top = np.full((header, panels[0].shape[1], 3), 255, np.uint8)
+    for column, title in enumerate(titles):
+        _text(top, title, (column * (width + gap) + 4, header - 8), 0.6, (0, 0, 0))
+    legend = _legend(lut, class_names, panels[0].shape[1])
+    return np.concatenate([top, *panels, legend], axis=0)
+
+
+def _fit(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, size: tuple[int, int]):
+    import cv2
+
+    height, width = size
+    return (
+        cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA),
+        cv2.resize(truth, (width, height), interpolation=cv2.INTER_NEAREST),
+        cv2.resize(prediction, (width, height), interpolation=cv2.INTER_NEAREST),
+    )
+
+
+def _legend(lut: np.ndarray, class_names: Sequence[str], width: int) -> np.ndarray:
+    entry, swatch, line = 150, 16, 24
+    per_line = max(1, width // entry)
+    lines = -(-len(class_names) // per_line)
+    legend = np.full((lines * line + 8, width, 3), 255, np.uint8)
+    for index, name in enumerate(class_names):
+        x, y = (index % per_line) * entry + 4, (index // per_line) * line + 6
+        legend[y : y + swatch, x : x + swatch] = lut[index]
+        _text(legend, str(name), (x + swatch + 6, y + swatch - 3), 0.5, (0, 0, 0))
+    return legend
