@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
@@ -18,11 +18,10 @@ from torch.utils.data import DataLoader, Dataset
 from seglite.checks import check_non_negative_int, check_positive_int
 from seglite.errors import DataFormatError
 
-from .constants import IGNORE_INDEX
+from .constants import CLASS_WEIGHT_METHODS, IGNORE_INDEX, ClassWeightMethod
 from .sampling import worker_signals
 
-ClassWeightMethod = Literal["enet", "median_frequency"]
-CLASS_WEIGHT_METHODS: tuple[str, ...] = ("enet", "median_frequency")
+__all__ = ["CLASS_WEIGHT_METHODS", "ENET_C", "ClassCounts", "ClassWeightMethod", "class_table", "class_weights", "count_class_pixels"]
 
 ENET_C = 1.02
 """ENet's ``c`` in ``1 / ln(c + p_class)``: bounds the weights to [1.42, 50.5] (ENet paper, section 5.2)."""
