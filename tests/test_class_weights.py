@@ -308,3 +308,13 @@ def test_seglite_fit_with_computed_weights_stores_them_for_the_predictor(tiny_ci
     expected = torch.tensor(class_weights(counts, "enet"), dtype=torch.float32).tolist()
     assert checkpoint[CLASS_WEIGHTS_KEY] == {"method": "enet", "weights": expected}
     assert load_checkpoint(path).num_classes == 19
+
+
+def test_an_earlier_checkpoint_with_the_weights_in_its_state_dict_still_loads():
+    """Checkpoints written before held a class_weights list as the ce term's buffer in the state dict (now: hyperparameters only)."""
+    task = SegmentationTask(TinyModel(), class_weights=[1.0, 2.0, 3.0])
+    checkpoint = {"state_dict": {**task.state_dict(), "loss.terms.ce.weight": torch.tensor([1.0, 2.0, 3.0])}}
+    loaded = SegmentationTask(TinyModel(), class_weights=[1.0, 2.0, 3.0])
+    loaded.on_load_checkpoint(checkpoint)
+    loaded.load_state_dict(checkpoint["state_dict"])  # strict: no unexpected key left
+    assert loaded.loss.class_weights.tolist() == [1.0, 2.0, 3.0]
