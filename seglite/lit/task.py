@@ -7,6 +7,7 @@ metrics, optimisation and logging live here, never in the model.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Literal
 
 import numpy as np
@@ -14,19 +15,43 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.trainer.states import TrainerFn
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch.optim.lr_scheduler import LambdaLR
 
 import seglite
 from seglite.checkpoints import CheckpointError, describe_checkpoint_model
 from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
-from seglite.lit.losses import SegmentationLoss
+from seglite.data.statistics import CLASS_WEIGHT_METHODS, ClassWeightMethod, class_table, class_weights
+from seglite.errors import ConfigurationError
+from seglite.lit.losses import SegmentationLoss, check_class_weighted
 from seglite.lit.metrics import confusion_matrix_metric
 from seglite.lit.optim import poly_warmup_factor, split_decay_parameters
 from seglite.metrics import scores_from_confusion
 from seglite.models.segmentor import SegmentationModel
 from seglite.sliding import InferenceMode, predict_probabilities
 from seglite.visualization import colorize
+
+CLASS_WEIGHTS_KEY = "seglite_class_weights"
+"""The checkpoint entry of the class weights in use: ``{"method": "enet" | "median_frequency" | "list", "weights": [...]}``."""
+
+
+def _check_class_weights(value: object, num_classes: int) -> tuple[ClassWeightMethod | None, list[float] | None]:
+    """``class_weights`` as (method to compute them with, or the weights given), a ``ValueError`` naming it otherwise."""
+    if value is None:
+        return None, None
+    if isinstance(value, str):
+        if value not in CLASS_WEIGHT_METHODS:
+            raise ValueError(f"class_weights must be one of {CLASS_WEIGHT_METHODS}, a list of numbers or null, got {value!r}")
+        return value, None  # type: ignore[return-value]
+    try:
+        weights = [float(number) for number in value]  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"class_weights must be one of {CLASS_WEIGHT_METHODS}, a list of numbers or null, got {value!r}") from None
+    if len(weights) != num_classes:
+        raise ValueError(f"class_weights has {len(weights)} numbers but the model predicts {num_classes} classes")
+    if not all(math.isfinite(number) and number >= 0 for number in weights) or not any(weights):
+        raise ValueError(f"class_weights must be finite numbers >= 0, not all 0, got {list(value)}")  # type: ignore[call-overload]
+    return None, weights
 
 
 def _cli_is_instantiating() -> bool:
@@ -45,7 +70,12 @@ class SegmentationTask(pl.LightningModule):
         model: the network (e.g. ``seglite.models.LRASPP``); ``forward_with_aux`` gives
             main and auxiliary logits at input size.
         losses: loss name -> weight, names from ``ce``, ``ohem``, ``dice``, ``lovasz``, ``focal``.
-        class_weights: per-class cross-entropy weights.
+        class_weights: per-class weights of the cross-entropy losses (``ce``, ``ohem``): a list, one
+            per class, or computed from the training split's labels when training starts:
+            ``enet`` (``1 / ln(1.02 + class share)``, ENet paper section 5.2) or ``median_frequency``
+            (SegNet paper section 4.1); see ``seglite.data.statistics.class_weights``. Computed
+            weights are logged and stored in the checkpoint: a resumed run, ``test`` and the
+            Predictor use them as stored, never counting again.
         aux_weight: weight of the auxiliary head's loss (same losses as the main output).
         optimizer: SGD with Nesterov-free momentum (the DeepLab/torchvision recipe) or AdamW.
         weight_decay: applied to conv/linear kernels only; norms, biases and depthwise
@@ -65,7 +95,7 @@ class SegmentationTask(pl.LightningModule):
         self,
         model: SegmentationModel,
         losses: dict[str, float] | None = None,
-        class_weights: list[float] | None = None,
+        class_weights: ClassWeightMethod | list[float] | None = None,
         ohem_threshold: float = 0.7,
         ohem_min_kept: int = 100_000,
         aux_weight: float = 0.4,
@@ -106,9 +136,11 @@ class SegmentationTask(pl.LightningModule):
         self.num_classes = model.num_classes
         self.class_names = class_names or [str(index) for index in range(self.num_classes)]
         self.palette = palette
-        self.loss = SegmentationLoss(
-            losses or {"ce": 1.0}, ignore_index, class_weights, ohem_threshold, ohem_min_kept
-        )
+        losses = losses or {"ce": 1.0}
+        self.class_weight_method, fixed_weights = _check_class_weights(class_weights, self.num_classes)
+        if self.class_weight_method is not None:
+            check_class_weighted(losses)  # now, not after counting the data
+        self.loss = SegmentationLoss(losses, ignore_index, fixed_weights, ohem_threshold, ohem_min_kept)
         self.val_confusion = confusion_matrix_metric(self.num_classes, ignore_index)
         self.test_confusion = confusion_matrix_metric(self.num_classes, ignore_index)
         self.predict_options = {
@@ -122,11 +154,20 @@ class SegmentationTask(pl.LightningModule):
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["seglite_version"] = seglite.__version__
+        weights = self.loss.class_weights
+        if weights is not None:
+            checkpoint[CLASS_WEIGHTS_KEY] = {
+                "method": self.class_weight_method or "list", "weights": [float(value) for value in weights.tolist()],
+            }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Refuse a checkpoint of another model before its weights are copied (a shape mismatch otherwise)."""
+        """Restore computed class weights; refuse a checkpoint of another model before its weights are copied."""
         step = checkpoint.get("global_step")
         self.checkpoint_step = int(step) if isinstance(step, int) else None
+        self._restore_class_weights(checkpoint)
+        # checkpoints of earlier versions held a class-weight list (also in their hyperparameters) in the state dict
+        for key in [key for key in checkpoint.get("state_dict", {}) if key.startswith("loss.terms.")]:
+            del checkpoint["state_dict"][key]
         ours = self.state_dict()
         theirs = checkpoint.get("state_dict", {})
         differ = [key for key in ours if key in theirs and tuple(theirs[key].shape) != tuple(ours[key].shape)]
@@ -152,9 +193,59 @@ class SegmentationTask(pl.LightningModule):
             f"({len(differ)} tensors differ in shape, {len(missing)} are missing; {detail})"
         )
 
+    def _restore_class_weights(self, checkpoint: dict) -> None:
+        stored = checkpoint.get(CLASS_WEIGHTS_KEY)
+        if self.class_weight_method is None or not isinstance(stored, dict):
+            return
+        if stored.get("method") != self.class_weight_method:
+            rank_zero_warn(
+                f"the checkpoint's class weights are {stored.get('method')!r}, this run's class_weights is "
+                f"{self.class_weight_method!r}: they are computed again when training starts"
+            )
+            return
+        weights = list(stored["weights"])
+        if len(weights) != self.num_classes:
+            return  # another model: the check of the state dict below says so
+        self.loss.set_class_weights(torch.tensor(weights, dtype=torch.float32, device=self.device))
+        rank_zero_info(f"class weights ({self.class_weight_method}) restored from the checkpoint")
+
     def setup(self, stage: str) -> None:
         if self.hparams.channels_last:
             self.model.to(memory_format=torch.channels_last)
+
+    def on_train_start(self) -> None:
+        # not on_fit_start: strategies that restore a checkpoint after setup (DeepSpeed) call that before the restore
+        if self.class_weight_method is not None and self.loss.class_weights is None:
+            self._compute_class_weights(self.class_weight_method)
+
+    def _compute_class_weights(self, method: ClassWeightMethod) -> None:
+        """Count the training split's labels (on rank 0, shared with the other processes) and weigh the losses."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not callable(getattr(datamodule, "class_counts", None)):
+            raise ConfigurationError(
+                f"class_weights: {method} computes the weights from the training labels and needs a seglite data module "
+                f"(seglite.data.FolderDataModule, CityscapesDataModule), which counts them; this run's data is "
+                f"{type(datamodule).__name__ if datamodule is not None else 'not a data module'}. "
+                "Give class_weights as a list of numbers instead"
+            )
+        counts = None
+        if self.trainer.is_global_zero:
+            split = datamodule.splits["train"] if isinstance(getattr(datamodule, "splits", None), dict) else "train"
+            rank_zero_info(f"class_weights: {method}: counting the class pixels of the training split {split!r}")
+            counts = datamodule.class_counts("train")
+        counts = self.trainer.strategy.broadcast(counts)
+        weights = class_weights(counts, method)
+        self.loss.set_class_weights(torch.tensor(weights, dtype=torch.float32, device=self.device))
+        rank_zero_info(
+            f"class weights ({method}) from {counts.num_images} training images, {counts.labelled:,} labelled pixels:\n"
+            + class_table(counts, self.class_names, {method: weights})
+        )
+        absent = [self.class_names[index] for index in counts.absent]
+        if absent:
+            rank_zero_warn(
+                f"class_weights: {method}: no training pixel of {', '.join(absent)}; weight 0 (it cannot be learnt from "
+                "this training split)"
+            )
 
     def _images(self, batch: dict) -> torch.Tensor:
         images = batch["image"]

@@ -1,0 +1,90 @@
+"""The tools' reading of LightningCLI config files: one file's sections, and several composed as LightningCLI does.
+
+Cheap to import (PyYAML only): the tools read configs before any heavy import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The sections of a YAML config file; ``ConfigurationError`` naming the file if it is not one."""
+    from seglite.errors import ConfigurationError
+
+    expected = "expected a YAML config such as configs/lraspp_mnv3.yaml"
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"config {path} is not a YAML file (binary data, not text); {expected}") from None
+    except OSError as error:
+        raise ConfigurationError(f"config {path} cannot be read: {error.strerror or error}") from None
+    try:
+        sections = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise ConfigurationError(f"config {path} is not valid YAML{where}: {problem}; {expected}") from None
+    if sections is None:
+        return {}
+    if not isinstance(sections, dict):
+        raise ConfigurationError(
+            f"config {path} holds a YAML {type(sections).__name__}, not sections (trainer:, model:, data:); expected a YAML config"
+        )
+    return sections
+
+
+def merge_sections(base: Any, update: Any) -> Any:
+    """``update`` over ``base`` as LightningCLI composes configs: mappings merged, a new ``class_path`` starting afresh."""
+    from seglite.checkpoints import class_name
+
+    if not (isinstance(base, dict) and isinstance(update, dict)):
+        return update
+    if "class_path" in update and class_name(update) != class_name(base):
+        return dict(update)
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = merge_sections(base.get(key), value)
+    return merged
+
+
+def command_line_values(cli_args: Sequence[str], section: str = "model") -> dict[str, Any]:
+    """The nested values of the ``--model.a.b VALUE`` / ``--model.a.b=VALUE`` arguments meant for LightningCLI."""
+    values: dict[str, Any] = {}
+    arguments = list(cli_args)
+    while arguments:
+        argument = arguments.pop(0)
+        if not argument.startswith(f"--{section}."):
+            continue
+        key, equals, text = argument[2:].partition("=")
+        if not equals:
+            if not arguments:
+                break
+            text = arguments.pop(0)
+        if key.endswith("+"):  # appending to a list: not a value
+            continue
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        *parents, name = key.split(".")
+        node = values
+        for parent in parents:
+            if not isinstance(node.get(parent), dict):
+                node[parent] = {}
+            node = node[parent]
+        node[name] = value
+    return values
+
+
+def compose_configs(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """The sections of several config files, later files over earlier ones (``--config A --config B``)."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        merged = merge_sections(merged, read_config(path))
+    return merged
