@@ -11,8 +11,6 @@ import pytest
 import yaml
 
 from seglite.apps import class_stats
-from seglite.data.folder import FolderDataset
-from seglite.data.io import read_label
 
 # 2x3 masks of the 3 classes a, b, c; c never occurs in train
 TRAIN = {"x": [[0, 0, 1], [1, 255, 0]], "y": [[0, 1, 1], [1, 1, 1]]}
@@ -30,14 +28,8 @@ def write_split(root: Path, split: str, masks: dict | None, names: list[str] | N
 
 
 @pytest.fixture()
-def folder_data(tmp_path, monkeypatch) -> Path:
+def folder_data(tmp_path) -> Path:
     """root/{train,val,test}; test has no masks. Two configs: the second sets the root the first lacks."""
-    if not hasattr(FolderDataset, "read_mask"):  # until the data sets' own read_mask is merged
-        def read_mask(self, index: int) -> np.ndarray | None:
-            mask_path = self.samples[index][1]
-            return None if mask_path is None else read_label(mask_path).astype(np.uint8)
-
-        monkeypatch.setattr(FolderDataset, "read_mask", read_mask, raising=False)
     root = tmp_path / "data"
     write_split(root, "train", TRAIN)
     write_split(root, "val", VAL)

@@ -19,7 +19,6 @@ import argparse
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from seglite.apps.arguments import non_negative_int
 from seglite.data.constants import CLASS_WEIGHT_METHODS
@@ -41,60 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=non_negative_int, metavar="N",
                         help="processes reading the masks (default: the config's num_workers)")
     return parser
-
-
-def _deepest(error: BaseException) -> BaseException:
-    """The innermost cause under jsonargparse's wrappers: the constructor's or parser's own message."""
-    while error.__cause__ is not None or error.__context__ is not None:
-        error = error.__cause__ or error.__context__
-    return error
-
-
-def data_section(paths: Sequence[Path], cli_args: Sequence[str] = ()) -> dict[str, Any]:
-    """The ``data:`` section of the configs ``paths`` composed, then ``--data.KEY VALUE`` arguments over it."""
-    from seglite.apps.configs import command_line_values, compose_configs, merge_sections
-    from seglite.errors import ConfigurationError
-    from seglite.files import require_file
-
-    section = compose_configs([require_file(path, "config") for path in paths]).get("data")
-    overrides = command_line_values(cli_args, "data").get("data", {})
-    # `--data.root X` is LightningCLI's short form of `--data.init_args.root X`
-    init_args = {key: value for key, value in overrides.items() if key not in ("class_path", "init_args")}
-    if init_args:
-        overrides = {key: overrides[key] for key in ("class_path", "init_args") if key in overrides}
-        overrides["init_args"] = merge_sections(overrides.get("init_args"), init_args)
-    section = merge_sections(section, overrides) if overrides else section
-    if not isinstance(section, dict) or "class_path" not in section:
-        raise ConfigurationError(
-            f"{', '.join(str(path) for path in paths)}: no data: section with a class_path (e.g. seglite.data.FolderDataModule); "
-            "expected training configs such as configs/lraspp_mnv3_folder.yaml"
-        )
-    return section
-
-
-def build_data_module(paths: Sequence[Path], cli_args: Sequence[str] = ()) -> Any:
-    """The ``SegmentationDataModule`` the configs and ``--data.KEY VALUE`` arguments describe, built as LightningCLI builds it."""
-    import warnings
-
-    from jsonargparse import ArgumentParser
-
-    from seglite.data.datamodule import SegmentationDataModule
-    from seglite.errors import ConfigurationError
-
-    section = data_section(paths, cli_args)
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(SegmentationDataModule, "data", required=True)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # jsonargparse's notes on its own API
-            data = parser.instantiate(parser.parse_object({"data": section})).data
-    except Exception as error:  # jsonargparse wraps the constructor's ValueError in its own errors
-        cause = _deepest(error)
-        if isinstance(cause, ConfigurationError):
-            raise cause from error
-        sources = ", ".join([str(path) for path in paths] + (["the --data arguments"] if cli_args else []))
-        raise ConfigurationError(f"the data: section of {sources}: {cause}") from error
-    return data
 
 
 def split_report(split: str, counts, class_names: Sequence[str], methods: Sequence[str]) -> str:
@@ -129,7 +74,8 @@ def reports(data, splits: Sequence[str] | None, methods: Sequence[str], workers:
         heading += f"; weights from each split's own labels (training uses those of {data.splits['train']!r})"
     yield heading
     for split in splits:
-        counts = count_class_pixels(data._dataset(split, None), data.num_classes, workers)
+        # labelled=False: a split without masks is reported as such, not refused
+        counts = count_class_pixels(data._dataset(split, None, labelled=False), data.num_classes, workers)
         yield split_report(split, counts, data.class_names, methods)
 
 
@@ -143,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from seglite.errors import SegliteError
 
     try:
+        from seglite.apps.configs import build_data_module
+
         data = build_data_module(args.configs, cli_args)
         for index, section in enumerate(reports(data, args.splits, args.weights, args.workers)):
             print(("\n" if index else "") + section, flush=True)

@@ -88,3 +88,56 @@ def compose_configs(paths: Sequence[str | Path]) -> dict[str, Any]:
     for path in paths:
         merged = merge_sections(merged, read_config(path))
     return merged
+
+
+def _deepest(error: BaseException) -> BaseException:
+    """The innermost cause under jsonargparse's wrappers: the constructor's or parser's own message."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def data_section(paths: Sequence[Path], cli_args: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``data:`` section of the configs ``paths`` composed, then ``--data.KEY VALUE`` arguments over it."""
+    from seglite.errors import ConfigurationError
+    from seglite.files import require_file
+
+    section = compose_configs([require_file(path, "config") for path in paths]).get("data")
+    overrides = command_line_values(cli_args, "data").get("data", {})
+    # `--data.root X` is LightningCLI's short form of `--data.init_args.root X`
+    init_args = {key: value for key, value in overrides.items() if key not in ("class_path", "init_args")}
+    if init_args:
+        overrides = {key: overrides[key] for key in ("class_path", "init_args") if key in overrides}
+        overrides["init_args"] = merge_sections(overrides.get("init_args"), init_args)
+    section = merge_sections(section, overrides) if overrides else section
+    if not isinstance(section, dict) or "class_path" not in section:
+        raise ConfigurationError(
+            f"{', '.join(str(path) for path in paths)}: no data: section with a class_path (e.g. seglite.data.FolderDataModule); "
+            "expected training configs such as configs/lraspp_mnv3_folder.yaml"
+        )
+    return section
+
+
+def build_data_module(paths: Sequence[Path], cli_args: Sequence[str] = ()) -> Any:
+    """The ``SegmentationDataModule`` the configs and ``--data.KEY VALUE`` arguments describe, built as LightningCLI builds it."""
+    import warnings
+
+    from jsonargparse import ArgumentParser
+
+    from seglite.data.datamodule import SegmentationDataModule
+    from seglite.errors import ConfigurationError
+
+    section = data_section(paths, cli_args)
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(SegmentationDataModule, "data", required=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # jsonargparse's notes on its own API
+            data = parser.instantiate(parser.parse_object({"data": section})).data
+    except Exception as error:  # jsonargparse wraps the constructor's ValueError in its own errors
+        cause = _deepest(error)
+        if isinstance(cause, ConfigurationError):
+            raise cause from error
+        sources = ", ".join([str(path) for path in paths] + (["the --data arguments"] if cli_args else []))
+        raise ConfigurationError(f"the data: section of {sources}: {cause}") from error
+    return data

@@ -77,7 +77,7 @@ def image_scores(truth, prediction, num_classes: int, ignore_index: int = 255) -
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # heavy imports only now, so that --help is instant
-    from seglite.apps.data_config import datamodule_from_configs
+    from seglite.apps.configs import build_data_module
     from seglite.data.constants import IGNORE_INDEX
     from seglite.data.io import read_rgb
     from seglite.files import check_output_file, write_image
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         check_output_file(args.output, overwrite=args.overwrite, what="--output")
-        data = datamodule_from_configs(args.configs)
+        data = build_data_module(args.configs)
         dataset = data._dataset(data.splits[args.split], None)
         paths = [Path(image) for image, _ in dataset.samples]
         chosen = pick(paths, args.count, args.names)
