@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -21,7 +22,8 @@ from seglite.lit.cli import run, run_cli
 from seglite.lit.task import SegmentationTask
 from seglite.models import build_model
 
-CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if p.name != "demo.yaml")
+OVERLAYS = ("demo.yaml", "camvid_cpu.yaml")  # composed after a model config, not complete on their own
+CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if p.name not in OVERLAYS)
 TINY_DATA = [
     "--data.init_args.num_workers=0",
     "--data.init_args.batch_size=2",
@@ -63,6 +65,8 @@ def test_every_config_runs_one_tiny_batch(config, tiny_cityscapes, tmp_path):
     root_args = [f"--data.init_args.root={tiny_cityscapes}"]
     if data["class_path"].endswith("FolderDataModule"):
         root_args = [f"--data.init_args.root={_folder_dataset_from(tiny_cityscapes, tmp_path)}"]
+    if data["class_path"].endswith("CamVidDataModule"):
+        root_args = [f"--data.init_args.root={_camvid_from(tiny_cityscapes, tmp_path)}"]
     cli = run_cli(
         ["fit", f"--config={config}", *TINY_DATA, *root_args, "--trainer.fast_dev_run=1",
          f"--trainer.default_root_dir={tmp_path}"]
@@ -85,6 +89,44 @@ def _folder_dataset_from(cityscapes_root: Path, tmp_path: Path) -> Path:
             cv2.imwrite(str(root / split / "images" / f"{index}.png"), sample["image"][:, :, ::-1])
             cv2.imwrite(str(root / split / "masks" / f"{index}.png"), sample["mask"])
     return root
+
+
+def _camvid_from(cityscapes_root: Path, tmp_path: Path) -> Path:
+    """The tiny Cityscapes set in SegNet's CamVid layout: 11 classes (train ids 0..10), everything else void (11)."""
+    import cv2
+
+    from seglite.data import CityscapesDataset
+
+    root = tmp_path / "CamVid"
+    for split, source in (("train", "train"), ("val", "val"), ("test", "val")):
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        for index, sample in enumerate(CityscapesDataset(str(cityscapes_root), source)):
+            mask = np.where(sample["mask"] < 11, sample["mask"], 11).astype(np.uint8)
+            cv2.imwrite(str(root / split / f"{index}.png"), sample["image"][:, :, ::-1])
+            cv2.imwrite(str(root / f"{split}annot" / f"{index}.png"), mask)
+    return root
+
+
+@pytest.mark.parametrize("model_config", ["lraspp_mnv3_small.yaml", "deeplabv3plus_shufflenet_v2.yaml"])
+def test_the_camvid_cpu_config_composes_after_a_cityscapes_model_config(model_config, tiny_cityscapes, tmp_path):
+    # the README's CamVid commands: the overlay replaces the data section, Cityscapes paths and sizes included
+    cli = run_cli(["fit", f"--config={REPO / 'configs' / model_config}", f"--config={REPO / 'configs/camvid_cpu.yaml'}",
+                   *TINY_DATA, f"--data.init_args.root={_camvid_from(tiny_cityscapes, tmp_path)}",
+                   "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
+    data = cli.datamodule
+    assert type(data).__name__ == "CamVidDataModule" and data.base_size is None and data.splits["test"] == "test"
+    assert cli.model.num_classes == 11 and cli.trainer.global_step == 1
+
+
+def test_a_model_ignore_index_other_than_the_data_modules_is_refused_in_one_line(tiny_cityscapes, tmp_path, capsys):
+    code = run(["fit", f"--config={REPO / 'configs/lraspp_mnv3_camvid.yaml'}", *TINY_DATA,
+                f"--data.init_args.root={_camvid_from(tiny_cityscapes, tmp_path)}", "--model.ignore_index=11",
+                "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("seglite: error: --model.ignore_index is 11, but CamVidDataModule marks unlabelled pixels with 255")
+    assert "--data.init_args.ignore_index 11" in error
 
 
 def _fit(tmp_path: Path, tiny_cityscapes: Path, name: str, *extra: str):

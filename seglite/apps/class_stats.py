@@ -16,6 +16,7 @@ are read, by --workers processes.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -67,7 +68,8 @@ def reports(data, splits: Sequence[str] | None, methods: Sequence[str], workers:
     data._check_data()  # missing data: where it is expected and how to get it
     if splits is None:
         splits = list(dict.fromkeys(data.splits[role] for role in ("train", "val", "test")))
-    workers = data.num_workers if workers is None else workers
+    # the config's loader workers, at most one per usable CPU (counting is cheap per mask)
+    workers = min(data.num_workers, len(os.sched_getaffinity(0))) if workers is None else workers
     root = getattr(data, "root", None)
     heading = f"{type(data).__name__}{f' at {root}' if root else ''}: {data.num_classes} classes"
     if methods:
