@@ -8,7 +8,9 @@ section) and the weights in ``state_dict`` under ``model.``:
 - :func:`read_checkpoint` loads a file with ``torch.load(..., weights_only=True)`` (no pickled
   code runs) and turns every way it can fail into one ``CheckpointError`` naming the file.
 - :func:`model_config` is the model's configuration, made explicit for checkpoints of seglite
-  0.1 (``seglite.models.compat``), so they rebuild the architecture their weights belong to.
+  0.1 (``seglite.models.compat``), so they rebuild the architecture their weights belong to, and
+  with the backbones' ``weights`` option (the ImageNet file training started from) switched off:
+  the checkpoint holds the trained weights, and that file may be gone.
 - :func:`load_checkpoint` rebuilds the network and loads its weights. Instantiating class
   paths named by a file is code execution, so only ``nn.Module`` classes defined in
   ``seglite.models`` are built; a checkpoint naming anything else is refused.
@@ -16,6 +18,7 @@ section) and the weights in ``state_dict`` under ``model.``:
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import pickle
@@ -36,6 +39,8 @@ ALLOWED_CLASS_PREFIX = "seglite.models."
 """Class paths a checkpoint may name: the models package, nothing else."""
 STATE_PREFIX = "model."
 """Prefix of the network's weights in the task's ``state_dict``."""
+INITIAL_WEIGHTS_OPTION = "weights"
+"""The backbones' option naming the file they are initialised from; ``model_config`` sets it to ``None``."""
 EXPECTED = "a checkpoint written by `seglite fit` or `python tools/train.py CONFIG` (it stores the model's config)"
 
 
@@ -95,18 +100,47 @@ def describe_checkpoint_model(checkpoint: dict[str, Any]) -> str:
     return text
 
 
+def without_initial_weights(config: Any) -> Any:
+    """A copy of a model config with every seglite class's ``weights`` (an ImageNet file) set to ``None``."""
+    config = copy.deepcopy(config)
+    _skip_initial_weights(config)
+    return config
+
+
+def _skip_initial_weights(node: Any) -> None:
+    """Set ``weights`` to ``None`` in the ``init_args`` of every seglite class in ``node`` (in place)."""
+    if isinstance(node, dict):
+        init_args = node.get("init_args")
+        if (
+            isinstance(node.get("class_path"), str)
+            and node["class_path"].startswith("seglite.")
+            and isinstance(init_args, dict)
+            and init_args.get(INITIAL_WEIGHTS_OPTION) is not None
+        ):
+            init_args[INITIAL_WEIGHTS_OPTION] = None
+        for value in node.values():
+            _skip_initial_weights(value)
+    elif isinstance(node, list):
+        for value in node:
+            _skip_initial_weights(value)
+
+
 def model_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> dict[str, Any]:
-    """The ``class_path``/``init_args`` config of the checkpoint's model, explicit for seglite 0.1 files.
+    """The ``class_path``/``init_args`` config of the checkpoint's model, ready to rebuild it.
 
     A checkpoint without ``seglite_version`` was written by seglite 0.1, whose options had other
-    defaults: ``upgrade_model_config`` spells out the values that rebuild its architecture.
+    defaults: ``upgrade_model_config`` spells out the values that rebuild its architecture. A
+    backbone's ``weights`` (the ImageNet file it was initialised from before training) is set to
+    ``None``, so rebuilding never reads that file: the checkpoint's state dict replaces those
+    weights anyway, and the file may no longer exist. ``None`` rather than absent, so that the
+    value also overrides a config file's when the CLI merges the two (``--ckpt_path``).
     """
     hyperparameters = checkpoint.get("hyper_parameters")
     config = hyperparameters.get("model") if isinstance(hyperparameters, dict) else None
     if not (isinstance(config, dict) and "class_path" in config):
         raise CheckpointError(f"checkpoint {path} holds no model config (hyper_parameters 'model' with class_path); expected {EXPECTED}")
-    if checkpoint.get("seglite_version") is None:
-        config = upgrade_model_config(config)
+    config = upgrade_model_config(config) if checkpoint.get("seglite_version") is None else copy.deepcopy(config)
+    _skip_initial_weights(config)
     return config
 
 

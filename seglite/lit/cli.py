@@ -4,7 +4,8 @@ What it adds to LightningCLI: the data module's classes linked into the model; o
 abbreviated (``--trainer.max_step`` is an error, not ``max_steps``); every user error - a bad
 config value, an unreadable or mismatched checkpoint, a read-only or full output folder, a data
 error inside a loader worker - is one line naming the argument or file, exit code 2; an
-interrupt (Ctrl-C, SIGTERM) saves ``last.ckpt`` and says how to resume; and the closing summary
+interrupt (Ctrl-C, SIGTERM) saves ``last.ckpt`` and says how to resume; a backbone initialised
+from ImageNet weights (its ``weights`` option) says what it copied; and the closing summary
 prints what the checkpoint files hold, read back from them.
 """
 
@@ -23,7 +24,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from pytorch_lightning.utilities import rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from seglite.checkpoints import model_config, read_checkpoint
@@ -150,6 +151,11 @@ class SegliteCLI(LightningCLI):
             if isinstance(cause, SegliteError):
                 raise cause from error
             raise ConfigurationError(f"invalid configuration: {cause}") from error
+        # what a backbone's `weights` option copied in (seglite.models.weights.LoadedWeights), on rank 0 only
+        for module in self.model.modules():
+            loaded = getattr(module, "loaded_weights", None)
+            if loaded is not None:
+                rank_zero_info(str(loaded))
         self._check_ignore_index()
 
     def _check_ignore_index(self) -> None:

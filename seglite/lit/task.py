@@ -19,7 +19,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch.optim.lr_scheduler import LambdaLR
 
 import seglite
-from seglite.checkpoints import CheckpointError, describe_checkpoint_model
+from seglite.checkpoints import CheckpointError, describe_checkpoint_model, without_initial_weights
 from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from seglite.data.statistics import CLASS_WEIGHT_METHODS, ClassWeightMethod, class_table, class_weights
 from seglite.errors import ConfigurationError
@@ -154,6 +154,11 @@ class SegmentationTask(pl.LightningModule):
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["seglite_version"] = seglite.__version__
+        # the checkpoint holds the trained weights: rebuilding its model (load_from_checkpoint too)
+        # must not read the ImageNet file training started from, which may be gone
+        hparams = checkpoint.get("hyper_parameters")
+        if isinstance(hparams, dict) and isinstance(hparams.get("model"), dict):
+            hparams["model"] = without_initial_weights(hparams["model"])
         weights = self.loss.class_weights
         if weights is not None:
             checkpoint[CLASS_WEIGHTS_KEY] = {

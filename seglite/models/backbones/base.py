@@ -88,12 +88,14 @@ class Backbone(nn.Module):
 
     Subclasses build their layers, fill ``self.feature_info`` (the stage outputs
     ``FEATURE_NAMES`` from shallow to deep, then any extra taps such as ``layer2_depthwise``)
-    and implement ``forward``. ``feature_info`` and the properties below describe the module for
-    Python code; TorchScript ignores them, so every backbone can be scripted.
+    and implement ``forward``. Those with a ``weights`` option (ImageNet initialisation from a
+    local torchvision file) set ``self.loaded_weights``: the ``LoadedWeights`` report, or ``None``.
+    ``feature_info``, ``loaded_weights`` and the properties below describe the module for Python
+    code; TorchScript ignores them, so every backbone can be scripted.
     """
 
-    # Described in __init__ of the subclasses; TorchScript compiles neither (list of dataclasses, properties).
-    __jit_ignored_attributes__ = ("feature_info",)
+    # Described in __init__ of the subclasses; TorchScript compiles none of them (dataclasses, properties).
+    __jit_ignored_attributes__ = ("feature_info", "loaded_weights")
     __jit_unused_properties__ = ("out_channels", "output_stride")
 
     def feature(self, name: str) -> FeatureInfo:

@@ -18,6 +18,7 @@ from ..layers import (
     SqueezeExcite,
     make_divisible,
 )
+from ..weights import load_imagenet_weights
 from ._mobilenet import (
     MobileNetClassifier,
     StagedBackbone,
@@ -120,6 +121,8 @@ class BottleneckStage:
 
 STEM_CHANNELS = 32
 LAST_CHANNELS = 1280
+# what the ``weights`` option loads, for its error messages
+IMAGENET_FILES = "MobileNetV2 with width_mult 1.0 and in_channels 3 loads torchvision's mobilenet_v2 (mobilenet_v2-*.pth)"
 # MobileNetV2 paper, Table 2 (columns t, c, n, s), after the 3x3 stride-2 stem conv to 32
 # channels. The backbone ends at the 320-channel block, like DeepLab's MobileNetV2 feature
 # extractor; the 1x1 conv to 1280, pooling and classifier belong to MobileNetV2Classifier.
@@ -151,6 +154,13 @@ class MobileNetV2(StagedBackbone):
             The MobileNetV3 paper's MobileNetV2 RF2 row of Table 7 (0.98M parameters) matches
             ``"outputs"``; the authors released no MobileNetV2 segmentation tail to check against.
         in_channels: channels of the input image.
+        weights: path of a local file holding torchvision's ``mobilenet_v2`` ImageNet
+            ``state_dict`` (``mobilenet_v2-b0353104.pth`` or ``mobilenet_v2-7ebf99e0.pth``), copied in
+            once the network is built (any output stride; needs ``reduced_tail=False``). Its 1x1
+            conv to 1280 channels and classifier, which the backbone leaves out, are skipped;
+            ``self.loaded_weights`` reports what was copied. seglite never downloads weights.
+            The path stays in a checkpoint's config, but a model rebuilt from a checkpoint never
+            reads it: the checkpoint holds the trained weights (``seglite.checkpoints.model_config``).
 
     Besides the stage outputs, the backbone returns ``layer1..3_first`` and ``layer1..3_depthwise``
     (see ``StagedBackbone``); ``layer2_depthwise`` (192 channels) is TF DeepLab's stride-8 decoder
@@ -164,6 +174,7 @@ class MobileNetV2(StagedBackbone):
         reduced_tail: bool = False,
         tail_reduction: TailReduction = "outputs",
         in_channels: int = 3,
+        weights: str | None = None,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -204,6 +215,7 @@ class MobileNetV2(StagedBackbone):
             channels = out_channels
         self._set_stages(blocks, strides, plan)
         init_weights(self)
+        self.loaded_weights = None if weights is None else load_imagenet_weights(self, weights, reduced_tail, IMAGENET_FILES)
 
 
 class MobileNetV2Classifier(MobileNetClassifier):

@@ -12,6 +12,7 @@ from torch import nn
 from seglite.checks import check_choice
 
 from ..layers import ConvBNAct, make_divisible
+from ..weights import load_imagenet_weights
 from ._mobilenet import (
     MobileNetClassifier,
     StagedBackbone,
@@ -85,6 +86,12 @@ MOBILENET_V3_SMALL = [
 ]
 SMALL_HIDDEN_CHANNELS = 1024
 
+# what the ``weights`` option loads, for its error messages
+IMAGENET_FILES = (
+    "MobileNetV3 with width_mult 1.0 and in_channels 3 loads torchvision's mobilenet_v3_large (variant: large) "
+    "and mobilenet_v3_small (variant: small)"
+)
+
 
 def _variant_table(variant: str, owner: str) -> tuple[list[Bneck], int]:
     check_choice("variant", variant, VARIANTS, owner)
@@ -134,6 +141,15 @@ class MobileNetV3(StagedBackbone):
             the previous dilation (``"deeplab"``: TF DeepLab, the authors) or is dilated itself
             (``"torchvision"``); see ``plan_output_stride``.
         in_channels: channels of the input image.
+        weights: path of a local file holding torchvision's ImageNet ``state_dict`` of
+            ``mobilenet_v3_large`` (``mobilenet_v3_large-8738ca79.pth`` or ``-5c1a4163.pth``) or
+            ``mobilenet_v3_small`` (``mobilenet_v3_small-047dcff4.pth``), matching ``variant``;
+            copied in once the network is built (any output stride and dilation rule; needs
+            ``reduced_tail=False``: torchvision's ``lraspp_mobilenet_v3_large`` keeps the full tail
+            for the same reason). The classifier is skipped; ``self.loaded_weights`` reports what
+            was copied. seglite never downloads weights.
+            The path stays in a checkpoint's config, but a model rebuilt from a checkpoint never
+            reads it: the checkpoint holds the trained weights (``seglite.checkpoints.model_config``).
     """
 
     def __init__(
@@ -145,6 +161,7 @@ class MobileNetV3(StagedBackbone):
         tail_reduction: TailReduction = "all",
         dilation_rule: DilationRule = "deeplab",
         in_channels: int = 3,
+        weights: str | None = None,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -184,6 +201,7 @@ class MobileNetV3(StagedBackbone):
         blocks.append(ConvBNAct(channels, last_channels, 1, norm_layer=BATCH_NORM, activation=nn.Hardswish))
         self._set_stages(blocks, strides, plan)
         init_weights(self)
+        self.loaded_weights = None if weights is None else load_imagenet_weights(self, weights, reduced_tail, IMAGENET_FILES)
 
 
 class MobileNetV3Classifier(MobileNetClassifier):

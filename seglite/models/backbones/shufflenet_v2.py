@@ -14,6 +14,7 @@ from torch import nn
 from seglite.checks import check_choice
 
 from ..layers import ConvBNAct, channel_shuffle
+from ..weights import load_imagenet_weights
 from ._shufflenet import ShuffleNetClassifier, ShuffleNetLayout, depthwise_bn
 from .base import BlockGeometry
 
@@ -33,6 +34,11 @@ SHUFFLENET_V2_WIDTHS = {
     1.5: ShuffleNetV2Width(stage_channels=(176, 352, 704), conv5_channels=1024),
     2.0: ShuffleNetV2Width(stage_channels=(244, 488, 976), conv5_channels=2048),
 }
+# what the ``weights`` option loads, for its error messages
+IMAGENET_FILES = (
+    "ShuffleNetV2 with in_channels 3 loads torchvision's shufflenet_v2_x0_5, x1_0, x1_5 and x2_0 "
+    "(shufflenetv2_x*.pth) with width_mult 0.5, 1.0, 1.5 and 2.0"
+)
 
 
 class ShuffleV2Unit(nn.Module):
@@ -81,6 +87,14 @@ class ShuffleNetV2(ShuffleNetLayout):
         output_stride: 8, 16 or 32; later downsampling units become atrous.
         reduced_tail: halve the channels of stage 4 and conv5 (MobileNetV3 section 6.4).
         in_channels: channels of the input image.
+        weights: path of a local file holding torchvision's ImageNet ``state_dict`` of the
+            ``shufflenet_v2_x*`` of this width (``shufflenetv2_x0.5-f707e7126e.pth``,
+            ``shufflenetv2_x1-5666bf0f80.pth``, ``shufflenetv2_x1_5-3c479a10.pth``,
+            ``shufflenetv2_x2_0-8be3c8ee.pth``), copied in once the network is built (any output
+            stride; needs ``reduced_tail=False``). The classifier (``fc``) is skipped;
+            ``self.loaded_weights`` reports what was copied. seglite never downloads weights.
+            The path stays in a checkpoint's config, but a model rebuilt from a checkpoint never
+            reads it: the checkpoint holds the trained weights (``seglite.checkpoints.model_config``).
     """
 
     def __init__(
@@ -89,6 +103,7 @@ class ShuffleNetV2(ShuffleNetLayout):
         output_stride: int = 32,
         reduced_tail: bool = False,
         in_channels: int = 3,
+        weights: str | None = None,
     ) -> None:
         check_choice("width_mult", width_mult, tuple(SHUFFLENET_V2_WIDTHS), type(self).__name__)
         width = SHUFFLENET_V2_WIDTHS[width_mult]
@@ -104,6 +119,7 @@ class ShuffleNetV2(ShuffleNetLayout):
         super().__init__(stage_channels, make_unit, output_stride, in_channels)
         self.conv5 = ConvBNAct(stage_channels[-1], conv5_channels, 1)
         self.feature_info[-1] = replace(self.feature_info[-1], channels=conv5_channels)
+        self.loaded_weights = None if weights is None else load_imagenet_weights(self, weights, reduced_tail, IMAGENET_FILES)
 
 
 class ShuffleNetV2Classifier(ShuffleNetClassifier):
