@@ -47,13 +47,26 @@ def private_model_cache(tmp_path_factory):
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Tests run tiny inputs, which gain nothing from intra-op threads; on a busy machine
-    spinning OpenMP threads cost seconds per test."""
+    spinning OpenMP threads cost seconds per test.
+
+    ``OMP_NUM_THREADS`` is 1 too, whatever the user's shell says: the runtimes follow it before
+    torch's setting (``seglite.inference.runners.default_num_threads``), and so do the tools the
+    tests start. Tests of that rule set or unset it themselves.
+    """
+    import os
+
     import torch
 
     threads = torch.get_num_threads()
+    omp_threads = os.environ.get("OMP_NUM_THREADS")
     torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
     yield
     torch.set_num_threads(threads)
+    if omp_threads is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = omp_threads
 
 
 @pytest.fixture()

@@ -222,7 +222,7 @@ def test_auto_takes_the_fastest_installed_backend_and_says_why(checkpoint, monke
     chosen = Predictor.from_checkpoint(checkpoint)
     if openvino.available():
         expected = "bf16" if openvino.cpu_has_bf16() else "fp32"
-        assert chosen.description == f"openvino {expected}, 1 thread (auto)"  # conftest: torch.set_num_threads(1)
+        assert chosen.description == f"openvino {expected}, 1 thread (auto)"  # conftest: one thread
     assert (chosen.predict(image) == reference).mean() >= 0.999
     monkeypatch.setattr(openvino, "available", lambda: False)
     fallback = Predictor.from_checkpoint(checkpoint)
@@ -236,7 +236,9 @@ def test_auto_takes_the_fastest_installed_backend_and_says_why(checkpoint, monke
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_threads_follow_omp_num_threads_then_torch(checkpoint, monkeypatch, backend):
-    assert "1 thread" in Predictor.from_checkpoint(checkpoint, backend=backend).description  # torch's setting
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # conftest sets it (to 1, as torch's)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert "4 threads" in Predictor.from_checkpoint(checkpoint, backend=backend).description  # torch's setting
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert "3 threads" in Predictor.from_checkpoint(checkpoint, backend=backend).description
     assert "2 threads" in Predictor.from_checkpoint(checkpoint, backend=backend, num_threads=2).description
