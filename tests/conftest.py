@@ -23,6 +23,59 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return cpus
 
 
+def _cpu_info() -> tuple[str, set[str]]:
+    """The CPU's model name and feature flags as Linux names them (``("", set())`` elsewhere)."""
+    name, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not name:
+                name = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return name, flags
+
+
+def pytest_report_header(config) -> str:
+    """The CPU class the suite runs on: what a runtime computes by default depends on it (OpenVINO
+    runs bf16 where the CPU computes bf16), and $SEGLITE_OPENVINO_PRECISION=f32 runs a bf16 CPU as one
+    without it."""
+    import torch
+
+    from seglite.inference import openvino
+
+    name, flags = _cpu_info()
+    features = [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+                if flag in flags]
+    line = (f"cpu: {name or 'unknown'} ({', '.join(features) or 'no flags read'}, {pytest_xdist_auto_num_workers(config)} usable CPUs); "
+            f"torch kernels {torch.backends.cpu.get_cpu_capability()}")
+    if openvino.available():
+        computes = openvino.cpu_computes_bf16()
+        runs = "bf16" if openvino.cpu_has_bf16() else "fp32"
+        line += f"; OpenVINO default precision {runs} (the CPU {'computes' if computes else 'has no'} bf16"
+        forced = openvino.forced_precision()
+        line += f", {openvino.PRECISION_ENVIRONMENT}={forced})" if forced else ")"
+    return line
+
+
+def pytest_configure(config) -> None:
+    """A run asked to exercise the bf16 branch ($SEGLITE_OPENVINO_PRECISION=bf16) refuses a CPU that cannot
+    compute bf16, where it would silently run fp32 twice; a misspelt value is refused too."""
+    from seglite.inference import openvino
+
+    try:
+        forced = openvino.forced_precision()
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    if forced == "bf16" and not (openvino.available() and openvino.cpu_computes_bf16()):
+        raise pytest.UsageError(
+            f"{openvino.PRECISION_ENVIRONMENT}=bf16, but OpenVINO computes no bf16 on this CPU (it needs AMX or "
+            f"AVX512-BF16, and OpenVINO installed): bf16 cannot be emulated; unset it or use f32"
+        )
+
+
 @pytest.fixture(scope="session")
 def tiny_cityscapes(tmp_path_factory) -> Path:
     """8 train / 4 val / 2 test images of 64x128 in the Cityscapes layout."""
@@ -47,13 +100,26 @@ def private_model_cache(tmp_path_factory):
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Tests run tiny inputs, which gain nothing from intra-op threads; on a busy machine
-    spinning OpenMP threads cost seconds per test."""
+    spinning OpenMP threads cost seconds per test.
+
+    ``OMP_NUM_THREADS`` is 1 too, whatever the user's shell says: the runtimes follow it before
+    torch's setting (``seglite.inference.runners.default_num_threads``), and so do the tools the
+    tests start. Tests of that rule set or unset it themselves.
+    """
+    import os
+
     import torch
 
     threads = torch.get_num_threads()
+    omp_threads = os.environ.get("OMP_NUM_THREADS")
     torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
     yield
     torch.set_num_threads(threads)
+    if omp_threads is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = omp_threads
 
 
 @pytest.fixture()

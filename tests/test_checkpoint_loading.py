@@ -186,10 +186,12 @@ import seglite.checkpoints, seglite.inference.export, seglite.inference.runners,
 import seglite.inference.openvino, seglite.inference.metadata
 from seglite.inference.predictor import Predictor
 image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
-masks = {{}}
-backends = ["torch", "onnxruntime"] + (["openvino"] if seglite.inference.openvino.available() else [])
-for backend in backends:
-    masks[backend] = Predictor.from_checkpoint({checkpoint!r}, backend=backend, cache_dir=None).predict(image).tolist()
+masks, backends = {{}}, []
+for backend in ["torch", "onnxruntime"] + (["openvino"] if seglite.inference.openvino.available() else []):
+    # fp32 everywhere: backend="openvino" would run bf16 by default on a CPU that computes it
+    predictor = Predictor.from_checkpoint({checkpoint!r}, backend=backend, precision="fp32", cache_dir=None)
+    masks[backend] = predictor.predict(image).tolist()
+    backends.append(predictor.description)
 print(json.dumps({{"runtimes_at_import": runtimes_at_import, "backends": backends,
                   "agree": all(m == masks["torch"] for m in masks.values()),
                   "loaded": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)}}))
@@ -205,4 +207,5 @@ def test_inference_needs_no_lightning_smp_timm_or_albumentations(checkpoint):  #
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["loaded"] == []
     assert report["runtimes_at_import"] == []  # import seglite.inference.predictor imports no runtime
-    assert report["agree"], report["backends"]
+    assert all(" fp32" in description for description in report["backends"]), report["backends"]
+    assert report["agree"], report["backends"]  # fp32 on every backend: the same masks

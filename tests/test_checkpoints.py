@@ -67,8 +67,18 @@ class SignalAtStep(pl.Callback):
             os.kill(os.getpid(), self.signum)
 
 
+@pytest.fixture()
+def foreground_ctrl_c():
+    """Python's Ctrl-C handling, as in a terminal's foreground, also when the suite runs in the
+    background (where SIGINT starts out ignored); the disposition found is restored after."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_an_interrupt_finishes_the_step_saves_last_and_the_run_resumes_exactly(signum, tiny_cityscapes, tmp_path, capsys):
+def test_an_interrupt_finishes_the_step_saves_last_and_the_run_resumes_exactly(signum, tiny_cityscapes, tmp_path, capsys,
+                                                                               foreground_ctrl_c):
     schedule = ["--trainer.max_steps=7", "--trainer.val_check_interval=4"]
     straight = run_cli(fit_args(run_config(tmp_path, "straight"), tiny_cityscapes, *schedule))
     handler = signal.getsignal(signal.SIGINT)
@@ -88,6 +98,21 @@ def test_an_interrupt_finishes_the_step_saves_last_and_the_run_resumes_exactly(s
                                f"--trainer.default_root_dir={tmp_path / 'resumed'}"))
     assert resumed.trainer.global_step == 7
     assert_same_weights(weights(resumed.model), weights(straight.model))
+
+
+def test_an_ignored_ctrl_c_stays_ignored(tiny_cityscapes, tmp_path, capsys):
+    """A process started ignoring SIGINT (a shell's background job) is not stopped by one, and training
+    leaves it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        interrupt = {"class_path": f"{__name__}.SignalAtStep", "init_args": {"step": 1, "signum": int(signal.SIGINT)}}
+        code = run(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, "--trainer.max_steps=2",
+                            "--trainer.val_check_interval=2", f"--trainer.callbacks+={json.dumps(interrupt)}"), prog="train")
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 0, capsys.readouterr().err
+    assert saved_step(tmp_path / "run" / "checkpoints" / "last.ckpt") == 2
 
 
 def test_ctrl_c_before_training_starts_is_one_line_and_exit_130(tiny_cityscapes, tmp_path, monkeypatch, capsys):

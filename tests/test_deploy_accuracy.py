@@ -83,7 +83,8 @@ def test_auto_eligible_paths_keep_miou_within_half_a_point(trained_demo, tmp_pat
     assert chosen in {name.removesuffix(" (auto)") for name in candidates}
 
 
-@pytest.mark.skipif(not (openvino.available() and openvino.cpu_has_bf16()), reason="this CPU has no bf16 arithmetic (AMX or AVX512-BF16)")
+@pytest.mark.skipif(not (openvino.available() and openvino.cpu_has_bf16()),
+                    reason="OpenVINO runs no bf16 here: the CPU has no AMX or AVX512-BF16, or SEGLITE_OPENVINO_PRECISION=f32")
 def test_bf16_runs_in_bf16_and_keeps_miou(trained_demo, tmp_path):
     checkpoint, root = trained_demo
     bf16 = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="bf16", cache_dir=tmp_path)

@@ -530,17 +530,29 @@ def test_ctrl_c_stops_with_one_line_code_130_and_no_partial_results(tiny_citysca
     assert not (output / "results.json").exists() and not (output / "config.yaml").exists()
 
 
-def test_ctrl_c_before_the_run_writes_nothing(evaluate, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("started_with", ["default_int_handler", "SIG_IGN"], ids=["foreground", "background"])
+def test_ctrl_c_before_the_run_writes_nothing(started_with, evaluate, tmp_path, monkeypatch, capsys):
+    """Whatever Ctrl-C handling the process started with (a background job's is SIG_IGN), the tool
+    handles Ctrl-C during its run only where it is not ignored, and gives back what it found."""
     import signal
 
     from seglite.apps import test as tool
 
+    found = getattr(signal, started_with)
+    during = []
+
     def interrupted(*args):
+        during.append(signal.getsignal(signal.SIGINT))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tool, "describe_evaluated_model", interrupted)
-    output = tmp_path / "eval"
-    assert evaluate(output) == 130
-    assert capsys.readouterr().err == "test: interrupted; no results written\n"
-    assert not output.exists()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the tool's handler is gone
+    previous = signal.signal(signal.SIGINT, found)
+    try:
+        output = tmp_path / "eval"
+        assert evaluate(output) == 130
+        assert capsys.readouterr().err == "test: interrupted; no results written\n"
+        assert not output.exists()
+        assert during == [found if found is signal.SIG_IGN else tool._on_sigint]  # an ignored Ctrl-C stays ignored
+        assert signal.getsignal(signal.SIGINT) is found  # the tool's handler is gone
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -222,8 +222,14 @@ def test_auto_takes_the_fastest_installed_backend_and_says_why(checkpoint, monke
     chosen = Predictor.from_checkpoint(checkpoint)
     if openvino.available():
         expected = "bf16" if openvino.cpu_has_bf16() else "fp32"
-        assert chosen.description == f"openvino {expected}, 1 thread (auto)"  # conftest: torch.set_num_threads(1)
-    assert (chosen.predict(image) == reference).mean() >= 0.999
+        assert chosen.description == f"openvino {expected}, 1 thread (auto)"  # conftest: one thread
+    if "bf16" in chosen.description:
+        # bf16 keeps 8 bits of mantissa: with random weights the top two logits are often close, and
+        # some pixels flip (up to 0.16% of five random images on an AMD Zen 4 with AVX512-BF16); what
+        # bf16 promises is measured on a trained model (tests/test_deploy_accuracy.py)
+        assert (chosen.predict(image) == reference).mean() >= 0.99
+    else:
+        np.testing.assert_array_equal(chosen.predict(image), reference)
     monkeypatch.setattr(openvino, "available", lambda: False)
     fallback = Predictor.from_checkpoint(checkpoint)
     assert fallback.description == "onnxruntime fp32, 1 thread (auto: openvino not installed)"
@@ -236,7 +242,9 @@ def test_auto_takes_the_fastest_installed_backend_and_says_why(checkpoint, monke
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_threads_follow_omp_num_threads_then_torch(checkpoint, monkeypatch, backend):
-    assert "1 thread" in Predictor.from_checkpoint(checkpoint, backend=backend).description  # torch's setting
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # conftest sets it (to 1, as torch's)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert "4 threads" in Predictor.from_checkpoint(checkpoint, backend=backend).description  # torch's setting
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert "3 threads" in Predictor.from_checkpoint(checkpoint, backend=backend).description
     assert "2 threads" in Predictor.from_checkpoint(checkpoint, backend=backend, num_threads=2).description
@@ -309,7 +317,28 @@ def test_a_corrupt_cache_entry_is_discarded_and_rebuilt(checkpoint, tmp_path, ca
 @pytest.mark.skipif(not openvino.available() or openvino.cpu_has_bf16(), reason="needs OpenVINO on a CPU without bf16")
 def test_bf16_asked_on_a_cpu_without_it_says_so(checkpoint):
     predictor = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="bf16")
-    assert predictor.description.startswith("openvino fp32") and "no bf16 arithmetic" in predictor.description
+    forced = f"{openvino.PRECISION_ENVIRONMENT}=f32" if openvino.cpu_computes_bf16() else "no bf16 arithmetic"
+    assert predictor.description.startswith("openvino fp32") and f"bf16 asked, but {forced}" in predictor.description
+
+
+@needs_openvino
+def test_forced_f32_runs_a_bf16_cpu_as_one_without_bf16(checkpoint, monkeypatch):
+    """$SEGLITE_OPENVINO_PRECISION=f32: what a CPU without bf16 runs, on any CPU (there, it changes nothing)."""
+    monkeypatch.setenv(openvino.PRECISION_ENVIRONMENT, "f32")
+    assert not openvino.cpu_has_bf16()
+    image = random_images([(33, 130)])[0]
+    reference = Predictor.from_checkpoint(checkpoint, backend="torch").predict(image)
+    chosen = Predictor.from_checkpoint(checkpoint)
+    assert chosen.description == "openvino fp32, 1 thread (auto)"
+    np.testing.assert_array_equal(chosen.predict(image), reference)
+    asked = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="bf16")
+    assert asked.description.startswith("openvino fp32, 1 thread; bf16 asked, but ")
+    np.testing.assert_array_equal(asked.predict(image), reference)
+    monkeypatch.setenv(openvino.PRECISION_ENVIRONMENT, "bf16")  # OpenVINO's default: bf16 where the CPU computes it
+    assert openvino.cpu_has_bf16() == openvino.cpu_computes_bf16()
+    monkeypatch.setenv(openvino.PRECISION_ENVIRONMENT, "fp16")
+    with pytest.raises(ValueError, match="SEGLITE_OPENVINO_PRECISION must be 'f32' or 'bf16'"):
+        Predictor.from_checkpoint(checkpoint, backend="openvino")
 
 
 def test_bad_precision_and_backend_combinations(checkpoint):

@@ -330,6 +330,8 @@ def _openvino_bf16_unavailable(device: str) -> str | None:
         from seglite.inference import openvino
 
         if not openvino.cpu_has_bf16():
+            if openvino.cpu_computes_bf16():
+                return f"{openvino.PRECISION_ENVIRONMENT}=f32 runs OpenVINO in fp32"
             return "this CPU has no bf16 arithmetic (AMX or AVX512-BF16); OpenVINO would run fp32"
     return unavailable
 

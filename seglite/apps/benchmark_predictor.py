@@ -219,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.checkpoint or 'lraspp_mobilenet_v3_large preset (random weights)'}, {args.height}x{args.width} uint8 image "
           f"({image_source}), batch 1, "
           f"{threads} threads; median of {args.rounds} rounds after {args.warmup} warm-up, all paths alternating")
+    forced = f" ({openvino.PRECISION_ENVIRONMENT}={openvino.forced_precision()})" if openvino.forced_precision() else ""
     print(f"{versions}; {platform.machine()}, torch CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-          f"bf16 {'yes' if openvino.available() and openvino.cpu_has_bf16() else 'no'}")
+          f"bf16 {'yes' if openvino.available() and openvino.cpu_has_bf16() else 'no'}{forced}")
     reference = statistics.median(times[REFERENCE])
     onnx = statistics.median(times["onnxruntime fp32, model call"])
     width = max(len(name) for name in times)

@@ -7,12 +7,19 @@ bf16 arithmetic (AMX or AVX512-BF16), and OpenVINO then keeps precision-sensitiv
 fp32 itself; elsewhere it silently runs fp32, so :class:`OpenVinoEngine` reports the precision it
 got, not the one asked for. int8 is NNCF post-training quantisation, calibrated on images.
 
+``SEGLITE_OPENVINO_PRECISION=f32`` in the environment makes a CPU that computes bf16 behave as
+one that does not: every model is compiled with ``INFERENCE_PRECISION_HINT=f32``, ``"auto"``
+resolves to fp32, and a bf16 request runs fp32 and says so. It lets such a machine run, and test,
+what a CPU without bf16 runs. ``bf16`` (OpenVINO's default) can be named too, but bf16 arithmetic
+cannot be emulated where the CPU lacks it: there OpenVINO still runs fp32.
+
 Install with ``pip install seglite[openvino]``.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,6 +36,8 @@ if TYPE_CHECKING:
     import openvino
 
 Precision = Literal["fp32", "bf16", "int8"]  # what a compiled model runs ("auto" is resolved before)
+PRECISION_ENVIRONMENT = "SEGLITE_OPENVINO_PRECISION"
+"""Environment variable: ``f32`` runs OpenVINO in fp32 even where the CPU computes bf16 (module docstring)."""
 RT_INFO_KEY = "seglite"
 """``rt_info`` section of an OpenVINO IR written by seglite: the metadata entries, JSON-encoded."""
 
@@ -50,9 +59,26 @@ def core() -> openvino.Core:
     return ov.Core()
 
 
-def cpu_has_bf16() -> bool:
-    """True when OpenVINO can compute in bf16 on this CPU (AMX or AVX512-BF16)."""
+def forced_precision() -> Literal["f32", "bf16"] | None:
+    """``$SEGLITE_OPENVINO_PRECISION`` (``"f32"`` or ``"bf16"``), or None when it is unset or empty."""
+    value = os.environ.get(PRECISION_ENVIRONMENT, "")
+    if value == "":
+        return None
+    if value not in ("f32", "bf16"):
+        raise ValueError(f"{PRECISION_ENVIRONMENT} must be 'f32' or 'bf16' (OpenVINO's INFERENCE_PRECISION_HINT), got {value!r}")
+    return value
+
+
+def cpu_computes_bf16() -> bool:
+    """True when this CPU has bf16 arithmetic that OpenVINO uses (AMX or AVX512-BF16), whatever
+    ``$SEGLITE_OPENVINO_PRECISION`` says."""
     return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def cpu_has_bf16() -> bool:
+    """True when OpenVINO runs bf16 here: the CPU computes it (:func:`cpu_computes_bf16`) and
+    ``$SEGLITE_OPENVINO_PRECISION`` is not ``f32``."""
+    return forced_precision() != "f32" and cpu_computes_bf16()
 
 
 def read_onnx(data: bytes) -> openvino.Model:
@@ -123,6 +149,7 @@ class OpenVinoEngine:
     ) -> None:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16' for a compiled model, got {precision!r}")
+        forced_f32 = forced_precision() == "f32"
         self.core = core()
         self.num_threads = num_threads or default_num_threads()
         self.coarse = coarse
@@ -130,7 +157,7 @@ class OpenVinoEngine:
             "INFERENCE_NUM_THREADS": self.num_threads,
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
-            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" and not forced_f32 else "f32",
         }
         self._source_model = model
         self._masks = self._compile(model)
@@ -139,7 +166,8 @@ class OpenVinoEngine:
         got = str(self._masks.get_compiled_model().get_property("INFERENCE_PRECISION_HINT"))
         self.precision = "int8" if int8 else ("bf16" if "bf16" in got or "bfloat16" in got else "fp32")
         if precision == "bf16" and not int8 and self.precision != "bf16":
-            note = f"{note}; bf16 asked, but this CPU has no bf16 arithmetic (AMX or AVX512-BF16)"
+            reason = f"{PRECISION_ENVIRONMENT}=f32" if forced_f32 else "this CPU has no bf16 arithmetic (AMX or AVX512-BF16)"
+            note = f"{note}; bf16 asked, but {reason}"
         self.description = f"openvino {self.precision}, {threads_text(self.num_threads)}{note}"
 
     def _compile(self, model: openvino.Model):

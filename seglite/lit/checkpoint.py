@@ -195,7 +195,9 @@ class ModelCheckpoint(LightningModelCheckpoint):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         self.interrupted_by = None
-        if threading.current_thread() is threading.main_thread():
+        # Ctrl-C is ours to handle in the main thread, unless the process was started ignoring it
+        # (a shell's background job): a Ctrl-C meant for the foreground must not stop this run
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
