@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--count", type=arguments.positive_int, default=4, help="images, evenly spaced through the split (default: 4)")
     parser.add_argument("--names", nargs="+", metavar="STEM", help="pick these images (file names without extension)")
     parser.add_argument("--output", type=Path, required=True, help="the figure's PNG file")
+    parser.add_argument("--scale", type=arguments.fraction, default=1.0,
+                        help="draw the tiles at this fraction of the images' size, e.g. 0.5 (default: 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     add_model_arguments(parser, "image")
     return parser
@@ -74,6 +76,16 @@ def image_scores(truth, prediction, num_classes: int, ignore_index: int = 255) -
     return scores.pixel_accuracy, scores.miou
 
 
+def shrink(image, truth, prediction, scale: float):
+    """The image (area-averaged) and both masks (nearest) at ``scale`` of their size."""
+    import cv2
+
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return (cv2.resize(image, size, interpolation=cv2.INTER_AREA),
+            cv2.resize(truth, size, interpolation=cv2.INTER_NEAREST),
+            cv2.resize(prediction, size, interpolation=cv2.INTER_NEAREST))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # heavy imports only now, so that --help is instant
@@ -100,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             image, truth = read_rgb(paths[index]), dataset.read_mask(index)
             prediction = predictor.predict(image)
             accuracy, miou = image_scores(truth, prediction, data.num_classes, IGNORE_INDEX)
+            if args.scale != 1.0:  # scores first, at full resolution; then smaller tiles
+                image, truth, prediction = shrink(image, truth, prediction, args.scale)
             rows.append((f"{paths[index].name}   pixel acc. {100 * accuracy:.1f}%   mIoU {100 * miou:.1f}", image, truth, prediction))
             print(f"{paths[index]}: pixel accuracy {100 * accuracy:.2f}, mIoU {100 * miou:.2f}")
         figure = comparison_figure(rows, data.palette, data.class_names, IGNORE_INDEX)
