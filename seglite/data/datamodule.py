@@ -449,6 +449,8 @@ class FolderDataModule(SegmentationDataModule):
             raise ValueError(f"palette must be {num_classes} RGB triples of 0..255, got shape {palette_array.shape}")
         for name, template in (("image_dir", image_dir), ("mask_dir", mask_dir), ("split_list", split_list)):
             _check_template(name, template)
+        if image_dir == mask_dir:
+            raise ValueError(f"image_dir and mask_dir are both {image_dir!r}; images and masks need folders of their own")
         # the resolved names and palette reach the task (and its hparams) through the CLI link;
         # saving the raw arguments here too would clash with them when Lightning merges hparams
         self.save_hyperparameters(ignore=["class_names", "palette"])

@@ -71,13 +71,15 @@ class FolderDataset(Dataset):
         require_dir(self.root, "folder data set root", FOLDER_LAYOUT)
         images_dir = _split_path(self.root, image_dir, split)
         require_dir(images_dir, f"{split!r} images", FOLDER_LAYOUT)
+        if mask_dir == image_dir:
+            raise ValueError(f"image_dir and mask_dir are both {image_dir!r}; images and masks need folders of their own")
         images = _index(images_dir, IMAGE_EXTENSIONS)
         if split_list is not None:
             images = _select(images, _split_path(self.root, split_list, split), images_dir)
         if not images:
             raise DatasetNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {images_dir}")
         masks_dir = _split_path(self.root, mask_dir, split)
-        if masks_dir.is_dir() and masks_dir != images_dir:
+        if masks_dir.is_dir():
             masks = _index(masks_dir, (".png",))
             _refuse_lossy_masks(images, masks, masks_dir)
             if split_list is not None:
