@@ -342,6 +342,16 @@ def test_abbreviated_options_are_rejected_in_a_short_message(tiny_cityscapes, tm
     assert not args.overwrite and rest == ["--over"]
 
 
+def test_a_typo_under_data_init_args_is_one_line_like_one_under_trainer(tiny_cityscapes, tmp_path, capsys):
+    code = run(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, "--data.init_args.batchsize=3"), prog="train")
+    assert code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if "Warning" not in line and "deprecated" not in line]
+    assert error == [
+        "train fit: error: Parser key \"data\": class_path 'seglite.data.CityscapesDataModule': Option 'batchsize' is not accepted",
+        "(`train fit --help` lists the accepted options)",
+    ]
+
+
 @pytest.mark.parametrize("where", ["mount point", "sub-folder"])
 def test_a_read_only_output_folder_is_one_line(where, mount_tmpfs, tiny_cityscapes, tmp_path, capsys):
     read_only = mount_tmpfs(64, read_only=True)

@@ -62,8 +62,25 @@ class SegliteArgumentParser(LightningArgumentParser):
         if not self.exit_on_error:  # jsonargparse parsing internally, catching its own errors
             return super().error(message, ex)
         prog = self.prog.replace(" [options]", "")
-        sys.stderr.write(f"{prog}: error: {message.strip()}\n(`{prog} --help` lists the accepted options)\n")
+        sys.stderr.write(f"{prog}: error: {condensed(message)}\n(`{prog} --help` lists the accepted options)\n")
         self.exit(2)
+
+
+def condensed(message: str) -> str:
+    """jsonargparse's report on a ``class_path`` section (its union-type dump) as the one line that says what is wrong.
+
+    ``Parser key "data": ... Problem with given class_path 'C': Option 'batchsize' is not accepted ...``
+    becomes ``Parser key "data": class_path 'C': Option 'batchsize' is not accepted``.
+    """
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not any("Does not validate against any of the Union subtypes" in line for line in lines):
+        return message.strip()
+    for index, line in enumerate(lines):
+        problem = line.lstrip("- ")
+        if problem.startswith("Problem with given class_path") and index + 1 < len(lines):
+            key = lines[0].rstrip(":")
+            return f"{key}: {problem.removeprefix('Problem with given ').rstrip(':')}: {lines[index + 1].lstrip('- ')}"
+    return message.strip()
 
 
 class SaveConfig(SaveConfigCallback):
