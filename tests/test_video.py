@@ -370,3 +370,15 @@ def test_video_gets_the_usual_permissions(tool, odd_video, tmp_path):
     finally:
         os.umask(previous)
     assert (tmp_path / "out.avi").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("fps", ["inf", "nan", "1e-9", "1e9", "0", "-5", "fast"])
+def test_a_frame_rate_that_no_writer_takes_is_an_argument_error_naming_fps(tool, odd_video, tmp_path, capsys, fps):
+    # `--fps inf` used to hang inside OpenCV's writer, where Ctrl-C could not stop it
+    with pytest.raises(SystemExit) as stop:
+        tool.parse_args([str(odd_video), str(tmp_path / "out.mp4"), "--checkpoint", "x.ckpt", "--fps", fps])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.endswith(f"argument --fps: expected frames per second from 0.1 to 1000, got '{fps}'")
+    assert not (tmp_path / "out.mp4").exists()
+    assert tool.parse_args([str(odd_video), str(tmp_path / "out.mp4"), "--checkpoint", "x.ckpt", "--fps", "0.5"]).fps == 0.5

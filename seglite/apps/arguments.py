@@ -35,6 +35,16 @@ def fraction(text: str) -> float:
     return checked(text, float, lambda value: 0 < value <= 1, "a number in (0, 1]")
 
 
+MIN_FRAME_RATE, MAX_FRAME_RATE = 0.1, 1000.0
+
+
+def frame_rate(text: str) -> float:
+    """A video frame rate: a finite number of frames per second from 0.1 to 1000 (OpenCV's writers
+    hang or fail without naming the option on ``inf``, ``nan`` or 1e9)."""
+    return checked(text, float, lambda value: MIN_FRAME_RATE <= value <= MAX_FRAME_RATE,
+                   f"frames per second from {MIN_FRAME_RATE:g} to {MAX_FRAME_RATE:g}")
+
+
 def size(text: str) -> tuple[int, int]:
     """``512x1024`` as ``(512, 1024)``."""
     height, sep, width = text.lower().partition("x")

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--opacity", type=float, default=0.5, help="overlay opacity, 0 (frame only) to 1 (colours only); default 0.5")
     output.add_argument("--side-by-side", action="store_true", help="write the frame and its overlay side by side (twice the width)")
     output.add_argument("--masks", type=arguments.folder, help="also write each frame's train-id mask as a PNG into this folder")
-    output.add_argument("--fps", type=float, help=f"output frame rate (default: the input's, else {DEFAULT_FPS:g})")
+    output.add_argument("--fps", type=arguments.frame_rate, help=f"output frame rate (default: the input's, else {DEFAULT_FPS:g})")
     output.add_argument("--max-frames", type=int, help="stop after this many frames")
     output.add_argument("--overwrite", action="store_true",
                         help="replace an existing output video, and the masks an earlier run wrote (removing those it does not rewrite)")
@@ -64,8 +64,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--max-frames must be at least 1, got {args.max_frames}")
     if not 0.0 <= args.opacity <= 1.0:
         parser.error(f"--opacity must be between 0 and 1, got {args.opacity}")
-    if args.fps is not None and args.fps <= 0:
-        parser.error(f"--fps must be positive, got {args.fps}")
     return args
 
 
