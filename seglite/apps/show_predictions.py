@@ -91,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     # heavy imports only now, so that --help is instant
     from seglite.apps.configs import build_data_module
     from seglite.data.constants import IGNORE_INDEX
-    from seglite.data.io import read_rgb
     from seglite.files import check_output_file, write_image
     from seglite.visualization import comparison_figure
 
@@ -109,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         rows = []
         for index in chosen:
-            image, truth = read_rgb(paths[index]), dataset.read_mask(index)
+            sample = dataset[index]  # no transform: the RGB image and its class-id mask, checked to match
+            image, truth = sample["image"], sample["mask"]
             prediction = predictor.predict(image)
             accuracy, miou = image_scores(truth, prediction, data.num_classes, IGNORE_INDEX)
             if args.scale != 1.0:  # scores first, at full resolution; then smaller tiles

@@ -30,7 +30,7 @@ from .cityscapes import (
     CityscapesDataset,
 )
 from .constants import IGNORE_INDEX
-from .folder import FOLDER_LAYOUT, FolderDataset
+from .folder import FOLDER_LAYOUT, FolderDataset, check_layout
 from .io import DATA_README
 from .labels import LabelEncoding, MaskFormat
 from .sampling import EpochShuffleSampler, SeededAugmentation, worker_signals
@@ -133,10 +133,8 @@ class SegmentationDataModule(pl.LightningDataModule):
             raise ValueError(f"role must be one of {sorted(self.splits)}, got {role!r}")
         if role not in self.datasets:
             self.setup({"train": "fit", "val": "validate"}.get(role, role))
-        dataset = self.datasets[role]
-        if role == "train":
-            dataset = self._dataset(self.splits[role], None)  # the training set without its augmentation
-        return count_class_pixels(dataset, self.num_classes, num_workers=self.num_workers)
+        # read_mask decodes the masks alone, without the split's transform
+        return count_class_pixels(self.datasets[role], self.num_classes, num_workers=self.num_workers)
 
     def _loader(self, role: str, batch_size: int, shuffle: bool) -> DataLoader:
         if role not in self.datasets:
@@ -447,10 +445,7 @@ class FolderDataModule(SegmentationDataModule):
         palette_array = default_palette(num_classes) if palette is None else np.asarray(palette)
         if palette_array.shape != (num_classes, 3) or palette_array.min() < 0 or palette_array.max() > 255:
             raise ValueError(f"palette must be {num_classes} RGB triples of 0..255, got shape {palette_array.shape}")
-        for name, template in (("image_dir", image_dir), ("mask_dir", mask_dir), ("split_list", split_list)):
-            _check_template(name, template)
-        if image_dir == mask_dir:
-            raise ValueError(f"image_dir and mask_dir are both {image_dir!r}; images and masks need folders of their own")
+        check_layout(image_dir, mask_dir, split_list)  # now, not when a split is first opened
         # the resolved names and palette reach the task (and its hparams) through the CLI link;
         # saving the raw arguments here too would clash with them when Lightning merges hparams
         self.save_hyperparameters(ignore=["class_names", "palette"])
@@ -503,17 +498,6 @@ class FolderDataModule(SegmentationDataModule):
             split_list=self.layout["split_list"],
             require_masks=labelled,  # only prediction takes bare images
         )
-
-
-def _check_template(name: str, template: str | None) -> None:
-    if template is None:
-        return
-    try:
-        template.format(split="train")
-    except (KeyError, IndexError, ValueError) as error:
-        raise ValueError(
-            f"{name} {template!r} is not a folder template: the only placeholder is {{split}} ({error})"
-        ) from None
 
 
 class CamVidDataModule(FolderDataModule):

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from seglite.errors import DataFormatError, DatasetNotFoundError
 from seglite.files import IMAGE_EXTENSIONS
 
-from .io import IGNORE_INDEX, make_sample, pair_files, read_rgb, require_dir
+from .io import IGNORE_INDEX, make_sample, pair_files, read_pair, require_dir
 from .labels import LabelEncoding
 
 FOLDER_LAYOUT = """\
@@ -21,6 +21,21 @@ FOLDER_LAYOUT = """\
   images and masks are matched by file stem; a split without masks/ (e.g. test) serves prediction only.
   Other layouts: image_dir / mask_dir name the folders ({split} stands for the split's name, e.g. SegNet's
   CamVid: image_dir "{split}", mask_dir "{split}annot"), and split_list a text file naming each split's images."""
+
+
+def check_layout(image_dir: str, mask_dir: str, split_list: str | None) -> None:
+    """``ValueError`` naming the argument for a folder template other than ``{split}``, or one folder for both."""
+    for name, template in (("image_dir", image_dir), ("mask_dir", mask_dir), ("split_list", split_list)):
+        if template is None:
+            continue
+        try:
+            template.format(split="train")
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                f"{name} {template!r} is not a folder template: the only placeholder is {{split}} ({error})"
+            ) from None
+    if image_dir == mask_dir:
+        raise ValueError(f"image_dir and mask_dir are both {image_dir!r}; images and masks need folders of their own")
 
 
 def _split_path(root: Path, template: str, split: str) -> Path:
@@ -63,6 +78,7 @@ class FolderDataset(Dataset):
     ) -> None:
         if encoding is None:
             encoding = LabelEncoding(IGNORE_INDEX if num_classes is None else num_classes)
+        check_layout(image_dir, mask_dir, split_list)
         self.root = Path(root)
         self.split = split
         self.encoding = encoding
@@ -71,8 +87,6 @@ class FolderDataset(Dataset):
         require_dir(self.root, "folder data set root", FOLDER_LAYOUT)
         images_dir = _split_path(self.root, image_dir, split)
         require_dir(images_dir, f"{split!r} images", FOLDER_LAYOUT)
-        if mask_dir == image_dir:
-            raise ValueError(f"image_dir and mask_dir are both {image_dir!r}; images and masks need folders of their own")
         images = _index(images_dir, IMAGE_EXTENSIONS)
         if split_list is not None:
             images = _select(images, _split_path(self.root, split_list, split), images_dir)
@@ -105,16 +119,7 @@ class FolderDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         image_path, mask_path = self.samples[index]
-        image = read_rgb(image_path)
-        if mask_path is None:
-            mask = np.full(image.shape[:2], IGNORE_INDEX, dtype=np.uint8)
-        else:
-            mask = self.encoding.read(mask_path)
-            if image.shape[:2] != mask.shape[:2]:
-                raise DataFormatError(
-                    f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its mask {mask_path} "
-                    f"is {mask.shape[1]}x{mask.shape[0]}; they must have the same size"
-                )
+        image, mask = read_pair(image_path, mask_path, self.encoding.read)
         return make_sample(image, mask, image_path, self.transform)
 
 

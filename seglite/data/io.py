@@ -50,7 +50,8 @@ def check_label_values(
 ) -> np.ndarray:
     """``label`` as uint8 if every value is ``0..largest`` (or ``ignore``); ``DataFormatError`` naming the file otherwise.
 
-    The one place a label map is narrowed to 8 bits: a 16-bit value such as 269 would otherwise
+    The narrowing of Cityscapes' label maps to 8 bits (folder data sets narrow through their
+    ``LabelEncoding``, checked the same way): a 16-bit value such as 269 would otherwise
     wrap onto a class (269 -> 13, car).
     """
     if int(label.max(initial=0)) > largest:
@@ -67,12 +68,14 @@ def check_label_values(
     return label.astype(np.uint8, copy=False)
 
 
-def read_pair(image_path: Path, label_path: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """An RGB image and its label map (all ``IGNORE_INDEX`` when there is no label file)."""
+def read_pair(
+    image_path: Path, label_path: Path | None, read: Callable[[Path], np.ndarray] = read_label
+) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB image and its label map as ``read`` decodes it (all ``IGNORE_INDEX`` when there is no label file)."""
     image = read_rgb(image_path)
     if label_path is None:
         return image, np.full(image.shape[:2], IGNORE_INDEX, dtype=np.uint8)
-    label = read_label(label_path)
+    label = read(label_path)
     if image.shape[:2] != label.shape[:2]:
         raise DataFormatError(
             f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label map {label_path} "
