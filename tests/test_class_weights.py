@@ -318,3 +318,44 @@ def test_an_earlier_checkpoint_with_the_weights_in_its_state_dict_still_loads():
     loaded.on_load_checkpoint(checkpoint)
     loaded.load_state_dict(checkpoint["state_dict"])  # strict: no unexpected key left
     assert loaded.loss.class_weights.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_a_data_modules_own_counts_feed_training_and_match_the_masks_counted_another_way(tiny_cityscapes, tmp_path):
+    """No stand-in: ``seglite fit`` counts the tiny set's training masks through the data module, once."""
+    from helpers import fit_args, run_config
+
+    from seglite.data import CityscapesDataset
+    from seglite.lit.cli import run_cli
+
+    cli = run_cli(fit_args(run_config(tmp_path, "real"), tiny_cityscapes, "--trainer.max_steps=1",
+                           "--trainer.val_check_interval=1", "--model.class_weights=median_frequency"))
+    # the reference: every training sample's mask as the loader gives it, counted pixel by pixel in Python
+    pixels, image_pixels = [0] * 19, [0] * 19
+    for sample in CityscapesDataset(str(tiny_cityscapes), "train"):
+        values = [int(value) for value in sample["mask"].ravel() if value != 255]
+        for class_id in set(values):
+            pixels[class_id] += values.count(class_id)
+            image_pixels[class_id] += len(values)
+    frequency = {index: pixels[index] / image_pixels[index] for index in range(19) if pixels[index]}
+    median = float(np.median(list(frequency.values())))
+    expected = [median / frequency[index] if index in frequency else 0.0 for index in range(19)]
+    torch.testing.assert_close(cli.model.loss.class_weights.double(), torch.tensor(expected, dtype=torch.float64),
+                               rtol=1e-6, atol=0)
+
+
+def test_folder_class_counts_read_the_masks_as_encoded(tmp_path):
+    import cv2
+
+    from seglite.data import FolderDataModule
+
+    masks = {"a": np.array([[0, 0, 1, 11]], np.uint8), "b": np.array([[2, 2, 2, 7]], np.uint8)}
+    for split in ("train", "val"):
+        for folder in ("images", "masks"):
+            (tmp_path / split / folder).mkdir(parents=True)
+        for stem, mask in masks.items():
+            cv2.imwrite(str(tmp_path / split / "images" / f"{stem}.png"), np.zeros((1, 4, 3), np.uint8))
+            cv2.imwrite(str(tmp_path / split / "masks" / f"{stem}.png"), mask)
+    data = FolderDataModule(str(tmp_path), num_classes=3, ignore_index=11, label_map={7: 1}, num_workers=0)
+    counts = data.class_counts("train")
+    assert counts.pixels.tolist() == [2, 2, 3] and counts.images.tolist() == [1, 2, 1]
+    assert counts.image_pixels.tolist() == [3, 7, 4] and (counts.ignored, counts.total, counts.num_images) == (1, 8, 2)
