@@ -139,9 +139,9 @@ def model_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint") ->
     config = hyperparameters.get("model") if isinstance(hyperparameters, dict) else None
     if not (isinstance(config, dict) and "class_path" in config):
         raise CheckpointError(f"checkpoint {path} holds no model config (hyper_parameters 'model' with class_path); expected {EXPECTED}")
-    config = upgrade_model_config(config) if checkpoint.get("seglite_version") is None else copy.deepcopy(config)
-    _skip_initial_weights(config)
-    return config
+    if checkpoint.get("seglite_version") is None:
+        config = upgrade_model_config(config)
+    return without_initial_weights(config)
 
 
 @dataclass

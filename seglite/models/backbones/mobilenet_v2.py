@@ -159,8 +159,8 @@ class MobileNetV2(StagedBackbone):
             once the network is built (any output stride; needs ``reduced_tail=False``). Its 1x1
             conv to 1280 channels and classifier, which the backbone leaves out, are skipped;
             ``self.loaded_weights`` reports what was copied. seglite never downloads weights.
-            The path stays in a checkpoint's config, but a model rebuilt from a checkpoint never
-            reads it: the checkpoint holds the trained weights (``seglite.checkpoints.model_config``).
+            Checkpoints record the model config without the path, and a model rebuilt from one
+            never reads it: the checkpoint holds the trained weights (``seglite.checkpoints``).
 
     Besides the stage outputs, the backbone returns ``layer1..3_first`` and ``layer1..3_depthwise``
     (see ``StagedBackbone``); ``layer2_depthwise`` (192 channels) is TF DeepLab's stride-8 decoder

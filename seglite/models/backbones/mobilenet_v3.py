@@ -148,8 +148,8 @@ class MobileNetV3(StagedBackbone):
             ``reduced_tail=False``: torchvision's ``lraspp_mobilenet_v3_large`` keeps the full tail
             for the same reason). The classifier is skipped; ``self.loaded_weights`` reports what
             was copied. seglite never downloads weights.
-            The path stays in a checkpoint's config, but a model rebuilt from a checkpoint never
-            reads it: the checkpoint holds the trained weights (``seglite.checkpoints.model_config``).
+            Checkpoints record the model config without the path, and a model rebuilt from one
+            never reads it: the checkpoint holds the trained weights (``seglite.checkpoints``).
     """
 
     def __init__(

@@ -93,8 +93,8 @@ class ShuffleNetV2(ShuffleNetLayout):
             ``shufflenetv2_x2_0-8be3c8ee.pth``), copied in once the network is built (any output
             stride; needs ``reduced_tail=False``). The classifier (``fc``) is skipped;
             ``self.loaded_weights`` reports what was copied. seglite never downloads weights.
-            The path stays in a checkpoint's config, but a model rebuilt from a checkpoint never
-            reads it: the checkpoint holds the trained weights (``seglite.checkpoints.model_config``).
+            Checkpoints record the model config without the path, and a model rebuilt from one
+            never reads it: the checkpoint holds the trained weights (``seglite.checkpoints``).
     """
 
     def __init__(
