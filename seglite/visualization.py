@@ -88,7 +88,7 @@ def comparison_figure(
     panels = []
     for name, image, truth, prediction in rows:
         if image.shape[:2] != (height, width):
-            image, truth, prediction = _fit(image, truth, prediction, (height, width))
+            image, truth, prediction = resize_panels(image, truth, prediction, (height, width))
         tiles = [image, lut[truth], lut[prediction], error_map(image, truth, prediction, ignore_index)]
         row = np.full((caption + height, 4 * width + 3 * gap, 3), 255, np.uint8)
         for column, tile in enumerate(tiles):
@@ -102,7 +102,8 @@ def comparison_figure(
     return np.concatenate([top, *panels, legend], axis=0)
 
 
-def _fit(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, size: tuple[int, int]):
+def resize_panels(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, size: tuple[int, int]):
+    """The image (area-averaged) and both id masks (nearest) at ``size`` ``(height, width)``."""
     import cv2
 
     height, width = size

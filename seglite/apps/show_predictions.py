@@ -76,23 +76,13 @@ def image_scores(truth, prediction, num_classes: int, ignore_index: int = 255) -
     return scores.pixel_accuracy, scores.miou
 
 
-def shrink(image, truth, prediction, scale: float):
-    """The image (area-averaged) and both masks (nearest) at ``scale`` of their size."""
-    import cv2
-
-    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-    return (cv2.resize(image, size, interpolation=cv2.INTER_AREA),
-            cv2.resize(truth, size, interpolation=cv2.INTER_NEAREST),
-            cv2.resize(prediction, size, interpolation=cv2.INTER_NEAREST))
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # heavy imports only now, so that --help is instant
     from seglite.apps.configs import build_data_module
     from seglite.data.constants import IGNORE_INDEX
     from seglite.files import check_output_file, write_image
-    from seglite.visualization import comparison_figure
+    from seglite.visualization import comparison_figure, resize_panels
 
     try:
         check_output_file(args.output, overwrite=args.overwrite, what="--output")
@@ -113,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             prediction = predictor.predict(image)
             accuracy, miou = image_scores(truth, prediction, data.num_classes, IGNORE_INDEX)
             if args.scale != 1.0:  # scores first, at full resolution; then smaller tiles
-                image, truth, prediction = shrink(image, truth, prediction, args.scale)
+                size = (max(1, round(image.shape[0] * args.scale)), max(1, round(image.shape[1] * args.scale)))
+                image, truth, prediction = resize_panels(image, truth, prediction, size)
             rows.append((f"{paths[index].name}   pixel acc. {100 * accuracy:.1f}%   mIoU {100 * miou:.1f}", image, truth, prediction))
             print(f"{paths[index]}: pixel accuracy {100 * accuracy:.2f}, mIoU {100 * miou:.2f}")
         figure = comparison_figure(rows, data.palette, data.class_names, IGNORE_INDEX)
