@@ -112,6 +112,42 @@ def test_window_pool_equals_average_pooling_with_a_clamped_kernel(size: tuple[in
     torch.testing.assert_close(WindowAvgPool2d((49, 49), (4, 5))(x), expected)
 
 
+@pytest.mark.parametrize("size", [(5, 7), (32, 64), (48, 50), (64, 128), (128, 256)])
+def test_native_window_pool_equals_the_integral_image_of_seglite_0_2(size: tuple[int, int]) -> None:
+    """The clamp window as one padded average pool gives seglite 0.2's integral-image outputs within 1e-5,
+    in float32 at the maps of 80x112 to 2048x4096 inputs (output stride 16)."""
+    from seglite.models.heads.lraspp import _window_means
+
+    x = torch.randn(1, 480, *size) * 3
+    window = (torch.tensor(min(49, size[0])), torch.tensor(min(49, size[1])))
+    integral = _window_means(_window_means(x, -1, window[1], 5), -2, window[0], 4)
+    torch.testing.assert_close(WindowAvgPool2d((49, 49), (4, 5))(x), integral, rtol=0, atol=1e-5)
+
+
+def test_traced_window_pool_is_a_native_pool_right_at_every_size() -> None:
+    """The ONNX export (traced once, dynamic axes) holds an ``AveragePool`` and no ``CumSum``, and its
+    padding follows the input's size on both sides of the window."""
+    onnx = pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import io
+    import warnings
+
+    pool = WindowAvgPool2d((49, 49), (4, 5)).eval()
+    buffer = io.BytesIO()
+    axes = {2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(pool, (torch.randn(1, 4, 32, 64),), buffer, dynamo=False, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": axes, "y": axes})  # fmt: skip
+    ops = {node.op_type for node in onnx.load_from_string(buffer.getvalue()).graph.node}
+    assert "AveragePool" in ops and "CumSum" not in ops
+    session = onnxruntime.InferenceSession(buffer.getvalue())
+    for size in ((32, 64), (5, 7), (70, 30), (64, 128)):
+        x = torch.randn(1, 4, *size)
+        found = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
+        torch.testing.assert_close(found, pool(x), rtol=0, atol=1e-5)
+
+
 def test_lraspp_with_a_window_pool_runs_on_small_inputs() -> None:
     for fallback in ("clamp", "global"):
         model = LRASPP(TinyBackbone(output_stride=16), num_classes=3, pool_fallback=fallback).eval()

@@ -50,6 +50,17 @@ def _window_means(x: torch.Tensor, dim: int, window: torch.Tensor, stride: int) 
     return (window_sums / window.to(x.device)).to(x.dtype)
 
 
+def _traced_clamped_pool(x: torch.Tensor, kernel_size: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
+    """``WindowAvgPool2d._clamped_pool`` when traced (the ONNX export): sizes are then 0-d tensors, and
+    the padding and the area are computed from them in the graph (``Shape`` -> ``Pad``), right at every size."""
+    kernel_height, kernel_width = kernel_size
+    height = torch.as_tensor(x.shape[-2], device="cpu")
+    width = torch.as_tensor(x.shape[-1], device="cpu")
+    x = F.pad(x, [0, torch.clamp(kernel_width - width, min=0), 0, torch.clamp(kernel_height - height, min=0)])
+    area = torch.clamp(height, max=kernel_height) * torch.clamp(width, max=kernel_width)
+    return F.avg_pool2d(x, kernel_size, stride) * ((kernel_height * kernel_width) / area).to(x.device, x.dtype)
+
+
 class WindowAvgPool2d(nn.Module):
     """Average pooling with a fixed window, and a stated fallback for maps smaller than the window.
 
@@ -64,9 +75,10 @@ class WindowAvgPool2d(nn.Module):
       (what the authors' pool amounts to on their 769x769 training crops, and what torchvision
       always does).
 
-    Written without a branch on the input size (window lengths are tensors, see ``_window_means``),
-    so a dynamic-size ONNX export or ``torch.compile(dynamic=True)`` is right at every size, on
-    both sides of the window size.
+    ``"clamp"`` is one native average pool over a map zero-padded up to the window (see
+    ``_clamped_pool``); ``"global"`` is an integral image (``_window_means``), whose window lengths
+    are tensors. Neither branches on the input size, so a dynamic-size ONNX export or
+    ``torch.compile(dynamic=True)`` is right at every size, on both sides of the window size.
     """
 
     def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int], fallback: PoolFallback = "clamp") -> None:
@@ -77,18 +89,36 @@ class WindowAvgPool2d(nn.Module):
         self.fallback: str = check_choice("fallback", fallback, POOL_FALLBACKS, owner)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fallback == "clamp":
+            return self._clamped_pool(x)
         height = torch.as_tensor(x.shape[-2], device="cpu")
         width = torch.as_tensor(x.shape[-1], device="cpu")
         window_height = torch.clamp(height, max=self.kernel_size[0])
         window_width = torch.clamp(width, max=self.kernel_size[1])
-        if self.fallback == "global":
-            short = (height < self.kernel_size[0]) | (width < self.kernel_size[1])
-            window_height = torch.where(short, height, window_height)
-            window_width = torch.where(short, width, window_width)
+        short = (height < self.kernel_size[0]) | (width < self.kernel_size[1])
+        window_height = torch.where(short, height, window_height)
+        window_width = torch.where(short, width, window_width)
         # width first: its cumulative sum runs along contiguous memory over the whole map, the
         # height's then over the few pooled columns
         x = _window_means(x, -1, window_width, self.stride[1])
         return _window_means(x, -2, window_height, self.stride[0])
+
+    def _clamped_pool(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``"clamp"`` window as one native average pool with a constant kernel.
+
+        A side shorter than the window is zero-padded at its end to the window's length: the one
+        window then sums the whole side, and the mean is rescaled from the window's area to the
+        area it covers. Every runtime has an optimised average pool (OpenVINO and ONNX Runtime ran
+        the integral image's ``CumSum`` with a reference kernel; ExecuTorch and LiteRT left it
+        off XNNPACK and could not quantise around it).
+        """
+        if not torch.jit.is_scripting() and torch.jit.is_tracing():  # TorchScript skips this branch
+            return _traced_clamped_pool(x, self.kernel_size, self.stride)
+        kernel_height, kernel_width = self.kernel_size
+        height, width = x.shape[-2], x.shape[-1]
+        x = F.pad(x, [0, max(kernel_width - width, 0), 0, max(kernel_height - height, 0)])
+        area = min(height, kernel_height) * min(width, kernel_width)
+        return F.avg_pool2d(x, self.kernel_size, self.stride) * ((kernel_height * kernel_width) / area)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, fallback={self.fallback!r}"
