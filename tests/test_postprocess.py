@@ -54,3 +54,12 @@ def test_ties_resolve_to_the_first_class_as_argmax_does():
 def test_too_many_classes():
     with pytest.raises(ValueError, match="at most 254 classes"):
         upsampled_argmax(torch.zeros(1, 255, 2, 2), (16, 16))
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4, 8, 16])
+def test_every_integer_stride_takes_the_block_form_and_equals_interpolate(factor: int) -> None:
+    """Whole blocks per 2x2 coarse neighbourhood (odd factors put a block edge on a source row), noise logits."""
+    logits = torch.randn(1, 19, 11, 13, generator=torch.Generator().manual_seed(factor))
+    upsampled = (11 * factor, 13 * factor)
+    for output in (upsampled, (upsampled[0] - factor // 2, upsampled[1] - 1)):
+        np.testing.assert_array_equal(upsampled_argmax(logits, upsampled, output), reference(logits, upsampled, output))
