@@ -173,9 +173,15 @@ class OpenVinoEngine:
     def _compile(self, model: openvino.Model):
         return self.core.compile_model(model, "CPU", self.config).create_infer_request()
 
-    def masks(self, images: np.ndarray) -> np.ndarray:
+    def graph_output(self, images: np.ndarray) -> np.ndarray:
+        """What the compiled graph returns for ``images``: masks, or the coarse logits ``coarse`` finishes.
+
+        A view of the request's output buffer, valid until the next call."""
         self._masks.infer({0: images})
-        output = self._masks.get_output_tensor(0).data
+        return self._masks.get_output_tensor(0).data
+
+    def masks(self, images: np.ndarray) -> np.ndarray:
+        output = self.graph_output(images)
         return output.copy() if self.coarse is None else self.coarse(output, images.shape[1:3])
 
     def logits(self, images: np.ndarray) -> torch.Tensor:
