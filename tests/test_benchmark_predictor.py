@@ -28,6 +28,26 @@ def test_benchmark_prints_every_path_and_the_goals(checkpoint, tmp_path, capsys,
         assert "goal 2: ONNX Runtime fp32 model call / Predictor openvino bf16 = " in printed
     else:
         assert "goal 2: no low-precision path on this machine" in printed
+    # every stage of the default predict is named, and the post-processing's share stated where counted
+    assert "stages of the default predict" in printed and "runtime graph: uint8 in" in printed
+    assert "predict, end to end" in printed
+
+
+def test_every_path_takes_its_turn_in_a_rotating_order():
+    order: list[str] = []
+    calls = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    times = benchmark_predictor.measure(calls, warmup=1, rounds=3, settle=0)
+    assert order == list("abc" "bca" "cab" "abc") and all(len(values) == 3 for values in times.values())
+
+
+def test_a_noisy_reference_is_named_and_a_steady_one_is_not():
+    from seglite.apps.benchmark_run import noisy_reference_warning
+
+    steady = [0.100, 0.101, 0.102, 0.099, 0.100, 0.103]
+    noisy = [0.100, 0.150, 0.240, 0.149, 0.100, 0.200]  # the 149-241 ms swings of a shared machine
+    assert noisy_reference_warning("torchvision", steady) is None
+    warning = noisy_reference_warning("torchvision", noisy)
+    assert warning.startswith("warning: the reference (torchvision) spread ") and "min 100.0 ms" in warning
 
 
 def test_the_preset_is_the_model_of_the_paper_config():

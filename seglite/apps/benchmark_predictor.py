@@ -9,7 +9,8 @@ The goals of the deployment path, measured side by side in one process: the defa
 reduced_tail=True), num_classes=19)`` in eager mode (at most 0.20x, aim 0.15x), and the fastest
 low-precision path against ONNX Runtime fp32 of the same model (at least 1.5x, with demo val
 mIoU within 0.5 point of fp32: give --eval-root). Every path takes its turn in every round;
-medians after warm-up. Without --checkpoint the LR-ASPP MobileNetV3-Large preset (random
+medians and minimums after warm-up, the order rotating every round, with a warning when the
+reference's own timings spread more than 20% (a busy machine). Without --checkpoint the LR-ASPP MobileNetV3-Large preset (random
 weights) is saved as a training checkpoint in a temporary folder; int8 is calibrated on
 --calibration-root, or on synthetic demo images (speed does not depend on calibration quality).
 """
@@ -51,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--threads", type=int, help="threads of every runtime (default: torch's, the physical cores)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds (default 3)")
-    parser.add_argument("--rounds", type=int, default=20, help="timed rounds (default 20)")
+    parser.add_argument("--rounds", type=int, default=30, help="timed rounds (default 30)")
     parser.add_argument("--calibration-root", type=Path, help="Cityscapes-layout data set whose train images calibrate int8")
     parser.add_argument("--calibration-count", type=int, default=32, help="int8 calibration images (default 32)")
     parser.add_argument("--int8-scope", default="all", choices=("all", "no_depthwise", "backbone"), help="what int8 quantises")
@@ -160,14 +161,23 @@ def build(args: argparse.Namespace, checkpoint: Path, folder: Path) -> tuple[dic
     return predictors, {REFERENCE: reference_call, "onnxruntime fp32, model call": onnx}
 
 
-def measure(calls: dict, warmup: int, rounds: int) -> dict[str, list[float]]:
+def measure(calls: dict, warmup: int, rounds: int, settle: float = 0.02) -> dict[str, list[float]]:
+    """Seconds per call of each of ``calls``, all taking their turn in every round.
+
+    The order rotates by one each round (no path always follows the same one), and the loop waits
+    ``settle`` seconds before each call: OpenMP threads spin a while after a call and must not take
+    the cores from the next one.
+    """
     import time
 
-    times: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    times: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(warmup + rounds):
-        for name, call in calls.items():
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            time.sleep(settle)
             start = time.perf_counter()
-            call()
+            calls[name]()
             elapsed = time.perf_counter() - start
             if round_index >= warmup:
                 times[name].append(elapsed)
@@ -184,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
+    from seglite.apps.benchmark_run import noisy_reference_warning, timing_stats
     from seglite.errors import SegliteError
     from seglite.inference.runners import default_num_threads
 
@@ -226,10 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     reference = statistics.median(times[REFERENCE])
     onnx = statistics.median(times["onnxruntime fp32, model call"])
     width = max(len(name) for name in times)
-    print(f"\n{'path':<{width}}  median ms   min ms  vs reference  ORT fp32 / this")
+    print(f"\n{'path':<{width}}  median ms   min ms  IQR %  vs reference  ORT fp32 / this")
     for name, values in times.items():
-        median = statistics.median(values)
-        print(f"{name:<{width}}  {1000 * median:9.1f}  {1000 * min(values):7.1f}  {median / reference:11.3f}x  {onnx / median:14.2f}x")
+        median, fastest, spread = timing_stats(values)
+        print(f"{name:<{width}}  {median:9.1f}  {fastest:7.1f}  {spread:5.0f}  {median / 1000 / reference:11.3f}x  "
+              f"{onnx / median * 1000:14.2f}x")
+    warning = noisy_reference_warning(REFERENCE, times[REFERENCE])
+    if warning:
+        print(warning)
     for name, predictor in predictors.items():
         print(f"  Predictor {name}: {predictor.description}")
     print_stages(stages, predictors["default"].description)

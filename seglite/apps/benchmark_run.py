@@ -107,6 +107,22 @@ def timing_stats(times: list[float]) -> tuple[float, float, float]:
     return 1000 * median, 1000 * min(times), spread
 
 
+NOISY_SPREAD_PERCENT = 20.0
+"""A reference whose interquartile range exceeds this share of its median makes ratios unreliable."""
+
+
+def noisy_reference_warning(label: str, times: list[float]) -> str | None:
+    """A one-line warning when the reference's timings spread more than :data:`NOISY_SPREAD_PERCENT`, else None."""
+    if len(times) < 4:
+        return None
+    median, fastest, spread = timing_stats(times)
+    if spread <= NOISY_SPREAD_PERCENT:
+        return None
+    return (f"warning: the reference ({label}) spread {spread:.0f}% of its median (interquartile range; "
+            f"median {median:.1f} ms, min {fastest:.1f} ms): the machine is busy, ratios to it are unreliable; "
+            "compare within one run, or run again with more rounds on a quiet machine")
+
+
 def compare_outputs(candidate: np.ndarray | None, reference: np.ndarray | None) -> tuple[float | None, float | None]:
     """(max |difference| / max |reference|, argmax agreement) of two logit subsamples."""
     if candidate is None or reference is None or candidate.shape != reference.shape:
@@ -183,6 +199,9 @@ def measure_table(args: argparse.Namespace, plan: Plan, threads: int) -> list[Re
                 reference_row.reference_ms, reference_row.reference_ratio = reference_row.median_ms, 1.0
             rows.append(reference_row)
             rows += by_shape[(size, batch)]
+            warning = noisy_reference_warning(f"{REFERENCE}, {batch}x{size[0]}x{size[1]}", reference_times[(size, batch)])
+            if warning:
+                log(warning)
     return rows
 
 
