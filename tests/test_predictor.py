@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -216,13 +218,22 @@ def test_bad_options(checkpoint, torch_predictor):
         Predictor.from_model(torch_predictor.runner.model, class_names=["a", "b"])
 
 
-def test_auto_takes_the_fastest_installed_backend_and_says_why(checkpoint, monkeypatch):
+AUTO_NOTE = re.compile(r"^(?P<chosen>openvino (bf16|fp32)|onnxruntime fp32), 1 thread "
+                       r"\(auto: measured (?P<ms>[\d.]+) ms; (?P<other>[a-z]+ [a-z0-9]+) (?P<other_ms>[\d.]+) ms, at 512x1024\)$")
+
+
+@needs_openvino
+def test_auto_times_the_installed_backends_takes_the_fastest_and_keeps_the_choice(checkpoint, tmp_path, capsys, monkeypatch):
+    from seglite.inference import choice
+
     image = random_images([(33, 130)])[0]
     reference = Predictor.from_checkpoint(checkpoint, backend="torch").predict(image)
-    chosen = Predictor.from_checkpoint(checkpoint)
-    if openvino.available():
-        expected = "bf16" if openvino.cpu_has_bf16() else "fp32"
-        assert chosen.description == f"openvino {expected}, 1 thread (auto)"  # conftest: one thread
+    chosen = Predictor.from_checkpoint(checkpoint, cache_dir=tmp_path)
+    match = AUTO_NOTE.match(chosen.description)  # conftest: one thread
+    assert match, chosen.description
+    assert float(match["ms"]) <= float(match["other_ms"]) and match["chosen"] != match["other"]
+    printed = capsys.readouterr().err
+    assert "seglite: backend auto measured this model on " in printed and f"took {match['chosen']}; kept in {tmp_path}" in printed
     if "bf16" in chosen.description:
         # bf16 keeps 8 bits of mantissa: with random weights the top two logits are often close, and
         # some pixels flip (up to 0.16% of five random images on an AMD Zen 4 with AVX512-BF16); what
@@ -230,6 +241,25 @@ def test_auto_takes_the_fastest_installed_backend_and_says_why(checkpoint, monke
         assert (chosen.predict(image) == reference).mean() >= 0.99
     else:
         np.testing.assert_array_equal(chosen.predict(image), reference)
+    # the next load takes the kept choice without measuring
+    monkeypatch.setattr(choice, "measure", lambda *args: pytest.fail("measured again"))
+    assert Predictor.from_checkpoint(checkpoint, cache_dir=tmp_path).description == chosen.description
+    # the choice is what was measured, not an order: figures that favour the other backend make it the choice
+    (kept,) = tmp_path.glob("auto-*.json")
+    stored = json.loads(kept.read_text())
+    stored["milliseconds"][match["other"]], stored["label"] = 1.0, match["other"]
+    kept.write_text(json.dumps(stored))
+    assert Predictor.from_checkpoint(checkpoint, cache_dir=tmp_path).description.startswith(f"{match['other']}, 1 thread (auto: measured 1.0 ms; ")
+    # a damaged choice is measured again; --backend overrides it
+    kept.write_text("{not json")
+    monkeypatch.undo()
+    assert AUTO_NOTE.match(Predictor.from_checkpoint(checkpoint, cache_dir=tmp_path).description)
+    assert Predictor.from_checkpoint(checkpoint, backend="onnxruntime", cache_dir=tmp_path).description == "onnxruntime fp32, 1 thread"
+
+
+def test_auto_without_a_choice_to_make_says_why(checkpoint, monkeypatch):
+    image = random_images([(33, 130)])[0]
+    reference = Predictor.from_checkpoint(checkpoint, backend="torch").predict(image)
     monkeypatch.setattr(openvino, "available", lambda: False)
     fallback = Predictor.from_checkpoint(checkpoint)
     assert fallback.description == "onnxruntime fp32, 1 thread (auto: openvino not installed)"
@@ -328,9 +358,11 @@ def test_forced_f32_runs_a_bf16_cpu_as_one_without_bf16(checkpoint, monkeypatch)
     assert not openvino.cpu_has_bf16()
     image = random_images([(33, 130)])[0]
     reference = Predictor.from_checkpoint(checkpoint, backend="torch").predict(image)
-    chosen = Predictor.from_checkpoint(checkpoint)
-    assert chosen.description == "openvino fp32, 1 thread (auto)"
+    chosen = Predictor.from_checkpoint(checkpoint, backend="openvino")
+    assert chosen.description == "openvino fp32, 1 thread"
     np.testing.assert_array_equal(chosen.predict(image), reference)
+    auto = Predictor.from_checkpoint(checkpoint).description  # auto times openvino fp32, not bf16
+    assert "openvino fp32" in auto and "bf16" not in auto and AUTO_NOTE.match(auto)
     asked = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="bf16")
     assert asked.description.startswith("openvino fp32, 1 thread; bf16 asked, but ")
     np.testing.assert_array_equal(asked.predict(image), reference)

@@ -6,9 +6,11 @@ normalisation, an optional bilinear resize to ``size``, the network, logits resi
 back to the image, argmax. On the fast backends all of it runs inside the runtime as one graph
 (``seglite.inference.runners.SegmenterGraph``).
 
-``backend="auto"`` (the default) picks, on a CPU, OpenVINO (bf16 where the CPU computes bf16,
-else fp32), else ONNX Runtime fp32, else PyTorch; on a GPU, PyTorch. ``backend="torch"`` is
-the exact fp32 reference. :attr:`Predictor.description` says what was chosen and why.
+``backend="auto"`` (the default) on a CPU times the installed runtimes on the model the first
+time it is loaded on a machine (OpenVINO in bf16 where the CPU computes bf16, else fp32; ONNX
+Runtime fp32: ``seglite.inference.choice``), takes the fastest, and keeps that choice with its
+figures in the cache; with neither runtime installed it is PyTorch, and on a GPU PyTorch.
+``backend="torch"`` is the exact fp32 reference. :attr:`Predictor.description` says what was chosen and why.
 int8 is opt-in (``precision="int8"`` with calibration images): its calibration is per model.
 
 Importing this module imports neither ONNX, ONNX Runtime nor OpenVINO; a backend imports its
@@ -181,21 +183,52 @@ class _TorchEngine:
         return self._run(images, "logits")
 
 
-def auto_backend(device: str, precision: str) -> tuple[str, str]:
-    """``(backend, note)``: the fastest backend installed for ``device`` and why it was taken."""
+def auto_candidates(device: str, precision: str) -> tuple[list[tuple[str, str]], str]:
+    """``([(backend, precision), ...], note)``: what ``backend="auto"`` chooses among for ``device``.
+
+    Two or more are timed on the model (``seglite.inference.choice``); one is taken as it is, with
+    ``note`` saying why (a GPU, a runtime not installed).
+    """
     if not str(device).startswith("cpu"):
-        return "torch", f" (auto: {device})"
+        return [("torch", "fp32")], f" (auto: {device})"
     from seglite.inference import openvino
 
+    candidates = []
     if openvino.available():
-        return "openvino", " (auto)"
-    if precision in ("bf16", "int8"):
+        candidates.append(("openvino", precision if precision != "auto" else "bf16" if openvino.cpu_has_bf16() else "fp32"))
+    elif precision in ("bf16", "int8"):
         raise ValueError(f"precision={precision!r} needs OpenVINO: pip install seglite[openvino]")
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
-        return "torch", " (auto: openvino and onnxruntime not installed)"
-    return "onnxruntime", " (auto: openvino not installed)"
+        if not candidates:
+            return [("torch", "fp32")], " (auto: openvino and onnxruntime not installed)"
+        return candidates, " (auto: onnxruntime not installed)"
+    if precision in ("bf16", "int8"):
+        return candidates, f" (auto: {precision} runs on openvino only)"
+    candidates.append(("onnxruntime", "fp32"))
+    if len(candidates) == 1:
+        return candidates, " (auto: openvino not installed)"
+    return candidates, ""
+
+
+def auto_backend(device: str, precision: str) -> tuple[str, str]:
+    """``(backend, note)`` when ``backend="auto"`` has one candidate; ``("auto", "")`` when it measures several."""
+    candidates, note = auto_candidates(device, precision)
+    return (candidates[0][0], note) if len(candidates) == 1 else ("auto", note)
+
+
+def _runtime_versions() -> dict[str, str]:
+    """Versions of the runtimes ``backend="auto"`` times (they decide the kernels): part of a choice's key."""
+    from importlib import metadata
+
+    versions = {"seglite": seglite.__version__}
+    for package in ("openvino", "onnxruntime"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
 
 
 class Predictor:
@@ -292,7 +325,7 @@ class Predictor:
         Args:
             path: the ``.ckpt`` file.
             device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-            backend: ``"auto"`` (see the module docstring), ``"torch"`` (exact fp32 reference),
+            backend: ``"auto"`` (the fastest, measured: see the module docstring), ``"torch"`` (exact fp32 reference),
                 ``"onnxruntime"`` or ``"openvino"``.
             size: inference ``(height, width)``; ``None``: each image's own size.
             onnx_path: with ``backend="onnxruntime"``, an ONNX logits file of this checkpoint
@@ -316,9 +349,13 @@ class Predictor:
             raise ValueError("precision='int8' needs calibration_images (a few dozen training images)")
         if num_threads is not None:
             check_positive_int("num_threads", num_threads)
-        note = ""
+        note, candidates = "", []
         if backend == "auto":
-            backend, note = ("onnxruntime", "") if onnx_path is not None else auto_backend(device, precision)
+            if onnx_path is not None:
+                backend = "onnxruntime"
+            else:
+                candidates, note = auto_candidates(device, precision)
+                backend = candidates[0][0] if len(candidates) == 1 else "auto"
         if backend in ("torch", "onnxruntime") and precision not in ("auto", "fp32"):
             raise ValueError(f"precision={precision!r} is for backend='openvino'; {backend} runs fp32")
         loaded = load_checkpoint(path)
@@ -332,7 +369,39 @@ class Predictor:
         if onnx_path is not None:
             return cls._from_onnx_file(loaded, Path(onnx_path), device, size, batch_size, num_threads)
         cache = _Cache(None if cache_dir is None else default_cache_dir() if cache_dir == "default" else Path(cache_dir), loaded.sha256)
-        metadata = export_metadata(names, palette, None, loaded.sha256)
+
+        def build(backend: str, precision: str, note: str = "") -> Engine:
+            return cls._engine(loaded, backend, precision, device, size, num_threads, note, cache, calibration_images, int8_scope)
+
+        if backend != "auto":
+            return cls(build(backend, "auto" if backend == "onnxruntime" else precision, note), num_classes, names, palette,
+                       size, batch_size)  # fmt: skip
+        from seglite.inference import choice as auto
+
+        builders = {f"{name} {mode}": (lambda name=name, mode=mode: build(name, mode)) for name, mode in candidates}
+        threads = num_threads or default_num_threads()
+        key = auto.choice_key(loaded.sha256 or "", size, precision, threads, _runtime_versions())
+        chosen, engine = auto.choose(builders, size, cache.folder / f"auto-{key}.json" if cache.folder else None)
+        if engine is None:  # a stored choice: only its engine is built
+            engine = builders[chosen.label]()
+        engine.description += chosen.note
+        return cls(engine, num_classes, names, palette, size, batch_size)
+
+    @staticmethod
+    def _engine(
+        loaded: CheckpointModel,
+        backend: str,
+        precision: str,
+        device: str,
+        size: Size | None,
+        num_threads: int | None,
+        note: str,
+        cache: _Cache,
+        calibration_images: Sequence[np.ndarray] | None,
+        int8_scope: Int8Scope,
+    ) -> Engine:
+        """The ``onnxruntime`` or ``openvino`` engine of a checkpoint's segmenter graph (from the cache when it holds it)."""
+        metadata = export_metadata(loaded.class_names, loaded.palette, None, loaded.sha256)
 
         def graph(output: str, load: Callable[[bytes], Any]) -> Any:
             """``load`` of the serialised segmenter graph, from the cache when it holds a loadable one."""
@@ -355,9 +424,8 @@ class Predictor:
             def session(output: str, shown: str) -> Any:
                 return graph(output, lambda data: onnx_session(data, shown, device, threads))
 
-            engine = OnnxEngine(session(first_graph, "the segmenter graph"), lambda: session("logits", "the logits graph"),
-                                device, num_threads, note, coarse)  # fmt: skip
-            return cls(engine, num_classes, names, palette, size, batch_size)
+            return OnnxEngine(session(first_graph, "the segmenter graph"), lambda: session("logits", "the logits graph"),
+                              device, num_threads, note, coarse)  # fmt: skip
         if not str(device).startswith("cpu"):
             raise ValueError(f"backend='openvino' runs on the CPU here, got device={device!r}")
         from seglite.inference import openvino
@@ -368,8 +436,8 @@ class Predictor:
             precision = "bf16" if openvino.cpu_has_bf16() else "fp32"
         masks_model = graph(first_graph, openvino.read_onnx)
         if precision == "int8":
-            masks_model = cls._int8_model(masks_model, calibration_images, int8_scope, cache, size)
-        engine = openvino.OpenVinoEngine(
+            masks_model = Predictor._int8_model(masks_model, calibration_images, int8_scope, cache, size)
+        return openvino.OpenVinoEngine(
             masks_model,
             "fp32" if precision == "int8" else precision,
             num_threads,
@@ -378,7 +446,6 @@ class Predictor:
             int8=precision == "int8",
             coarse=coarse,
         )
-        return cls(engine, num_classes, names, palette, size, batch_size)
 
     @staticmethod
     def _int8_model(model, calibration_images, scope: str, cache: _Cache, size: Size | None):
