@@ -382,3 +382,144 @@ def test_a_frame_rate_that_no_writer_takes_is_an_argument_error_naming_fps(tool,
     assert error.endswith(f"argument --fps: expected frames per second from 0.1 to 1000, got '{fps}'")
     assert not (tmp_path / "out.mp4").exists()
     assert tool.parse_args([str(odd_video), str(tmp_path / "out.mp4"), "--checkpoint", "x.ckpt", "--fps", "0.5"]).fps == 0.5
+
+
+# ----------------------------------------------------------------------------- replaced only on success
+def frames_folder(folder: Path, count: int) -> Path:
+    folder.mkdir()
+    for index in range(count):
+        cv2.imwrite(str(folder / f"f{index}.png"), frame(index))
+    return folder
+
+
+def snapshot(*paths: Path) -> dict[str, bytes]:
+    """Every file under ``paths`` (files or folders, hidden ones included) with its bytes."""
+    found = {}
+    for path in paths:
+        for file in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()):
+            found[str(file)] = file.read_bytes()
+    return found
+
+
+def hidden_files(*folders: Path) -> list[str]:
+    return sorted(str(path) for folder in folders for path in folder.rglob(".*") if path.name != ".seglite-outputs.json")
+
+
+def test_a_failed_overwrite_leaves_the_previous_video_and_masks_as_they_were(tool, tmp_path, capsys):
+    frames = frames_folder(tmp_path / "frames", 6)
+    output, masks = tmp_path / "out.avi", tmp_path / "masks"
+    assert run_tool(tool, frames, output, "--masks", masks) == 0
+    before = snapshot(output, masks)
+    (frames / "f3.png").write_bytes(b"not a png")  # the new run fails on its fourth frame
+    assert run_tool(tool, frames, output, "--masks", masks, "--overwrite") == 2
+    error = capsys.readouterr().err
+    assert "f3.png" in error and "out.partial.avi" in error
+    assert snapshot(output, masks) == before  # the video, all six masks and their manifest
+    assert read_video(tmp_path / "out.partial.avi")[0] == 3  # the frames done, clearly named
+    assert hidden_files(tmp_path) == []
+
+
+def test_a_failed_run_leaves_nothing_under_the_outputs_name(tool, tmp_path, capsys):
+    frames = frames_folder(tmp_path / "frames", 4)
+    (frames / "f2.png").write_bytes(b"")
+    output, masks = tmp_path / "new" / "out.mp4", tmp_path / "masks"
+    assert run_tool(tool, frames, output, "--masks", masks) == 2
+    assert not output.exists() and not masks.exists()  # the masks folder it made is gone with its masks
+    assert read_video(tmp_path / "new" / "out.partial.mp4")[0] == 2
+    assert hidden_files(tmp_path) == []
+
+
+def test_ctrl_c_with_overwrite_keeps_the_previous_video_and_masks(tool, predictor, odd_video, tmp_path, monkeypatch, capsys):
+    output, masks = tmp_path / "out.mp4", tmp_path / "masks"
+    assert run_tool(tool, odd_video, output, "--masks", masks) == 0
+    before = snapshot(output, masks)
+    monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, KeyboardInterrupt(), 3))
+    assert run_tool(tool, odd_video, output, "--masks", masks, "--batch", "2", "--overwrite") == 130
+    captured = capsys.readouterr()
+    assert snapshot(output, masks) == before
+    assert read_video(tmp_path / "out.partial.mp4")[0] == 4
+    assert f"the 4 frames done are kept in {tmp_path / 'out.partial.mp4'}" in captured.err
+    assert f"{output} is as it was" in captured.err
+    assert hidden_files(tmp_path) == []
+
+
+def test_sigterm_stops_like_ctrl_c_and_leaves_no_hidden_file(tool, predictor, odd_video, tmp_path, monkeypatch, capsys):
+    import signal
+
+    class Terminating(FailingPredictor):
+        def predict_batch(self, images):
+            if self.calls == 2:
+                os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler or `kill` sends it
+            return super().predict_batch(images)
+
+    output, masks = tmp_path / "out.avi", tmp_path / "masks"
+    assert run_tool(tool, odd_video, output, "--masks", masks) == 0
+    before = snapshot(output, masks)
+    monkeypatch.setattr(tool, "load_predictor", lambda args: Terminating(predictor, RuntimeError("unused"), 0))
+    handler = signal.getsignal(signal.SIGTERM)
+    assert run_tool(tool, odd_video, output, "--masks", masks, "--overwrite") == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is handler  # the tool's handler is gone
+    assert "SIGTERM" in capsys.readouterr().err
+    assert snapshot(output, masks) == before
+    assert hidden_files(tmp_path) == []
+    assert read_video(tmp_path / "out.partial.avi")[0] == 2
+
+
+def test_an_earlier_partial_file_is_replaced_only_with_overwrite(tool, predictor, odd_video, tmp_path, monkeypatch, capsys):
+    partial = tmp_path / "out.partial.avi"
+    partial.write_bytes(b"a user's file")
+    monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, KeyboardInterrupt(), 2))
+    assert run_tool(tool, odd_video, tmp_path / "out.avi") == 130
+    assert partial.read_bytes() == b"a user's file" and "discarded" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["input.avi", "out.partial.avi"]
+
+
+def test_a_truncated_video_reports_the_frames_its_header_announced(tool, tmp_path, capsys):
+    complete = write_video(tmp_path / "complete.avi", 40)
+    data = complete.read_bytes()
+    truncated = tmp_path / "truncated.avi"
+    truncated.write_bytes(data[: len(data) // 2])  # a download or copy cut off: the index at the end is lost
+    decoded = read_video(truncated)[0]
+    assert 0 < decoded < 40 and cv2.VideoCapture(str(truncated)).get(cv2.CAP_PROP_FRAME_COUNT) == 40
+    assert run_tool(tool, truncated, tmp_path / "out.avi") == 0
+    captured = capsys.readouterr()
+    assert f"frames: {decoded}\n" in captured.out
+    notes = [line for line in captured.err.splitlines() if line.startswith("infer_video:")]
+    assert notes == [f"infer_video: warning: {truncated} ended after {decoded} of the 40 frames its header announces "
+                     "(truncated or damaged?); the output holds those"]
+    # --max-frames below the count is no shortfall
+    assert run_tool(tool, truncated, tmp_path / "short.avi", "--max-frames", "5") == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_the_output_is_checked_before_the_model_loads(tool, odd_video, tmp_path, monkeypatch, capsys):
+    loaded = []
+    monkeypatch.setattr(tool, "load_predictor", lambda args: loaded.append(args))
+    existing = tmp_path / "out.mp4"
+    existing.write_bytes(b"precious")
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    for output in (existing, blocker / "out.mp4", tmp_path / "out.gif"):
+        assert run_tool(tool, odd_video, output) == 2
+        assert capsys.readouterr().err.startswith("infer_video: error:")
+    assert loaded == [] and existing.read_bytes() == b"precious"
+
+
+def test_folders_made_for_a_writer_that_fails_to_open_are_removed(tool, odd_video, tmp_path, monkeypatch, capsys):
+    from seglite.inference import video
+
+    class Unopened:
+        def __init__(self, *args) -> None:
+            pass
+
+        def isOpened(self) -> bool:
+            return False
+
+        def release(self) -> None:
+            pass
+
+    monkeypatch.setattr(video.cv2, "VideoWriter", Unopened)
+    output = tmp_path / "new" / "deeper" / "out.mp4"
+    assert run_tool(tool, odd_video, output, "--masks", tmp_path / "new" / "masks") == 2
+    assert "did not open it" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["input.avi"]
