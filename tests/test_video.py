@@ -186,12 +186,14 @@ class FailingPredictor:
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".avi"])
-def test_interrupted_run_leaves_a_playable_file(tool, predictor, odd_video, tmp_path, monkeypatch, capsys, suffix):
+def test_interrupted_run_keeps_a_playable_partial_file(tool, predictor, odd_video, tmp_path, monkeypatch, capsys, suffix):
     monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, KeyboardInterrupt(), 3))
     output = tmp_path / f"interrupted{suffix}"
     assert run_tool(tool, odd_video, output, "--batch", "2") == 130
-    assert read_video(output)[0] == 4  # the two batches predicted before Ctrl-C
-    assert "interrupted" in capsys.readouterr().err
+    assert not output.exists()  # nothing partial under the output's name
+    assert read_video(tmp_path / f"interrupted.partial{suffix}")[0] == 4  # the two batches predicted before Ctrl-C
+    assert f"infer_video: interrupted by Ctrl-C; the 4 frames done are kept in {tmp_path / f'interrupted.partial{suffix}'}; " \
+           f"{output} was not written\n" in capsys.readouterr().err
 
 
 def test_interruption_before_the_first_frame_leaves_no_empty_video(tool, predictor, odd_video, tmp_path, monkeypatch, capsys):
@@ -202,12 +204,13 @@ def test_interruption_before_the_first_frame_leaves_no_empty_video(tool, predict
     assert "no frame was done" in capsys.readouterr().err
 
 
-def test_failure_mid_run_leaves_a_playable_file(tool, predictor, odd_video, tmp_path, monkeypatch):
+def test_failure_mid_run_keeps_a_playable_partial_file(tool, predictor, odd_video, tmp_path, monkeypatch):
     monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, RuntimeError("boom"), 2))
     output = tmp_path / "failed.mp4"
-    with pytest.raises(RuntimeError, match="boom"):
+    with pytest.raises(RuntimeError, match="boom") as failure:
         run_tool(tool, odd_video, output)
-    assert read_video(output)[0] == 1
+    assert not output.exists() and read_video(tmp_path / "failed.partial.mp4")[0] == 1
+    assert failure.value.__notes__ == [f"the 1 frames done are kept in {tmp_path / 'failed.partial.mp4'}; {output} was not written"]
 
 
 def test_model_errors_are_reported_without_traceback(odd_video, tmp_path, capsys):
@@ -339,11 +342,11 @@ def test_a_run_claims_only_the_masks_it_wrote(tool, predictor, odd_video, tmp_pa
     monkeypatch.setattr(tool, "load_predictor", unloadable)
     assert run_tool(tool, odd_video, tmp_path / "b.avi", "--masks", masks, "--overwrite") == 2
     assert listed_masks(masks) == [f"frame_{index:06d}.png" for index in range(3)] == sorted(p.name for p in masks.glob("*.png"))
-    # Ctrl-C after two batches of two: the four masks written are listed, and only those
+    # Ctrl-C after two batches of two: the masks written are dropped with the folder the run made
     monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, KeyboardInterrupt(), 3))
     other = tmp_path / "other"
     assert run_tool(tool, odd_video, tmp_path / "c.avi", "--masks", other, "--batch", "2") == 130
-    assert listed_masks(other) == [f"frame_{index:06d}.png" for index in range(4)] == sorted(p.name for p in other.glob("*.png"))
+    assert not other.exists() and read_video(tmp_path / "c.partial.avi")[0] == 4
 
 
 def test_empty_masks_path_is_refused(tool, odd_video, tmp_path, capsys):
@@ -485,8 +488,8 @@ def test_a_truncated_video_reports_the_frames_its_header_announced(tool, tmp_pat
     captured = capsys.readouterr()
     assert f"frames: {decoded}\n" in captured.out
     notes = [line for line in captured.err.splitlines() if line.startswith("infer_video:")]
-    assert notes == [f"infer_video: warning: {truncated} ended after {decoded} of the 40 frames its header announces "
-                     "(truncated or damaged?); the output holds those"]
+    assert notes == [f"infer_video: warning: video {truncated} ended after {decoded} of the 40 frames its header announces "
+                     f"(truncated or damaged?); the output holds those {decoded}"]
     # --max-frames below the count is no shortfall
     assert run_tool(tool, truncated, tmp_path / "short.avi", "--max-frames", "5") == 0
     assert "warning" not in capsys.readouterr().err
