@@ -526,3 +526,21 @@ def test_folders_made_for_a_writer_that_fails_to_open_are_removed(tool, odd_vide
     assert run_tool(tool, odd_video, output, "--masks", tmp_path / "new" / "masks") == 2
     assert "did not open it" in capsys.readouterr().err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["input.avi"]
+
+
+def test_ctrl_c_while_the_outputs_move_in_waits_until_both_have(tool, odd_video, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from seglite.inference.video import MaskFolder
+
+    real = MaskFolder.commit
+
+    def commit_then_ctrl_c(self) -> None:
+        signal.raise_signal(signal.SIGINT)  # arrives between the masks and the video
+        real(self)
+
+    monkeypatch.setattr(MaskFolder, "commit", commit_then_ctrl_c)
+    output, masks = tmp_path / "out.avi", tmp_path / "masks"
+    assert run_tool(tool, odd_video, output, "--masks", masks) == 130
+    assert f"infer_video: interrupted by Ctrl-C; the run had finished: {output} is written" in capsys.readouterr().err
+    assert read_video(output)[0] == 7 and len(listed_masks(masks)) == 7 and hidden_files(tmp_path) == []

@@ -135,6 +135,7 @@ def run(args: argparse.Namespace):
 
 
 def _segment(args: argparse.Namespace):
+    from seglite.files import signals_deferred
     from seglite.inference.video import MaskFolder, VideoPipeline, VideoSink, check_video_output, open_source
 
     with open_source(args.input) as source:
@@ -142,7 +143,7 @@ def _segment(args: argparse.Namespace):
         existed = args.output.exists()
         check_video_output(args.output, args.overwrite, source.inputs)
         masks = MaskFolder(args.masks, source, args.overwrite) if args.masks is not None else None
-        sink = None
+        sink, committed = None, False
         try:
             predictor = load_predictor(args)
             print(f"model: {predictor.description}")
@@ -151,10 +152,15 @@ def _segment(args: argparse.Namespace):
             sink = VideoSink(args.output, fps, pipeline.output_size(source.size), args.overwrite, source.inputs)
             stats = pipeline.run(source, sink, args.max_frames, progress=not args.no_progress)
             sink.finish()
-            if masks is not None:
-                masks.commit()  # first: it re-checks the folder, and may refuse
-            sink.commit()
+            with signals_deferred():  # both outputs move in, or neither: Ctrl-C waits until they have
+                if masks is not None:
+                    masks.commit()  # first: it re-checks the folder, and may refuse
+                sink.commit()
+                committed = True
         except BaseException as stop:
+            if committed:  # a signal held during the moves: the run itself is complete
+                stop.add_note(f"the run had finished: {args.output} is written")
+                raise
             kept = sink.abandon() if sink is not None else None
             if masks is not None:
                 masks.discard()

@@ -275,6 +275,7 @@ class _Outputs:
         self.staging = None
         self.created: list[Path] = []
         self.owner = STAGING_ENVIRONMENT not in os.environ  # False in a process Lightning started for DDP
+        self.committed = False
 
     def discard(self) -> bool:
         """Drop what the run staged and the empty folders it made; True if it had staged any file."""
@@ -316,6 +317,8 @@ def _interrupted_outcome(output: Path, cityscapes: bool, outputs: _Outputs) -> s
     """Drop what this run staged and say so, and which earlier results are kept as they were."""
     from seglite.results import existing_results
 
+    if outputs.committed:  # Ctrl-C held while the results moved in (files.signals_deferred)
+        return f"the run had finished: its results are in {output}"
     outcome = "no results written" + (" (the partial ones were discarded)" if outputs.discard() else "")
     earlier = existing_results(output, cityscapes, extra=[CONFIG_FILE])
     if earlier:
@@ -325,7 +328,7 @@ def _interrupted_outcome(output: Path, cityscapes: bool, outputs: _Outputs) -> s
 
 def _evaluate(args: argparse.Namespace, cli_args: list[str], output: Path, cityscapes: bool, outputs: _Outputs) -> int:
     from seglite.errors import SegliteError
-    from seglite.files import StagedOutputs, missing_folders, require_file
+    from seglite.files import StagedOutputs, missing_folders, require_file, signals_deferred
     from seglite.results import check_results_writable, result_paths
 
     try:
@@ -353,7 +356,9 @@ def _evaluate(args: argparse.Namespace, cli_args: list[str], output: Path, citys
         if outputs.owner:  # the process that made the staging folder moves its files in
             # with --overwrite, an earlier run's results that this one does not rewrite go too
             stale = result_paths(output, cityscapes, [CONFIG_FILE]) if args.overwrite else []
-            outputs.staging.commit(args.overwrite, stale)
+            with signals_deferred():  # a Ctrl-C during the moves is delivered once they are done and noted
+                outputs.staging.commit(args.overwrite, stale)
+                outputs.committed = True
         scores = cli.model.last_scores.get("test")
         if cli.trainer.is_global_zero and scores is not None and int(scores.confusion.sum()) > 0:
             print(f"{args.split} mIoU: {100 * scores.miou:.2f}  pixel accuracy: {100 * scores.pixel_accuracy:.2f}  results: {output}")
