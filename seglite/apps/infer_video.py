@@ -24,10 +24,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seglite.apps import arguments, model_options
 from seglite.errors import SegliteError
+
+if TYPE_CHECKING:
+    from seglite.inference.video import FrameSource  # imported when a run starts, after the arguments are parsed
 
 DEFAULT_FPS = 30.0  # when neither --fps nor the input gives a frame rate
 
@@ -187,11 +190,11 @@ def stopped_early(args: argparse.Namespace, done: int, kept: Path | None, existe
         frames = f"the {done} frames done were discarded"
     outputs = f"{args.output} is as it was" if existed else f"{args.output} was not written"
     if args.masks is not None:
-        outputs += f", and so is the masks folder {args.masks}"
+        outputs += f"; the masks folder {args.masks} is as it was"
     return f"{frames}; {outputs}"
 
 
-def warn_of_missing_frames(source, frames: int, max_frames: int | None) -> None:
+def warn_of_missing_frames(source: FrameSource, frames: int, max_frames: int | None) -> None:
     """One line when a video file ended before the frame count its header announces (a truncated file)."""
     announced = source.frame_count
     if announced is None or not source.description.startswith("video "):
