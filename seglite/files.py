@@ -10,6 +10,8 @@ The one place seglite decides whether an output may be written (house style, rul
   truncated one; the result gets the usual permissions (``0o666`` less the umask).
 - A failed write raises ``OutputWriteError`` naming the file and the reason (disk full,
   read-only file system, permission denied).
+- ``StagedOutputs`` replaces only on success: a run writes its files into a hidden folder and
+  moves them in once it has succeeded, so a failed or interrupted run costs no earlier output.
 
 Pure Python (OpenCV only inside ``encode_image``): safe to import from any layer.
 """
@@ -23,9 +25,12 @@ import hashlib
 import json
 import math
 import os
+import shutil
+import signal
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -387,3 +392,92 @@ def remove_empty_folders(folders: Iterable[str | Path]) -> None:
     for folder in folders:
         with contextlib.suppress(OSError):
             os.rmdir(folder)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then deliver them (a no-op outside the main thread).
+
+    For the few renames that swap a run's outputs in: stopped half-way, a folder would mix two runs.
+    A signal that is ignored, or handled outside Python, is left as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {}
+    for number in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(number)
+        if handler is not None and handler is not signal.SIG_IGN:
+            previous[number] = signal.signal(number, lambda caught, frame: received.append(caught))
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in received:
+            signal.raise_signal(number)
+
+
+class StagedOutputs:
+    """A run's new files for an output folder, written into a hidden folder inside it and moved in on success.
+
+    Replace only on success (house style, rule 23): until ``commit`` the folder holds exactly what
+    it held before, so a run that fails or is interrupted costs no earlier output, and ``discard``
+    removes what it staged. Files move in one by one (``os.replace``, atomic for each), not as one
+    folder, because the output folder may also hold the user's own files, which stay where they are;
+    the moves are not interrupted by Ctrl-C or SIGTERM (``signals_deferred``).
+
+    Args:
+        folder: the output folder; created if missing (see ``make_dir``).
+        what: what the folder is, for error messages.
+        staging: an existing staging folder to use (the processes of one run share it), else a new one.
+    """
+
+    def __init__(self, folder: str | Path, what: str = "output folder", staging: str | Path | None = None) -> None:
+        self.folder = make_dir(folder, what)
+        if staging is None:
+            try:
+                staging = tempfile.mkdtemp(prefix=".seglite-", suffix=".partial", dir=self.folder)
+            except OSError as error:
+                raise write_error(self.folder, error) from error
+        self.path = Path(staging)
+
+    def staged(self) -> list[Path]:
+        """The files staged so far, relative to the staging folder (a manifest written there left out)."""
+        if not self.path.is_dir():
+            return []
+        files = (path for path in self.path.rglob("*") if path.is_file() and path.name != MANIFEST_NAME)
+        return sorted(path.relative_to(self.path) for path in files)
+
+    def commit(self, overwrite: bool, stale: Iterable[str | Path] = ()) -> list[Path]:
+        """Move the staged files into the folder and list them in its manifest; returns their paths there.
+
+        What they replace is checked again (``OutputManifest.check``): a file that appeared during the
+        run is refused as it would have been at the start, and then nothing moves. ``stale``: seglite's
+        own earlier outputs to remove unless this run rewrote them (an earlier, longer run's masks).
+        """
+        names = self.staged()
+        targets = [self.folder / name for name in names]
+        manifest = OutputManifest(self.folder)
+        manifest.check(targets, overwrite)
+        with signals_deferred():
+            manifest.claim(targets)  # listed before the moves: a listed name not yet moved is harmless
+            for name, target in zip(names, targets):
+                make_dir(target.parent)
+                try:
+                    os.replace(self.path / name, target)
+                except OSError as error:
+                    raise write_error(target, error) from error
+            for path in map(Path, stale):
+                if path not in targets and path.is_file() and not path.is_symlink() and manifest.owns(path):
+                    manifest.remove(path, save=False)
+            manifest.save()
+            self.discard()
+        return targets
+
+    def discard(self) -> list[Path]:
+        """Remove the staging folder and all it holds; returns the files it held (relative)."""
+        held = self.staged()
+        shutil.rmtree(self.path, ignore_errors=True)
+        return held

@@ -45,6 +45,12 @@ def _predictions(output_dir: Path) -> list[Path]:
     return sorted(folder.iterdir())
 
 
+def result_paths(output_dir: Path, cityscapes: bool = False, extra: Sequence[str] = ()) -> list[Path]:
+    """The files an evaluation writes into ``output_dir``, with the Cityscapes predictions there now."""
+    output_dir = Path(output_dir)
+    return _result_files(output_dir, extra) + (_predictions(output_dir) if cityscapes else [])
+
+
 def existing_results(output_dir: Path, cityscapes: bool = False, extra: Sequence[str] = ()) -> list[Path]:
     """The result files (and a non-empty Cityscapes folder) that writing to ``output_dir`` would replace."""
     output_dir = Path(output_dir)
@@ -73,8 +79,7 @@ def check_results_writable(
             )
         if folder.exists() and not folder.is_dir():
             raise OutputExistsError(f"{what} {folder} is a file; give a folder")
-    replaced = _result_files(output_dir, extra) + (_predictions(output_dir) if cityscapes else [])
-    OutputManifest(output_dir).check(replaced, overwrite)
+    OutputManifest(output_dir).check(result_paths(output_dir, cityscapes, extra), overwrite)
 
 
 def clear_results(output_dir: Path, cityscapes: bool = False, extra: Sequence[str] = ()) -> None:
@@ -85,7 +90,7 @@ def clear_results(output_dir: Path, cityscapes: bool = False, extra: Sequence[st
     """
     output_dir = Path(output_dir)
     manifest = OutputManifest(output_dir)
-    for path in _result_files(output_dir, extra) + (_predictions(output_dir) if cityscapes else []):
+    for path in result_paths(output_dir, cityscapes, extra):
         if path.exists() and manifest.owns(path):
             manifest.remove(path)
 

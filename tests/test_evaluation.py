@@ -298,10 +298,10 @@ def test_a_full_disk_while_writing_predictions_is_one_line(evaluate, tmp_path, m
     output = tmp_path / "eval"
     assert evaluate(output, "--format", "cityscapes") == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("test: error")]
-    assert len(errors) == 1 and errors[0].startswith(f"test: error: cannot write {output / 'cityscapes'}/")
+    # the file named is the one that could not be written, in the run's staging folder inside the output folder
+    assert len(errors) == 1 and errors[0].startswith(f"test: error: cannot write {output}/") and "/cityscapes/" in errors[0]
     assert errors[0].endswith(": disk full")
-    assert list((output / "cityscapes").iterdir()) == []
-    assert not (output / "results.json").exists()
+    assert not output.exists()  # the folder the run made goes with the partial results
 
 
 def test_the_old_callback_path_still_resolves_and_pulls_no_lightning_on_import():
@@ -523,11 +523,8 @@ def test_ctrl_c_stops_with_one_line_code_130_and_no_partial_results(tiny_citysca
     assert "Traceback" not in result.stderr
     assert "test: error" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("test: interrupted")]
-    assert lines == [
-        "test: interrupted; no results written (removed the partial ones: config.yaml, cityscapes in " f"{output})"
-    ], result.stderr
-    assert list((output / "cityscapes").iterdir()) == []  # the first batch's predictions are gone
-    assert not (output / "results.json").exists() and not (output / "config.yaml").exists()
+    assert lines == ["test: interrupted; no results written (the partial ones were discarded)"], result.stderr
+    assert not output.exists()  # the first batch's predictions are gone, with the folder the run made
 
 
 @pytest.mark.parametrize("started_with", ["default_int_handler", "SIG_IGN"], ids=["foreground", "background"])
@@ -556,3 +553,64 @@ def test_ctrl_c_before_the_run_writes_nothing(started_with, evaluate, tmp_path, 
         assert signal.getsignal(signal.SIGINT) is found  # the tool's handler is gone
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+# ----------------------------------------------------------------------------- replaced only on success
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder``, hidden ones included, with its bytes."""
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+class RaiseSigint(pl.Callback):
+    """Ctrl-C, as the terminal delivers it to this process, once the first batch is done."""
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        import signal
+
+        if batch_idx == 0:
+            signal.raise_signal(signal.SIGINT)
+
+
+def test_a_failed_overwrite_keeps_the_previous_results(tiny_cityscapes, tiny_checkpoint, tmp_path, capsys):
+    import shutil
+
+    from helpers import MODEL_CONFIG
+
+    from seglite.apps import test as tool
+
+    data = shutil.copytree(tiny_cityscapes, tmp_path / "data")
+    config = tmp_path / "data.yaml"
+    config.write_text(DATA_CONFIG.format(root=data))
+    output = tmp_path / "eval"
+    evaluate = lambda *options: tool.main([str(MODEL_CONFIG), str(config), str(tiny_checkpoint), "--output", str(output),  # noqa: E731
+                                           "--format", "cityscapes", *options])
+    assert evaluate() == 0
+    before = folder_bytes(output)
+    assert {"results.json", "per_class_iou.csv", "confusion_matrix.png", "config.yaml"} <= set(before)
+    capsys.readouterr()
+
+    images = sorted((data / "leftImg8bit" / "val").glob("*/*.png"))
+    images[-1].write_bytes(b"not a png")  # the run fails on its last batch, after predictions were written
+    assert evaluate("--overwrite") == 2
+    assert images[-1].name in capsys.readouterr().err
+    assert folder_bytes(output) == before  # results, predictions, config and manifest untouched; nothing staged left
+
+    assert evaluate("--overwrite", f"--trainer.callbacks+={__name__}.RaiseSigint") == 130
+    message = [line for line in capsys.readouterr().err.splitlines() if line.startswith("test: interrupted")]
+    assert message == [f"test: interrupted; no results written (the partial ones were discarded); the earlier results in "
+                       f"{output} are kept as they were: results.json, per_class_iou.csv, confusion_matrix.png, config.yaml, "
+                       "cityscapes"]
+    assert folder_bytes(output) == before
+
+
+def test_the_last_line_names_the_split_evaluated(evaluate, tmp_path, capsys):
+    # the tiny data set's test split is unlabelled, as Cityscapes' is: its train split has labels
+    assert evaluate(tmp_path / "eval", "--data.init_args.test_split", "train") == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("train mIoU: ")
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["split"] == "train"
+    with pytest.raises(SystemExit) as stop:
+        evaluate(tmp_path / "other", "--split", "val", "--data.init_args.test_split=test")
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        "error: --split val and --data.init_args.test_split test disagree: give one of them")

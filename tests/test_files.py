@@ -167,6 +167,58 @@ def test_manifest_refuses_paths_through_a_linked_folder(tmp_path):
         files.OutputManifest(folder).claim([folder / "sub" / "x.png"])
 
 
+def test_staged_outputs_move_in_on_commit_and_leave_the_folder_as_it_was_otherwise(tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "old.json").write_text("old")
+    (folder / "stale.png").write_text("an earlier, longer run's")
+    (folder / "notes.txt").write_text("the user's")
+    files.OutputManifest(folder).claim([folder / "old.json", folder / "stale.png"])
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+
+    dropped = files.StagedOutputs(folder)
+    (dropped.path / "old.json").write_text("new, but the run failed")
+    assert dropped.discard() == [Path("old.json")]
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+    staged = files.StagedOutputs(folder)
+    (staged.path / "sub").mkdir()
+    (staged.path / "old.json").write_text("new")
+    (staged.path / "sub" / "a.png").write_text("new")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        staged.commit(overwrite=False)  # refused as at the start: nothing moves
+    assert {path.name: path.read_bytes() for path in folder.iterdir() if path != staged.path} == before
+    assert staged.commit(overwrite=True, stale=[folder / "stale.png", folder / "notes.txt"]) == [
+        folder / "old.json", folder / "sub" / "a.png"
+    ]
+    assert sorted(path.name for path in folder.iterdir()) == [".seglite-outputs.json", "notes.txt", "old.json", "sub"]
+    assert (folder / "old.json").read_text() == "new" and (folder / "notes.txt").read_text() == "the user's"
+    assert json.loads((folder / ".seglite-outputs.json").read_text())["files"] == ["old.json", "sub/a.png"]
+
+
+def test_a_file_that_appears_during_the_run_is_not_replaced(tmp_path):
+    staged = files.StagedOutputs(tmp_path / "out")
+    (staged.path / "a.png").write_text("new")
+    (tmp_path / "out" / "a.png").write_text("the user's, made meanwhile")
+    with pytest.raises(OutputExistsError, match="not written by seglite"):
+        staged.commit(overwrite=True)
+    assert (tmp_path / "out" / "a.png").read_text() == "the user's, made meanwhile"
+
+
+def test_signals_are_delivered_after_the_deferred_block():
+    import signal
+
+    caught = []
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: caught.append(number))
+    try:
+        with files.signals_deferred():
+            signal.raise_signal(signal.SIGTERM)
+            assert caught == []  # held while the outputs move
+        assert caught == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_write_image_encodes_by_extension(tmp_path):
     import cv2
 

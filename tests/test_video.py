@@ -186,12 +186,14 @@ class FailingPredictor:
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".avi"])
-def test_interrupted_run_leaves_a_playable_file(tool, predictor, odd_video, tmp_path, monkeypatch, capsys, suffix):
+def test_interrupted_run_keeps_a_playable_partial_file(tool, predictor, odd_video, tmp_path, monkeypatch, capsys, suffix):
     monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, KeyboardInterrupt(), 3))
     output = tmp_path / f"interrupted{suffix}"
     assert run_tool(tool, odd_video, output, "--batch", "2") == 130
-    assert read_video(output)[0] == 4  # the two batches predicted before Ctrl-C
-    assert "interrupted" in capsys.readouterr().err
+    assert not output.exists()  # nothing partial under the output's name
+    assert read_video(tmp_path / f"interrupted.partial{suffix}")[0] == 4  # the two batches predicted before Ctrl-C
+    assert f"infer_video: interrupted by Ctrl-C; the 4 frames done are kept in {tmp_path / f'interrupted.partial{suffix}'}; " \
+           f"{output} was not written\n" in capsys.readouterr().err
 
 
 def test_interruption_before_the_first_frame_leaves_no_empty_video(tool, predictor, odd_video, tmp_path, monkeypatch, capsys):
@@ -202,12 +204,13 @@ def test_interruption_before_the_first_frame_leaves_no_empty_video(tool, predict
     assert "no frame was done" in capsys.readouterr().err
 
 
-def test_failure_mid_run_leaves_a_playable_file(tool, predictor, odd_video, tmp_path, monkeypatch):
+def test_failure_mid_run_keeps_a_playable_partial_file(tool, predictor, odd_video, tmp_path, monkeypatch):
     monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, RuntimeError("boom"), 2))
     output = tmp_path / "failed.mp4"
-    with pytest.raises(RuntimeError, match="boom"):
+    with pytest.raises(RuntimeError, match="boom") as failure:
         run_tool(tool, odd_video, output)
-    assert read_video(output)[0] == 1
+    assert not output.exists() and read_video(tmp_path / "failed.partial.mp4")[0] == 1
+    assert failure.value.__notes__ == [f"the 1 frames done are kept in {tmp_path / 'failed.partial.mp4'}; {output} was not written"]
 
 
 def test_model_errors_are_reported_without_traceback(odd_video, tmp_path, capsys):
@@ -339,11 +342,11 @@ def test_a_run_claims_only_the_masks_it_wrote(tool, predictor, odd_video, tmp_pa
     monkeypatch.setattr(tool, "load_predictor", unloadable)
     assert run_tool(tool, odd_video, tmp_path / "b.avi", "--masks", masks, "--overwrite") == 2
     assert listed_masks(masks) == [f"frame_{index:06d}.png" for index in range(3)] == sorted(p.name for p in masks.glob("*.png"))
-    # Ctrl-C after two batches of two: the four masks written are listed, and only those
+    # Ctrl-C after two batches of two: the masks written are dropped with the folder the run made
     monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, KeyboardInterrupt(), 3))
     other = tmp_path / "other"
     assert run_tool(tool, odd_video, tmp_path / "c.avi", "--masks", other, "--batch", "2") == 130
-    assert listed_masks(other) == [f"frame_{index:06d}.png" for index in range(4)] == sorted(p.name for p in other.glob("*.png"))
+    assert not other.exists() and read_video(tmp_path / "c.partial.avi")[0] == 4
 
 
 def test_empty_masks_path_is_refused(tool, odd_video, tmp_path, capsys):
@@ -382,3 +385,162 @@ def test_a_frame_rate_that_no_writer_takes_is_an_argument_error_naming_fps(tool,
     assert error.endswith(f"argument --fps: expected frames per second from 0.1 to 1000, got '{fps}'")
     assert not (tmp_path / "out.mp4").exists()
     assert tool.parse_args([str(odd_video), str(tmp_path / "out.mp4"), "--checkpoint", "x.ckpt", "--fps", "0.5"]).fps == 0.5
+
+
+# ----------------------------------------------------------------------------- replaced only on success
+def frames_folder(folder: Path, count: int) -> Path:
+    folder.mkdir()
+    for index in range(count):
+        cv2.imwrite(str(folder / f"f{index}.png"), frame(index))
+    return folder
+
+
+def snapshot(*paths: Path) -> dict[str, bytes]:
+    """Every file under ``paths`` (files or folders, hidden ones included) with its bytes."""
+    found = {}
+    for path in paths:
+        for file in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()):
+            found[str(file)] = file.read_bytes()
+    return found
+
+
+def hidden_files(*folders: Path) -> list[str]:
+    return sorted(str(path) for folder in folders for path in folder.rglob(".*") if path.name != ".seglite-outputs.json")
+
+
+def test_a_failed_overwrite_leaves_the_previous_video_and_masks_as_they_were(tool, tmp_path, capsys):
+    frames = frames_folder(tmp_path / "frames", 6)
+    output, masks = tmp_path / "out.avi", tmp_path / "masks"
+    assert run_tool(tool, frames, output, "--masks", masks) == 0
+    before = snapshot(output, masks)
+    (frames / "f3.png").write_bytes(b"not a png")  # the new run fails on its fourth frame
+    assert run_tool(tool, frames, output, "--masks", masks, "--overwrite") == 2
+    error = capsys.readouterr().err
+    assert "f3.png" in error and "out.partial.avi" in error
+    assert snapshot(output, masks) == before  # the video, all six masks and their manifest
+    assert read_video(tmp_path / "out.partial.avi")[0] == 3  # the frames done, clearly named
+    assert hidden_files(tmp_path) == []
+
+
+def test_a_failed_run_leaves_nothing_under_the_outputs_name(tool, tmp_path, capsys):
+    frames = frames_folder(tmp_path / "frames", 4)
+    (frames / "f2.png").write_bytes(b"")
+    output, masks = tmp_path / "new" / "out.mp4", tmp_path / "masks"
+    assert run_tool(tool, frames, output, "--masks", masks) == 2
+    assert not output.exists() and not masks.exists()  # the masks folder it made is gone with its masks
+    assert read_video(tmp_path / "new" / "out.partial.mp4")[0] == 2
+    assert hidden_files(tmp_path) == []
+
+
+def test_ctrl_c_with_overwrite_keeps_the_previous_video_and_masks(tool, predictor, odd_video, tmp_path, monkeypatch, capsys):
+    output, masks = tmp_path / "out.mp4", tmp_path / "masks"
+    assert run_tool(tool, odd_video, output, "--masks", masks) == 0
+    before = snapshot(output, masks)
+    monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, KeyboardInterrupt(), 3))
+    assert run_tool(tool, odd_video, output, "--masks", masks, "--batch", "2", "--overwrite") == 130
+    captured = capsys.readouterr()
+    assert snapshot(output, masks) == before
+    assert read_video(tmp_path / "out.partial.mp4")[0] == 4
+    assert f"the 4 frames done are kept in {tmp_path / 'out.partial.mp4'}" in captured.err
+    assert f"{output} is as it was" in captured.err
+    assert hidden_files(tmp_path) == []
+
+
+def test_sigterm_stops_like_ctrl_c_and_leaves_no_hidden_file(tool, predictor, odd_video, tmp_path, monkeypatch, capsys):
+    import signal
+
+    class Terminating(FailingPredictor):
+        def predict_batch(self, images):
+            if self.calls == 2:
+                os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler or `kill` sends it
+            return super().predict_batch(images)
+
+    output, masks = tmp_path / "out.avi", tmp_path / "masks"
+    assert run_tool(tool, odd_video, output, "--masks", masks) == 0
+    before = snapshot(output, masks)
+    monkeypatch.setattr(tool, "load_predictor", lambda args: Terminating(predictor, RuntimeError("unused"), 0))
+    handler = signal.getsignal(signal.SIGTERM)
+    assert run_tool(tool, odd_video, output, "--masks", masks, "--overwrite") == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is handler  # the tool's handler is gone
+    assert "SIGTERM" in capsys.readouterr().err
+    assert snapshot(output, masks) == before
+    assert hidden_files(tmp_path) == []
+    assert read_video(tmp_path / "out.partial.avi")[0] == 2
+
+
+def test_an_earlier_partial_file_is_replaced_only_with_overwrite(tool, predictor, odd_video, tmp_path, monkeypatch, capsys):
+    partial = tmp_path / "out.partial.avi"
+    partial.write_bytes(b"a user's file")
+    monkeypatch.setattr(tool, "load_predictor", lambda args: FailingPredictor(predictor, KeyboardInterrupt(), 2))
+    assert run_tool(tool, odd_video, tmp_path / "out.avi") == 130
+    assert partial.read_bytes() == b"a user's file" and "discarded" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["input.avi", "out.partial.avi"]
+
+
+def test_a_truncated_video_reports_the_frames_its_header_announced(tool, tmp_path, capsys):
+    complete = write_video(tmp_path / "complete.avi", 40)
+    data = complete.read_bytes()
+    truncated = tmp_path / "truncated.avi"
+    truncated.write_bytes(data[: len(data) // 2])  # a download or copy cut off: the index at the end is lost
+    decoded = read_video(truncated)[0]
+    assert 0 < decoded < 40 and cv2.VideoCapture(str(truncated)).get(cv2.CAP_PROP_FRAME_COUNT) == 40
+    assert run_tool(tool, truncated, tmp_path / "out.avi") == 0
+    captured = capsys.readouterr()
+    assert f"frames: {decoded}\n" in captured.out
+    notes = [line for line in captured.err.splitlines() if line.startswith("infer_video:")]
+    assert notes == [f"infer_video: warning: video {truncated} ended after {decoded} of the 40 frames its header announces "
+                     f"(truncated or damaged?); the output holds those {decoded}"]
+    # --max-frames below the count is no shortfall
+    assert run_tool(tool, truncated, tmp_path / "short.avi", "--max-frames", "5") == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_the_output_is_checked_before_the_model_loads(tool, odd_video, tmp_path, monkeypatch, capsys):
+    loaded = []
+    monkeypatch.setattr(tool, "load_predictor", lambda args: loaded.append(args))
+    existing = tmp_path / "out.mp4"
+    existing.write_bytes(b"precious")
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    for output in (existing, blocker / "out.mp4", tmp_path / "out.gif"):
+        assert run_tool(tool, odd_video, output) == 2
+        assert capsys.readouterr().err.startswith("infer_video: error:")
+    assert loaded == [] and existing.read_bytes() == b"precious"
+
+
+def test_folders_made_for_a_writer_that_fails_to_open_are_removed(tool, odd_video, tmp_path, monkeypatch, capsys):
+    from seglite.inference import video
+
+    class Unopened:
+        def __init__(self, *args) -> None:
+            pass
+
+        def isOpened(self) -> bool:
+            return False
+
+        def release(self) -> None:
+            pass
+
+    monkeypatch.setattr(video.cv2, "VideoWriter", Unopened)
+    output = tmp_path / "new" / "deeper" / "out.mp4"
+    assert run_tool(tool, odd_video, output, "--masks", tmp_path / "new" / "masks") == 2
+    assert "did not open it" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["input.avi"]
+
+
+def test_ctrl_c_while_the_outputs_move_in_waits_until_both_have(tool, odd_video, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from seglite.inference.video import MaskFolder
+
+    real = MaskFolder.commit
+
+    def commit_then_ctrl_c(self) -> None:
+        signal.raise_signal(signal.SIGINT)  # arrives between the masks and the video
+        real(self)
+
+    monkeypatch.setattr(MaskFolder, "commit", commit_then_ctrl_c)
+    output, masks = tmp_path / "out.avi", tmp_path / "masks"
+    assert run_tool(tool, odd_video, output, "--masks", masks) == 130
+    assert f"infer_video: interrupted by Ctrl-C; the run had finished: {output} is written" in capsys.readouterr().err
+    assert read_video(output)[0] == 7 and len(listed_masks(masks)) == 7 and hidden_files(tmp_path) == []

@@ -11,19 +11,26 @@ auto, printed at the start: OpenVINO where installed, else ONNX Runtime, else Py
 
 Outputs .mp4/.m4v/.mov/.mkv are MPEG-4 ('mp4v'; frames with an odd side are padded by one
 pixel, which that codec path needs); .avi is Motion JPEG at exactly the input size. The video
-is written to a hidden temporary file and renamed to OUTPUT once it is checked to hold every
-frame, so a full disk or a failed run never leaves a broken OUTPUT; Ctrl-C stops early and
-keeps a playable file of the frames done.
+is written to a hidden temporary file and renamed to OUTPUT once the run has succeeded and the
+file is checked to hold every frame (--masks likewise move in only then), so a full disk, a
+failed run or an interrupted one leaves an earlier OUTPUT and masks as they were. Ctrl-C or
+SIGTERM stops early and keeps the frames done, playable, in NAME.partial.EXT beside OUTPUT.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from seglite.apps import arguments, model_options
 from seglite.errors import SegliteError
+
+if TYPE_CHECKING:
+    from seglite.inference.video import FrameSource  # imported when a run starts, after the arguments are parsed
 
 DEFAULT_FPS = 30.0  # when neither --fps nor the input gives a frame rate
 
@@ -49,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--fps", type=arguments.frame_rate, help=f"output frame rate (default: the input's, else {DEFAULT_FPS:g})")
     output.add_argument("--max-frames", type=int, help="stop after this many frames")
     output.add_argument("--overwrite", action="store_true",
-                        help="replace an existing output video, and the masks an earlier run wrote (removing those it does not rewrite)")
+                        help="replace an existing output video, and the masks an earlier run wrote (removing those it does not "
+                             "rewrite), once the new run has succeeded")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -83,12 +91,12 @@ def load_predictor(args: argparse.Namespace):
     return model_options.load_predictor(args, "frame", num_threads=threads, channels_last=args.channels_last)
 
 
-def report(stats, output: Path, partial: bool = False) -> None:
+def report(stats, output: Path | None, partial: bool = False) -> None:
     what = "frames (partial: the run stopped early)" if partial else "frames"
     print(f"{what}: {stats.frames}")
     print(f"model-only fps: {stats.model_fps:.2f} ({stats.model_seconds:.2f} s in the model)")
     print(f"end-to-end fps: {stats.end_to_end_fps:.2f} ({stats.total_seconds:.2f} s in all)")
-    print(f"output: {output}")
+    print(f"output: {output or 'none'}")
 
 
 def _runs_on_torch(args: argparse.Namespace) -> bool:
@@ -105,43 +113,119 @@ def _runs_on_torch(args: argparse.Namespace) -> bool:
         return False
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's stop): the run stops and cleans up as on Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not break off the clean-up
+    raise Terminated
+
+
 def run(args: argparse.Namespace):
-    """Segment ``args.input`` into ``args.output``; returns the run's ``VideoStats``."""
-    from seglite.inference.video import MaskFolder, VideoPipeline, VideoSink, open_source
+    """Segment ``args.input`` into ``args.output``; returns the run's ``VideoStats``.
+
+    An earlier OUTPUT and masks are replaced only once the run has succeeded. A run that stops
+    early raises, with a note (``add_note``) saying what it kept and that the outputs are as they were.
+    """
+    from seglite.files import missing_folders, remove_empty_folders
+
+    created = missing_folders(args.output.parent)
+    try:
+        return _segment(args)
+    finally:
+        remove_empty_folders(created)  # only empty ones: a kept video or partial file keeps its folder
+
+
+def _segment(args: argparse.Namespace):
+    from seglite.files import signals_deferred
+    from seglite.inference.video import MaskFolder, VideoPipeline, VideoSink, check_video_output, open_source
 
     with open_source(args.input) as source:
         # every output is checked before the model loads (which takes seconds)
-        sink_options = {"overwrite": args.overwrite, "inputs": source.inputs}
+        existed = args.output.exists()
+        check_video_output(args.output, args.overwrite, source.inputs)
         masks = MaskFolder(args.masks, source, args.overwrite) if args.masks is not None else None
+        sink, committed = None, False
         try:
             predictor = load_predictor(args)
             print(f"model: {predictor.description}")
             pipeline = VideoPipeline(predictor, args.batch, args.opacity, args.side_by_side, masks)
             fps = args.fps or source.fps or DEFAULT_FPS
-            with VideoSink(args.output, fps, pipeline.output_size(source.size), **sink_options) as sink:
-                try:
-                    return pipeline.run(source, sink, args.max_frames, progress=not args.no_progress)
-                except KeyboardInterrupt:
-                    done = pipeline.stats.frames
-                    kept = f"the {done} frames done are kept in {args.output}" if done else "no frame was done"
-                    print(f"\ninterrupted: {kept}", file=sys.stderr)
-                    report(pipeline.stats, args.output, partial=True)
-                    raise
-        finally:
+            sink = VideoSink(args.output, fps, pipeline.output_size(source.size), args.overwrite, source.inputs)
+            stats = pipeline.run(source, sink, args.max_frames, progress=not args.no_progress)
+            sink.finish()
+            with signals_deferred():  # both outputs move in, or neither: Ctrl-C waits until they have
+                if masks is not None:
+                    masks.commit()  # first: it re-checks the folder, and may refuse
+                sink.commit()
+                committed = True
+        except BaseException as stop:
+            if committed:  # a signal held during the moves: the run itself is complete
+                stop.add_note(f"the run had finished: {args.output} is written")
+                raise
+            kept = sink.abandon() if sink is not None else None
             if masks is not None:
-                masks.close()  # records the masks written; on --overwrite removes the earlier run's others
+                masks.discard()
+            if sink is not None:
+                stop.add_note(stopped_early(args, sink.frames_written, kept, existed))
+                if isinstance(stop, KeyboardInterrupt):
+                    report(pipeline.stats, kept, partial=True)
+            raise
+        warn_of_missing_frames(source, stats.frames, args.max_frames)
+        return stats
+
+
+def stopped_early(args: argparse.Namespace, done: int, kept: Path | None, existed: bool) -> str:
+    """What a run that stopped early left: where the frames done are, and the outputs as they were."""
+    from seglite.inference.video import partial_path
+
+    if kept is not None:
+        frames = f"the {done} frames done are kept in {kept}"
+    elif done == 0:
+        frames = "no frame was done"
+    elif partial_path(args.output).exists():
+        frames = f"the {done} frames done were discarded ({partial_path(args.output)} exists; --overwrite replaces it)"
+    else:
+        frames = f"the {done} frames done were discarded"
+    outputs = f"{args.output} is as it was" if existed else f"{args.output} was not written"
+    if args.masks is not None:
+        outputs += f"; the masks folder {args.masks} is as it was"
+    return f"{frames}; {outputs}"
+
+
+def warn_of_missing_frames(source: FrameSource, frames: int, max_frames: int | None) -> None:
+    """One line when a video file ended before the frame count its header announces (a truncated file)."""
+    announced = source.frame_count
+    if announced is None or not source.description.startswith("video "):
+        return
+    if frames < min(announced, max_frames or announced):
+        print(f"infer_video: warning: {source.description} ended after {frames} of the {announced} frames its header "
+              f"announces (truncated or damaged?); the output holds those {frames}", file=sys.stderr)
+
+
+def _notes(error: BaseException) -> str:
+    return "".join(f"; {note}" for note in getattr(error, "__notes__", []))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM is ours to handle in the main thread, unless the process was started ignoring it
+    own_sigterm = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_IGN, None)
+    previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm) if own_sigterm else None
     try:
         stats = run(args)
     except SegliteError as error:
-        print(f"infer_video: error: {error}", file=sys.stderr)
+        print(f"infer_video: error: {error}{_notes(error)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # also during start-up, before any frame
-        print("infer_video: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # also during start-up, before any frame
+        cause, number = ("SIGTERM", signal.SIGTERM) if isinstance(stop, Terminated) else ("Ctrl-C", signal.SIGINT)
+        print(f"infer_video: interrupted by {cause}{_notes(stop)}", file=sys.stderr)
+        return 128 + number
+    finally:
+        if own_sigterm:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     report(stats, args.output)
     return 0
 

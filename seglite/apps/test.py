@@ -13,19 +13,25 @@ Examples::
         CITYSCAPES_EXPORT_DIR=results/val csEvalPixelLevelSemanticLabeling
 
 ``--overwrite`` replaces only what an earlier evaluation wrote into the output folder (its
-``.seglite-outputs.json`` lists it); any other file there makes it stop with an error.
+``.seglite-outputs.json`` lists it); any other file there makes it stop with an error. The new
+results are written into a hidden folder inside the output folder and moved in only once the run
+has succeeded, so a run that fails, or is stopped by Ctrl-C, leaves earlier results as they were.
 
 Evaluation runs in fp32 (``--trainer.precision 32-true``) whatever precision the config trained
 in; pass ``--trainer.precision`` to choose another. The model evaluated is the one the checkpoint
 records (its architecture and weights), also when the configs describe another: the tool says so
 and ``results.json`` records the model. Ctrl-C stops it with exit code 130, leaving no partial
 results.
+
+The split evaluated is ``--split``, or the one ``--data.init_args.test_split`` names: the output
+folder's default name, ``results.json`` and the last line printed all name it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -38,6 +44,9 @@ from seglite.apps.configs import command_line_values, merge_sections, read_confi
 CONFIG_FILE = "config.yaml"  # Lightning saves the evaluation's config there (seglite.results.CONFIG_FILE)
 EVALUATION_PRECISION = "32-true"  # the fp32 reference every deployment path is measured against (README)
 INTERRUPTED = 128 + signal.SIGINT  # the shell's exit status after Ctrl-C
+SPLIT_OPTION = "--data.init_args.test_split"  # what the tool passes for --split, which a later one overrides
+# the staging folder of the run: processes that Lightning starts for DDP inherit it and write there too
+STAGING_ENVIRONMENT = "SEGLITE_TEST_STAGING"
 
 
 def _positive_int(text: str) -> int:
@@ -64,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,  # `--over` must not mean --overwrite
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="training config(s), then the checkpoint")
-    parser.add_argument("--split", choices=("val", "test"), default="val",
+    parser.add_argument("--split", choices=("val", "test"),
                         help="split to evaluate (default: val; Cityscapes test has no public labels)")
     parser.add_argument("--mode", choices=("whole", "slide"), help="whole-image or sliding-window inference (default: the config's)")
     parser.add_argument("--crop-size", type=_positive_int, nargs=2, metavar=("H", "W"), help="sliding-window size")
@@ -83,6 +92,11 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     args, cli_args = parser.parse_known_args(list(argv))
     if len(args.paths) < 2:
         parser.error("give at least one config and the checkpoint: CONFIG [MORE_CONFIGS...] CHECKPOINT")
+    # LightningCLI applies a test_split given among its arguments after --split: that split is evaluated
+    given = command_line_values(cli_args, "data").get("data", {}).get("init_args", {}).get("test_split")
+    if given is not None and args.split is not None and str(given) != args.split:
+        parser.error(f"--split {args.split} and {SPLIT_OPTION} {given} disagree: give one of them")
+    args.split = str(given) if given is not None else args.split or "val"
     return args, cli_args  # the rest goes to LightningCLI, which rejects what it does not know
 
 
@@ -95,18 +109,24 @@ def output_folder(args: argparse.Namespace) -> Path:
 
 
 def to_cli_args(
-    args: argparse.Namespace, cli_args: Sequence[str], settings: dict[str, Any] | None = None
+    args: argparse.Namespace, cli_args: Sequence[str], settings: dict[str, Any] | None = None, staging: Path | None = None
 ) -> list[str]:
-    """The ``seglite test`` command line that runs this evaluation; ``settings`` go into ``results.json`` too."""
+    """The ``seglite test`` command line that runs this evaluation; ``settings`` go into ``results.json`` too.
+
+    ``staging``: the folder the run writes into, whose files are moved to the output folder on
+    success (default: the output folder itself).
+    """
     *configs, checkpoint = args.paths
     output = output_folder(args)
+    target = staging or output
     writer = {
         "class_path": "seglite.lit.evaluation.EvaluationWriter",
         "init_args": {
-            "output_dir": str(output),
+            "output_dir": str(target),
             "export_cityscapes": args.format == "cityscapes",
-            "overwrite": args.overwrite,
+            "overwrite": args.overwrite and staging is None,
             "settings": {"configs": configs, "checkpoint": checkpoint, "split": args.split, **(settings or {})},
+            "destination": str(output),
         },
     }
     overrides = {
@@ -117,14 +137,14 @@ def to_cli_args(
         "--model.eval_scales": args.scales,
     }
     command = ["test"] + [item for config in configs for item in ("--config", config)]
-    command += ["--ckpt_path", checkpoint, "--data.init_args.test_split", args.split]
+    command += ["--ckpt_path", checkpoint, SPLIT_OPTION, args.split]
     # before the user's arguments, so that an explicit --trainer.precision still wins
     command += ["--trainer.precision", EVALUATION_PRECISION]
     for key, value in overrides.items():
         if value is not None:
             command += [key, value if isinstance(value, str) else json.dumps(value)]
     # no logger: the config Lightning saves (config.yaml) lands in the results folder instead
-    command += ["--trainer.logger", "false", "--trainer.default_root_dir", str(output)]
+    command += ["--trainer.logger", "false", "--trainer.default_root_dir", str(target)]
     command += [f"--trainer.callbacks+={json.dumps(writer)}"]
     return command + list(cli_args)
 
@@ -248,6 +268,24 @@ def _on_sigint(signum: int, frame: Any) -> None:
     raise _Interrupted
 
 
+class _Outputs:
+    """The run's staging folder (``seglite.files.StagedOutputs``) and the folders it made, once there are any."""
+
+    def __init__(self) -> None:
+        self.staging = None
+        self.created: list[Path] = []
+        self.owner = STAGING_ENVIRONMENT not in os.environ  # False in a process Lightning started for DDP
+        self.committed = False
+
+    def discard(self) -> bool:
+        """Drop what the run staged and the empty folders it made; True if it had staged any file."""
+        from seglite.files import remove_empty_folders
+
+        held = self.staging.discard() if self.staging is not None and self.owner else []
+        remove_empty_folders(self.created)
+        return bool(held)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation; returns the exit code (0, 2 for a user error, 130 after Ctrl-C)."""
     args, cli_args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -256,34 +294,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Ctrl-C is ours to handle in the main thread, unless the process was started ignoring it (nohup)
     own_sigint = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
     previous_sigint = signal.signal(signal.SIGINT, _on_sigint) if own_sigint else None
-    writing: list[bool] = []  # set once this run may have written into the output folder
+    outputs = _Outputs()
     try:
-        return _evaluate(args, cli_args, output, cityscapes, writing)
+        code = _evaluate(args, cli_args, output, cityscapes, outputs)
+        if code != 0:
+            outputs.discard()
+        return code
     except (KeyboardInterrupt, _Interrupted):
-        outcome = _discard_partial_results(output, cityscapes) if writing else "no results written"
-        print(f"test: interrupted; {outcome}", file=sys.stderr)
+        print(f"test: interrupted; {_interrupted_outcome(output, cityscapes, outputs)}", file=sys.stderr)
         return INTERRUPTED
+    except BaseException:
+        outputs.discard()
+        raise
     finally:
+        if outputs.owner:
+            os.environ.pop(STAGING_ENVIRONMENT, None)
         if own_sigint:
             signal.signal(signal.SIGINT, previous_sigint)
 
 
-def _discard_partial_results(output: Path, cityscapes: bool) -> str:
-    """Delete what this run wrote (the folder's manifest lists it; the checks before the run
-    left nothing older there) and say so."""
-    from seglite.results import clear_results, existing_results
+def _interrupted_outcome(output: Path, cityscapes: bool, outputs: _Outputs) -> str:
+    """Drop what this run staged and say so, and which earlier results are kept as they were."""
+    from seglite.results import existing_results
 
-    found = existing_results(output, cityscapes, extra=[CONFIG_FILE])
-    clear_results(output, cityscapes, extra=[CONFIG_FILE])
-    if not found:
-        return "no results written"
-    return f"no results written (removed the partial ones: {', '.join(path.name for path in found)} in {output})"
+    if outputs.committed:  # Ctrl-C held while the results moved in (files.signals_deferred)
+        return f"the run had finished: its results are in {output}"
+    outcome = "no results written" + (" (the partial ones were discarded)" if outputs.discard() else "")
+    earlier = existing_results(output, cityscapes, extra=[CONFIG_FILE])
+    if earlier:
+        outcome += f"; the earlier results in {output} are kept as they were: {', '.join(path.name for path in earlier)}"
+    return outcome
 
 
-def _evaluate(args: argparse.Namespace, cli_args: list[str], output: Path, cityscapes: bool, writing: list[bool]) -> int:
+def _evaluate(args: argparse.Namespace, cli_args: list[str], output: Path, cityscapes: bool, outputs: _Outputs) -> int:
     from seglite.errors import SegliteError
-    from seglite.files import OutputManifest, make_dir, require_file
-    from seglite.results import check_results_writable, clear_results
+    from seglite.files import StagedOutputs, missing_folders, require_file, signals_deferred
+    from seglite.results import check_results_writable, result_paths
 
     try:
         configs = [read_config(require_file(path, "config")) for path in args.paths[:-1]]
@@ -292,23 +338,29 @@ def _evaluate(args: argparse.Namespace, cli_args: list[str], output: Path, citys
         check_inference_options(args, stated_model)
         record, notice = describe_evaluated_model(args.paths[-1], stated_model)
         check_results_writable(output, cityscapes, args.overwrite, extra=[CONFIG_FILE])
-        writing.append(True)
-        if args.overwrite:
-            clear_results(output, cityscapes, extra=[CONFIG_FILE])  # Lightning refuses to replace config.yaml
-        make_dir(output, "output folder")
-        OutputManifest(output).claim([output / CONFIG_FILE])  # Lightning writes it
+        outputs.created = missing_folders(output)
+        # replaced only on success: the run writes beside the earlier results, which stay until it is done
+        outputs.staging = StagedOutputs(output, staging=os.environ.get(STAGING_ENVIRONMENT))
+        os.environ[STAGING_ENVIRONMENT] = str(outputs.staging.path)
     except SegliteError as error:
         print(f"test: error: {error}", file=sys.stderr)
         return 2
     if notice:
         print(notice, file=sys.stderr)
-    command = to_cli_args(args, cli_args, record)
+    command = to_cli_args(args, cli_args, record, outputs.staging.path)
 
     from seglite.lit.cli import run  # Lightning, torch and the models: only once the checks passed
 
-    def report(cli) -> None:
+    def finish(cli) -> None:
+        cli.trainer.strategy.barrier("tools/test.py finish")  # every process has written its files
+        if outputs.owner:  # the process that made the staging folder moves its files in
+            # with --overwrite, an earlier run's results that this one does not rewrite go too
+            stale = result_paths(output, cityscapes, [CONFIG_FILE]) if args.overwrite else []
+            with signals_deferred():  # a Ctrl-C during the moves is delivered once they are done and noted
+                outputs.staging.commit(args.overwrite, stale)
+                outputs.committed = True
         scores = cli.model.last_scores.get("test")
-        if scores is not None and int(scores.confusion.sum()) > 0:
+        if cli.trainer.is_global_zero and scores is not None and int(scores.confusion.sum()) > 0:
             print(f"{args.split} mIoU: {100 * scores.miou:.2f}  pixel accuracy: {100 * scores.pixel_accuracy:.2f}  results: {output}")
 
-    return run(command, prog="test", on_success=report)
+    return run(command, prog="test", on_success=finish)

@@ -29,6 +29,7 @@ from seglite.errors import OutputExistsError, SegliteError
 from seglite.files import (
     IMAGE_EXTENSIONS,
     OutputManifest,
+    StagedOutputs,
     check_output_file,
     current_umask,
     is_image_file,
@@ -218,22 +219,24 @@ class MaskFolder:
     input frames with the same name. A video or camera gives masks ``frame_NNNNNN.png`` whose
     number is not known in advance, so every existing ``frame_*.png`` is checked.
 
-    ``write`` records each mask in the folder's manifest once written (the manifest file is
-    rewritten at most once a second, and by ``close``). ``close``, with ``overwrite``, removes
-    the masks the manifest lists that this run did not rewrite (an earlier, longer run's), so
-    the folder holds this run's masks only; it never touches a file the manifest does not list.
-    A run that wrote no mask leaves everything as it was, and removes the folder if it made it.
+    Replaced only on success: ``write`` puts each mask into a hidden staging folder inside the
+    folder (``seglite.files.StagedOutputs``). ``commit``, once the run has succeeded, moves them in
+    and lists them in the folder's manifest; with ``overwrite`` it then removes the masks the
+    manifest lists that this run did not rewrite (an earlier, longer run's), so the folder holds
+    this run's masks only; it never touches a file the manifest does not list. ``discard``, after a
+    failure or an interrupt, leaves the folder as it was and removes the folders it made.
     """
 
     def __init__(self, folder: str | Path, source: FrameSource, overwrite: bool = False) -> None:
         self.folder = Path(folder)
         self.overwrite = overwrite
-        self.written: set[Path] = set()
+        self.written: set[Path] = set()  # where this run's masks go once committed
         self._created = missing_folders(self.folder)
         make_dir(self.folder, "masks folder")
-        self.manifest = OutputManifest(self.folder)
         try:
+            self.manifest = OutputManifest(self.folder)
             self._check(source)
+            self.staging = StagedOutputs(self.folder, "masks folder")
         except BaseException:
             remove_empty_folders(self._created)
             raise
@@ -253,30 +256,35 @@ class MaskFolder:
             self.manifest.check(sorted(self.folder.glob(MASK_PATTERN)), self.overwrite)
 
     def write(self, name: str, mask: np.ndarray) -> Path:
-        """Write ``<name>.png`` (atomically) and record it as seglite's; returns its path."""
+        """Stage ``<name>.png`` (written atomically); returns the path ``commit`` gives it."""
         path = self.folder / f"{name}.png"
-        write_image(path, mask, durable=False)
+        write_image(self.staging.path / path.name, mask, durable=False)
         self.written.add(path)
-        self.manifest.record([path])
-        self.manifest.save(durable=False, at_most_every=1.0)
         return path
 
-    def close(self) -> None:
-        """Save the manifest; remove the earlier masks this run replaced none of (see the class docstring)."""
-        if not self.written:
-            remove_empty_folders(self._created)
-            return
-        if self.overwrite:
-            for path in self.manifest.owned("*.png"):
-                if path.parent == self.folder and path not in self.written and not path.is_symlink():
-                    self.manifest.remove(path, save=False)
-        self.manifest.save()
+    def commit(self) -> None:
+        """Move this run's masks in (see the class docstring)."""
+        # the masks of an earlier run: in the folder itself, never through a link
+        stale = [path for path in OutputManifest(self.folder).owned("*.png") if path.parent == self.folder]
+        self.staging.commit(self.overwrite, stale if self.overwrite else ())
 
-    def __enter__(self) -> MaskFolder:
-        return self
+    def discard(self) -> None:
+        """Drop this run's masks: the folder stays as it was; folders this run made are removed."""
+        self.staging.discard()
+        remove_empty_folders(self._created)
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+
+def partial_path(path: Path) -> Path:
+    """Where a run that stopped early keeps the frames done: ``NAME.partial.EXT`` beside ``NAME.EXT``."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def check_video_output(path: str | Path, overwrite: bool = False, inputs: Sequence[Path] = ()) -> Path:
+    """Check, before any slow work, that ``path`` may be written as a video (see ``check_output_file``); returns it."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_FORMATS:
+        raise VideoIOError(f"cannot write video {path}: use one of {', '.join(VIDEO_FORMATS)}")
+    return check_output_file(path, overwrite, inputs, what="output video")
 
 
 class VideoSink:
@@ -286,18 +294,22 @@ class VideoSink:
     sides are padded by one replicated row/column, since OpenCV's FFmpeg writer would crop them)
     and ``.avi`` (Motion JPEG, any size exactly).
 
-    Frames go to a hidden temporary file beside ``path``. ``close`` releases the writer (which
-    writes the container's index), checks that the file holds every frame written, and only
-    then renames it to ``path``. A frame the encoder could not write, or a file that comes out
-    short (a full disk: OpenCV's MJPEG writer reports no error of its own), raises
-    ``VideoIOError`` naming the output and the reason, and removes the temporary file, so a
-    failed run never leaves a broken video under the output's name.
+    Frames go to a hidden temporary file beside ``path``; ``path`` stays as it was until the run
+    has succeeded. ``finish`` releases the writer (which writes the container's index) and checks
+    that the file holds every frame written; ``commit`` (or leaving the ``with`` block without an
+    error) then renames it to ``path``. A frame the encoder could not write, or a file that comes
+    out short (a full disk: OpenCV's MJPEG writer reports no error of its own), raises
+    ``VideoIOError`` naming the output and the reason. After a failure or an interrupt,
+    ``abandon`` (or leaving the ``with`` block on an exception) keeps the frames done, when the
+    file holds them all, in ``partial_path(path)`` (replacing an earlier one only with
+    ``overwrite``), and removes the temporary file: no broken or partial video is ever left under
+    the output's name.
 
     Args:
         path: the output video.
         fps: frames per second.
         size: ``(width, height)`` of the frames.
-        overwrite: replace an existing ``path``.
+        overwrite: replace an existing ``path`` (and an earlier run's partial file).
         inputs: files the output must not be (a hard link to the input counts).
     """
 
@@ -309,13 +321,13 @@ class VideoSink:
         overwrite: bool = False,
         inputs: Sequence[Path] = (),
     ) -> None:
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in VIDEO_FORMATS:
-            raise VideoIOError(f"cannot write video {path}: use one of {', '.join(VIDEO_FORMATS)}")
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
-        self.path = check_output_file(path, overwrite, inputs, what="output video")
+        self.path = check_video_output(path, overwrite, inputs)
+        self.partial = partial_path(self.path)
+        self.overwrite = overwrite
+        self.inputs = list(inputs)
+        suffix = self.path.suffix.lower()
         fourcc, backend = VIDEO_FORMATS[suffix]
         width, height = size
         self.frame_shape = (height, width)
@@ -323,17 +335,18 @@ class VideoSink:
         encoded_size = (width + self.padding[1], height + self.padding[0])
         try:
             # the container follows the file name's extension, so the temporary file keeps it
-            descriptor, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{suffix}", dir=path.parent)
+            descriptor, temporary = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{suffix}", dir=self.path.parent)
         except OSError as error:
-            raise write_error(path, error) from error
+            raise write_error(self.path, error) from error
         os.close(descriptor)
         self.temporary = Path(temporary)
         self.writer = cv2.VideoWriter(str(self.temporary), backend, cv2.VideoWriter_fourcc(*fourcc), fps, encoded_size)
         if not self.writer.isOpened():
             self.temporary.unlink(missing_ok=True)
-            raise VideoIOError(f"cannot write video {path}: OpenCV's '{fourcc}' writer did not open it")
+            raise VideoIOError(f"cannot write video {self.path}: OpenCV's '{fourcc}' writer did not open it")
         self.frames_written = 0
         self.failed = False
+        self.released = False
         self.closed = False
 
     def _failure(self, what: str) -> VideoIOError:
@@ -367,35 +380,64 @@ class VideoSink:
         finally:
             capture.release()
 
-    def close(self) -> None:
-        """Release the writer, check the file, and move it to ``path`` (see the class docstring).
-
-        A video without frames cannot be opened by players (nor by OpenCV), so none is kept.
-        """
-        if self.closed:
+    def finish(self) -> None:
+        """Release the writer and check that the file holds every frame written (``VideoIOError`` if not)."""
+        if self.released:
             return
-        self.closed = True
+        self.released = True
         self.writer.release()
+        if self.failed or self.frames_written == 0:
+            return
+        found = self._frames_in_file()
+        if found != self.frames_written:
+            raise self._failure(f"the file holds {found} of the {self.frames_written} frames written")
+
+    def commit(self) -> Path | None:
+        """Finish, then move the file to ``path``; returns it. A video without frames cannot be opened
+        by players (nor by OpenCV), so none is kept (``None``)."""
+        if self.closed:
+            return None
+        self.finish()
+        self.closed = True
         try:
             if self.failed or self.frames_written == 0:
-                return
-            found = self._frames_in_file()
-            if found != self.frames_written:
-                raise self._failure(f"the file holds {found} of the {self.frames_written} frames written")
+                return None
             os.chmod(self.temporary, 0o666 & ~current_umask())
             os.replace(self.temporary, self.path)
+            return self.path
         except OSError as error:
-            if isinstance(error, VideoIOError):
-                raise
             raise write_error(self.path, error) from error
+        finally:
+            self.temporary.unlink(missing_ok=True)
+
+    def abandon(self) -> Path | None:
+        """After a failure or an interrupt: leave ``path`` as it was and keep the frames done in
+        ``partial`` when the file holds them all and that name may be written; returns where they are
+        kept, or ``None`` when they are not (the run's own error is the one to report)."""
+        if self.closed:
+            return None
+        self.closed = True
+        try:
+            self.finish()
+            if self.failed or self.frames_written == 0:
+                return None
+            check_output_file(self.partial, self.overwrite, self.inputs, "partial video", make_parent=False)
+            os.chmod(self.temporary, 0o666 & ~current_umask())
+            os.replace(self.temporary, self.partial)
+            return self.partial
+        except (OSError, SegliteError):
+            return None
         finally:
             self.temporary.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoSink:
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, error_type, error, traceback) -> None:
+        if error_type is None:
+            self.commit()
+        else:
+            self.abandon()
 
 
 @dataclass
@@ -428,7 +470,7 @@ class VideoPipeline:
     """Reader thread -> model (calling thread) -> writer thread, joined by bounded queues.
 
     ``stats`` stays readable after an interruption: everything predicted before it is
-    written, and the caller's ``VideoSink`` context releases the file, so it stays playable.
+    written, and the caller's ``VideoSink.abandon`` keeps those frames in a playable partial file.
 
     Args:
         predictor: a ``Predictor`` (``predict_batch`` of RGB uint8 images, ``palette``).

@@ -45,6 +45,8 @@ class EvaluationWriter(pl.Callback):
             records its own predictions, and a record lost to a concurrent one only makes a later
             ``--overwrite`` refuse (never delete) that file.
         settings: recorded in ``results.json`` (config, checkpoint, split, inference mode...).
+        destination: the folder named in messages when ``output_dir`` is a staging folder whose files
+            are moved there after the run (``tools/test.py`` replaces results only on success).
     """
 
     def __init__(
@@ -53,8 +55,10 @@ class EvaluationWriter(pl.Callback):
         export_cityscapes: bool = False,
         overwrite: bool = False,
         settings: dict[str, Any] | None = None,
+        destination: str | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
+        self.destination = Path(destination) if destination else self.output_dir
         self.export_cityscapes = export_cityscapes
         self.overwrite = overwrite
         self.settings = dict(settings or {})
@@ -99,7 +103,7 @@ class EvaluationWriter(pl.Callback):
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.export_cityscapes:
             self._manifest.save()
-            rank_zero_info(f"Cityscapes-format predictions ({self.exported} on rank 0): {self.cityscapes_dir}")
+            rank_zero_info(f"Cityscapes-format predictions ({self.exported} on rank 0): {self.destination / CITYSCAPES_FOLDER}")
         if not trainer.is_global_zero:
             return
         scores = getattr(pl_module, "last_scores", {}).get("test")
@@ -113,4 +117,4 @@ class EvaluationWriter(pl.Callback):
         if hasattr(pl_module, "predict_options"):  # what actually ran, config and overrides merged
             settings["inference"] = dict(pl_module.predict_options)
         paths = write_results(self.output_dir, scores, class_names, **settings)
-        rank_zero_info("results: " + ", ".join(str(path) for path in paths.values()))
+        rank_zero_info("results: " + ", ".join(str(self.destination / path.name) for path in paths.values()))
