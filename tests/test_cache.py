@@ -121,3 +121,13 @@ def test_int8_with_a_full_cache_disk_runs_without_a_cache(tiny_checkpoint, mount
     assert predictor.predict(images(1)[0]).shape == (40, 72)
     assert [path.name for path in cache.iterdir()] == []  # nothing half-written is left
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("read_only", [True, False], ids=["read-only", "full"])
+def test_a_cache_that_cannot_be_written_is_skipped(tiny_checkpoint, mount_tmpfs, capsys, read_only):
+    cache = mount_tmpfs(64, read_only=read_only)
+    predictor = Predictor.from_checkpoint(tiny_checkpoint, backend="onnxruntime", cache_dir=cache)
+    reference = Predictor.from_checkpoint(tiny_checkpoint, backend="torch")
+    image = images(1)[0]
+    assert (predictor.predict(image) == reference.predict(image)).mean() >= 0.999
+    assert list(cache.iterdir()) == [] and capsys.readouterr().err == ""
