@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -50,6 +50,9 @@ from seglite.inference.metadata import (
 )
 from seglite.inference.options import EXPORT_FORMATS, TORCHSCRIPT_METHODS, ExportFormat, TorchScriptMethod
 from seglite.inference.runners import CoarseMasks, GraphOutput, OnnxRunner, SegmenterGraph, coarse_stride, normalize
+
+if TYPE_CHECKING:
+    import openvino
 
 TORCHSCRIPT_METADATA = "seglite.json"
 MIN_OPSET = 17
@@ -475,7 +478,7 @@ def export_openvino(
     return reports
 
 
-def write_openvino(ov_model, xml: Path, weights: Path) -> None:
+def write_openvino(ov_model: openvino.Model, xml: Path, weights: Path) -> None:
     """Write an OpenVINO IR as ``xml`` + ``weights``: saved in a temporary folder beside them, then each
     written atomically, weights first (the ``.xml`` names them). A failure is an ``OutputWriteError``
     naming ``xml``, and leaves no temporary folder behind."""
