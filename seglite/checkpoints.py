@@ -24,6 +24,7 @@ import inspect
 import pickle
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     truncated, not a PyTorch file, or holds Python objects that weights-only loading refuses.
     """
     path = require_file(path, "checkpoint")
+    check_zip_integrity(path)
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
             warnings.simplefilter("ignore")
@@ -72,6 +74,26 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"checkpoint {path} holds no model weights (no 'state_dict'): expected {EXPECTED}")
     return checkpoint
+
+
+def check_zip_integrity(path: Path) -> None:
+    """``CheckpointError`` naming ``path`` when a member of its zip archive fails its CRC-32 check.
+
+    ``torch.load`` does not check the CRCs the archive stores, so a bit flipped inside a tensor
+    (a bad copy, a failing disk) loads as a silently different weight. ``ZipFile.testzip`` reads
+    every member once: 11 ms for the 12 MB demo checkpoint, against torch.load's 34 ms (measured
+    with the file in the page cache). A file that is not a zip archive (truncated, the legacy
+    format, not a checkpoint) is left to ``torch.load`` to name.
+    """
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return  # a broken archive structure: torch.load says what is wrong with it
+    if damaged is not None:
+        raise CheckpointError(f"checkpoint {path} is damaged: {damaged} fails its CRC-32 check (a bad copy or a failing disk)")
 
 
 def class_name(config: Any) -> str | None:

@@ -91,3 +91,21 @@ class KeepLastCheckpoints(pl.Callback):
             if not copy.exists():
                 self.folder.mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, copy)
+
+
+def with_a_bad_crc(source: Path, path: Path) -> str:
+    """Copy checkpoint ``source`` to ``path`` with one byte of its largest tensor changed, the zip
+    structure intact (a bit flipped by a bad copy or disk); returns that tensor's member name."""
+    import zipfile
+
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        member = max(archive.infolist(), key=lambda info: info.file_size)
+    assert member.compress_type == zipfile.ZIP_STORED  # torch.save stores tensors uncompressed
+    # the local header: 30 bytes, then the name and the extra field, whose lengths it records
+    name_length = int.from_bytes(data[member.header_offset + 26 : member.header_offset + 28], "little")
+    extra_length = int.from_bytes(data[member.header_offset + 28 : member.header_offset + 30], "little")
+    start = member.header_offset + 30 + name_length + extra_length
+    data[start + member.file_size // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+    return member.filename

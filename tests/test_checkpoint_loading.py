@@ -81,6 +81,19 @@ def test_unusable_files_give_one_line_naming_the_file(checkpoint, tmp_path, kind
         assert "seglite fit" in message
 
 
+def test_a_tensor_with_a_bad_crc_is_named(checkpoint, tmp_path):  # noqa: F811
+    from helpers import with_a_bad_crc
+
+    path = tmp_path / "bad_crc.ckpt"
+    member = with_a_bad_crc(Path(checkpoint), path)
+    torch.load(path, map_location="cpu", weights_only=True)  # torch reads it without complaint
+    with pytest.raises(ModelLoadError) as caught:
+        load_checkpoint(path)
+    assert str(caught.value) == (
+        f"checkpoint {path} is damaged: {member} fails its CRC-32 check (a bad copy or a failing disk)"
+    )
+
+
 def test_arbitrary_bytes_always_give_a_checkpoint_error(tmp_path):
     """The weights-only unpickler raises many types on arbitrary bytes (IndexError, KeyError, ...): all become one line."""
     generator = random.Random(1)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import MODEL_CONFIG, assert_same_weights, fit_args, run_config, saved_step, weights
+from helpers import MODEL_CONFIG, assert_same_weights, fit_args, run_config, saved_step, weights, with_a_bad_crc
 
 from seglite.apps import test as test_app
 from seglite.checkpoints import read_checkpoint
@@ -223,7 +223,7 @@ class Payload:
         return (os.makedirs, (str(self.marker),))
 
 
-@pytest.mark.parametrize("kind", ["random", "truncated", "empty", "malicious"])
+@pytest.mark.parametrize("kind", ["random", "truncated", "empty", "malicious", "bad_crc"])
 def test_unreadable_or_refused_checkpoints_are_one_line_errors(kind, tiny_cityscapes, tiny_checkpoint, tmp_path, capsys):
     path = tmp_path / f"{kind}.ckpt"
     marker = tmp_path / "payload_ran"
@@ -234,6 +234,8 @@ def test_unreadable_or_refused_checkpoints_are_one_line_errors(kind, tiny_citysc
         path.write_bytes(data[: len(data) // 2])
     elif kind == "empty":
         path.write_bytes(b"")
+    elif kind == "bad_crc":
+        with_a_bad_crc(tiny_checkpoint, path)
     else:
         torch.save({"state_dict": {}, "hyper_parameters": Payload(marker)}, path)
     config = tmp_path / "test.yaml"
@@ -241,7 +243,7 @@ def test_unreadable_or_refused_checkpoints_are_one_line_errors(kind, tiny_citysc
     assert test_app.main([str(MODEL_CONFIG), str(config), str(path), "--output", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"test: error: checkpoint {path} ") and "\n" not in error, error
-    expected = "was refused" if kind == "malicious" else ("not a PyTorch checkpoint" if kind == "random" else "truncated")
+    expected = {"malicious": "was refused", "random": "not a PyTorch checkpoint", "bad_crc": "is damaged"}.get(kind, "truncated")
     assert expected in error
     assert not marker.exists()
     # the same check guards `fit --ckpt_path`

@@ -364,3 +364,15 @@ def test_options_the_export_would_ignore_are_errors(tmp_path, capsys, options, m
     assert f"error: {message}" in err.splitlines()[-1]  # the last line: the one-line error after the usage
     args = export_tool.parse_args(["last.ckpt", "--output", "m.onnx"])  # defaults fill in when not given
     assert (args.opset, args.batch_size, args.int8_scope, args.torchscript_method) == (17, 1, "all", "script")
+
+
+@pytest.mark.parametrize("disk", ["read-only", "full"])
+@pytest.mark.parametrize("export_format", ["onnx", "torchscript", pytest.param("openvino", marks=needs_openvino)])
+def test_a_read_only_or_full_output_folder_is_a_one_line_error(checkpoint, mount_tmpfs, capsys, export_format, disk):  # noqa: F811
+    folder = mount_tmpfs(64, read_only=disk == "read-only")  # a real file system: the models are hundreds of kB
+    output = folder / {"onnx": "model.onnx", "torchscript": "model.pt", "openvino": "model.xml"}[export_format]
+    arguments = [str(checkpoint), "--format", export_format, "--output", str(output), "--height", "32", "--width", "64"]
+    assert export_tool.main(arguments) == 2
+    reason = "read-only file system" if disk == "read-only" else "disk full"
+    assert capsys.readouterr().err == f"export: error: cannot write {output}: {reason}\n"
+    assert list(folder.iterdir()) == []  # no partial file, no temporary folder

@@ -287,7 +287,7 @@ def test_converted_graphs_are_cached_by_checkpoint(checkpoint, tmp_path, monkeyp
     cache = tmp_path / "cache"
     first = Predictor.from_checkpoint(checkpoint, backend=backend, cache_dir=cache)
     cached = sorted(path.name for path in cache.iterdir())
-    assert len(cached) == 1 and cached[0].endswith(".onnx")
+    assert len(cached) == 2 and cached[0].endswith(".onnx") and cached[1] == cached[0].replace(".onnx", ".sha256")
     monkeypatch.setattr(export, "segmenter_onnx_bytes", lambda *args, **kwargs: pytest.fail("converted again"))
     second = Predictor.from_checkpoint(checkpoint, backend=backend, cache_dir=cache)
     image = random_images([(40, 72)])[0]
@@ -296,7 +296,7 @@ def test_converted_graphs_are_cached_by_checkpoint(checkpoint, tmp_path, monkeyp
     other = tmp_path / "other.ckpt"  # another checkpoint: another key
     torch.save({**torch.load(checkpoint, weights_only=True), "epoch": 3}, other)
     Predictor.from_checkpoint(other, backend=backend, cache_dir=cache)
-    assert len(list(cache.iterdir())) == 2
+    assert len(list(cache.glob("*.onnx"))) == 2
     blocked = tmp_path / "a_file"
     blocked.write_text("not a folder")
     Predictor.from_checkpoint(checkpoint, backend=backend, cache_dir=blocked).predict(image)  # an unusable cache is skipped
@@ -312,7 +312,7 @@ def test_openvino_int8_is_opt_in_and_cached(checkpoint, tmp_path, capsys):
     cache = tmp_path / "cache"
     int8 = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="int8", calibration_images=images, cache_dir=cache)
     assert int8.description == "openvino int8, 1 thread"
-    assert sorted(path.suffix for path in cache.iterdir()) == [".bin", ".onnx", ".xml"]
+    assert sorted(path.suffix for path in cache.iterdir()) == [".bin", ".onnx", ".sha256", ".sha256", ".xml"]
     again = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="int8", calibration_images=images, cache_dir=cache)
     image = random_images([(61, 97)], seed=4)[0]
     np.testing.assert_array_equal(int8.predict(image), again.predict(image))
@@ -320,7 +320,7 @@ def test_openvino_int8_is_opt_in_and_cached(checkpoint, tmp_path, capsys):
     weights = next(cache.glob("*.bin"))
     weights.write_bytes(weights.read_bytes()[:100])  # a damaged entry is quantised again
     rebuilt = Predictor.from_checkpoint(checkpoint, backend="openvino", precision="int8", calibration_images=images, cache_dir=cache)
-    assert f"discarded the unreadable cache entry {weights.with_suffix('.xml')}" in capsys.readouterr().err
+    assert f"discarded the damaged cache entry {weights.with_suffix('.xml')}" in capsys.readouterr().err
     np.testing.assert_array_equal(int8.predict(image), rebuilt.predict(image))
     assert weights.stat().st_size > 100
 
@@ -330,16 +330,16 @@ def test_a_corrupt_cache_entry_is_discarded_and_rebuilt(checkpoint, tmp_path, ca
     cache = tmp_path / "cache"
     first = Predictor.from_checkpoint(checkpoint, backend=backend, cache_dir=cache)
     image = random_images([(40, 72)])[0]
-    (entry,) = cache.iterdir()
+    (entry,) = cache.glob("*.onnx")
     good = entry.read_bytes()
     for garbage in (b"garbage", bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8))):
         entry.write_bytes(garbage)
         second = Predictor.from_checkpoint(checkpoint, backend=backend, cache_dir=cache)
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and f"discarded the unreadable cache entry {entry} (" in err and "rebuilding" in err
+        assert err.count("\n") == 1 and f"discarded the damaged cache entry {entry} (" in err and "rebuilding" in err
         np.testing.assert_array_equal(first.predict(image), second.predict(image))
         assert entry.read_bytes() == good  # rebuilt in place
-        assert sorted(cache.iterdir()) == [entry]  # no temporary files left
+        assert sorted(cache.iterdir()) == [entry, entry.with_suffix(".sha256")]  # no temporary files left
     Predictor.from_checkpoint(checkpoint, backend=backend, cache_dir=cache)
     assert capsys.readouterr().err == ""  # a good entry is used quietly
 

@@ -128,3 +128,78 @@ def test_a_training_process_killed_with_sigkill_resumes_from_last_to_the_same_we
                                 f"--trainer.max_steps={final + 2}"))
     assert extended.trainer.global_step == straight.trainer.global_step == final + 2
     assert_same_weights(weights(extended.model), weights(straight.model))
+
+
+def relative_run_config(folder: Path) -> Path:
+    """A config whose run folder is relative (``run``) and whose checkpoint folder Lightning derives from it,
+    as the shipped configs' ``outputs/...`` are; "step" in mode "min" improves only at the first validation."""
+    import yaml
+
+    checkpoint = {"monitor": "step", "mode": "min", "save_last": True, "save_top_k": 1, "filename": "best-step{step}",
+                  "auto_insert_metric_name": False}
+    config = {"trainer": {
+        "default_root_dir": "run", "logger": False, "enable_progress_bar": False, "enable_model_summary": False,
+        "callbacks": [{"class_path": "seglite.lit.checkpoint.ModelCheckpoint", "init_args": checkpoint}],
+    }}
+    path = folder / "relative.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def reported(out: str, which: str) -> Path:
+    """The path the closing summary gives for the ``which`` ("best", "last") checkpoint."""
+    (line,) = [line for line in out.splitlines() if line.startswith(f"{which} checkpoint: ")]
+    return Path(line.removeprefix(f"{which} checkpoint: ").rsplit(" (", 1)[0])
+
+
+def as_recorded_before(folder: Path, run_folder: Path) -> None:
+    """Rewrite the checkpoint folder's paths in every checkpoint under ``run_folder`` relative to ``folder``,
+    as seglite recorded them before it stored absolute ones."""
+    for path in (run_folder / "checkpoints").iterdir():
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        for state in checkpoint["callbacks"].values():
+            if "dirpath" in state:
+                relative = lambda value: str(Path(value).relative_to(folder)) if value else value  # noqa: E731
+                for key in ("dirpath", "best_model_path", "kth_best_model_path", "last_model_path"):
+                    state[key] = relative(state[key])
+                state["best_k_models"] = {relative(key): value for key, value in state["best_k_models"].items()}
+        torch.save(checkpoint, path)
+
+
+@pytest.mark.parametrize("recorded", ["absolute", "relative"])
+def test_resuming_from_another_working_directory_ends_cleanly_and_reports_files_that_exist(
+    recorded, tiny_cityscapes, tmp_path, monkeypatch, capsys
+):
+    from seglite.lit.cli import run
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    config = relative_run_config(tmp_path)
+    schedule = ["--trainer.val_check_interval=2"]
+    monkeypatch.chdir(first)
+    assert run(fit_args(config, tiny_cityscapes, *schedule, "--trainer.max_steps=2"), prog="train") == 0
+    best = first / "run" / "checkpoints" / "best-step2.ckpt"
+    assert reported(capsys.readouterr().out, "best") == best
+    if recorded == "relative":
+        as_recorded_before(first, first / "run")
+    written = {path: path.read_bytes() for path in (first / "run" / "checkpoints").iterdir()}
+
+    monkeypatch.chdir(second)  # the same command, run folder and all, from elsewhere
+    assert run(fit_args(config, tiny_cityscapes, *schedule, "--trainer.max_steps=4", f"--ckpt_path={best}"),
+               prog="train") == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    for which in ("best", "last"):  # a new folder: Lightning starts its top-k afresh there
+        path = reported(out, which)
+        assert path.is_absolute() and path.is_file() and path.is_relative_to(second / "run" / "checkpoints"), out
+        assert saved_step(path) == 4
+    # the first run's files are neither deleted nor rewritten by the second
+    assert {path: path.read_bytes() for path in (first / "run" / "checkpoints").iterdir()} == written
+
+    monkeypatch.chdir(first)  # resumed in its own folder, the run's state is restored in full
+    (first / "run" / "config.yaml").unlink()  # else refused: without a logger, the folder holds one run's config
+    last = first / "run" / "checkpoints" / "last.ckpt"
+    assert run(fit_args(config, tiny_cityscapes, *schedule, "--trainer.max_steps=4", f"--ckpt_path={last}"),
+               prog="train") == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert reported(out, "best") == best  # step 4 does not beat step 2 in mode "min": the restored best stands
+    assert reported(out, "last") == last and saved_step(last) == 4

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ from torch import nn
 from seglite.checkpoints import load_checkpoint
 from seglite.checks import check_choice, check_positive_int, check_size
 from seglite.errors import OutputExistsError, SegliteError  # noqa: F401  (OutputExistsError: imported from here by users)
-from seglite.files import check_output_file, write_bytes
+from seglite.files import OutputWriteError, check_output_file, write_bytes, write_error
 from seglite.inference.metadata import (
     INPUT_NAME,
     MASK_OUTPUT_NAME,
@@ -50,6 +50,9 @@ from seglite.inference.metadata import (
 )
 from seglite.inference.options import EXPORT_FORMATS, TORCHSCRIPT_METHODS, ExportFormat, TorchScriptMethod
 from seglite.inference.runners import CoarseMasks, GraphOutput, OnnxRunner, SegmenterGraph, coarse_stride, normalize
+
+if TYPE_CHECKING:
+    import openvino
 
 TORCHSCRIPT_METADATA = "seglite.json"
 MIN_OPSET = 17
@@ -471,11 +474,25 @@ def export_openvino(
     openvino.set_metadata(ov_model, entries)
     engine = openvino.OpenVinoEngine(ov_model, "fp32", coarse=CoarseMasks(stride) if stride else None)
     reports = check_segmenter(model, engine.masks, check_sizes(size, True), 1, enforced=precision == "fp32")
-    with tempfile.TemporaryDirectory(prefix=".seglite-export-", dir=xml.parent) as folder:
-        openvino.write_ir(ov_model, Path(folder) / "model.xml", Path(folder) / "model.bin")
-        write_bytes(weights, (Path(folder) / "model.bin").read_bytes())  # weights first: the .xml names them
-        write_bytes(xml, (Path(folder) / "model.xml").read_bytes())
+    write_openvino(ov_model, xml, weights)
     return reports
+
+
+def write_openvino(ov_model: openvino.Model, xml: Path, weights: Path) -> None:
+    """Write an OpenVINO IR as ``xml`` + ``weights``: saved in a temporary folder beside them, then each
+    written atomically, weights first (the ``.xml`` names them). A failure is an ``OutputWriteError``
+    naming ``xml``, and leaves no temporary folder behind."""
+    from seglite.inference import openvino
+
+    try:
+        with tempfile.TemporaryDirectory(prefix=".seglite-export-", dir=xml.parent) as folder:
+            openvino.write_ir(ov_model, Path(folder) / "model.xml", Path(folder) / "model.bin")
+            write_bytes(weights, (Path(folder) / "model.bin").read_bytes())
+            write_bytes(xml, (Path(folder) / "model.xml").read_bytes())
+    except OutputWriteError:
+        raise
+    except OSError as error:  # the temporary folder (a read-only folder) or OpenVINO's writer (a full disk)
+        raise write_error(xml, error) from error
 
 
 def export_checkpoint(

@@ -18,6 +18,7 @@ Install with ``pip install seglite[openvino]``.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 from collections.abc import Callable, Sequence
@@ -112,14 +113,41 @@ def read_ir(path: str | Path) -> openvino.Model:
         raise ModelLoadError(f"cannot read OpenVINO model {path}: {error_reason(error)}") from error
 
 
+FULL_DISK_BYTES = 1 << 20
+"""Free space below which a failed OpenVINO write is put down to a full disk (its writer does not say why)."""
+
+
 def write_ir(model: openvino.Model, xml: Path, bin_path: Path) -> None:
-    """Save ``model`` as ``xml`` + ``bin_path`` (the caller moves them into place)."""
+    """Save ``model`` as ``xml`` + ``bin_path`` (the caller moves them into place).
+
+    A failed write is an ``OSError`` naming ``xml``: OpenVINO's writer raises a bare
+    ``RuntimeError`` (``basic_ios::clear: iostream error`` on a full disk), which no caller
+    would take for a write error.
+    """
     import openvino as ov
 
-    ov.save_model(model, str(xml), compress_to_fp16=False)
+    try:
+        ov.save_model(model, str(xml), compress_to_fp16=False)
+    except OSError:
+        raise
+    except Exception as error:  # OpenVINO's own RuntimeError subclasses
+        raise _write_failure(xml, error) from error
     written_bin = xml.with_suffix(".bin")
     if written_bin != bin_path:
         written_bin.replace(bin_path)
+
+
+def _write_failure(path: Path, error: BaseException) -> OSError:
+    """The ``OSError`` for OpenVINO's failure to write ``path``: ``ENOSPC`` when its disk is (nearly) full,
+    checked while the partial file still takes its space, else ``EIO`` with OpenVINO's reason."""
+    try:
+        status = os.statvfs(path.parent)
+        full = status.f_bavail * status.f_frsize < FULL_DISK_BYTES
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return OSError(errno.EIO, f"OpenVINO could not write it: {error_reason(error)}", str(path))
 
 
 class OpenVinoEngine:

@@ -19,10 +19,8 @@ runtime when it is made.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -32,14 +30,14 @@ import numpy as np
 import torch
 from torch import nn
 
-import seglite
 from seglite.checkpoints import CheckpointModel, load_checkpoint
 from seglite.checks import check_choice, check_image, check_positive_int
 from seglite.checks import check_size as _check_size
 from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
-from seglite.errors import ModelLoadError, OutputExistsError, SegliteError
+from seglite.errors import ModelLoadError, SegliteError
 from seglite.files import InputNotFoundError as ModelFileNotFoundError  # noqa: F401  (the name of seglite 0.1)
-from seglite.files import OutputWriteError, require_file, write_bytes
+from seglite.files import require_file
+from seglite.inference.cache import ConversionCache as _Cache  # the conversion cache, verified entries
 from seglite.inference.metadata import (  # noqa: F401  (names of seglite 0.1, imported from here by users)
     INPUT_NAME,
     META_CHECKPOINT_SHA256,
@@ -65,7 +63,6 @@ from seglite.inference.runners import (  # Runner, OnnxRunner: names of seglite 
     TorchRunner,
     coarse_stride,
     default_num_threads,
-    error_reason,
     normalize,
     resize_image,
 )
@@ -105,58 +102,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ[CACHE_ENVIRONMENT])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "seglite"
-
-
-class _Cache:
-    """Converted graphs of one checkpoint, in a folder keyed by content: never beside the user's files.
-
-    The key hashes the checkpoint's SHA-256, the conversion settings and the versions that
-    convert. A cache that cannot be written (read-only home, full disk) is skipped, not an error.
-    """
-
-    def __init__(self, folder: Path | None, checkpoint_sha256: str | None) -> None:
-        self.folder = folder if checkpoint_sha256 else None
-        self.checkpoint_sha256 = checkpoint_sha256
-
-    def path(self, *settings: Any, suffix: str) -> Path | None:
-        if self.folder is None:
-            return None
-        versions = (seglite.__version__, torch.__version__)
-        key = hashlib.sha256(repr((self.checkpoint_sha256, settings, versions)).encode()).hexdigest()[:24]
-        return self.folder / f"{self.checkpoint_sha256[:12]}-{key}{suffix}"
-
-    def load(self, make: Callable[[], bytes], load: Callable[[bytes], Any], *settings: Any, suffix: str = ".onnx") -> Any:
-        """``load(data)`` of the cached entry; an entry that fails to load is discarded (with a note on
-        stderr) and made again by ``make``, so a corrupt cache never outlives one run."""
-        path = self.path(*settings, suffix=suffix)
-        if path is not None and path.is_file():
-            try:
-                return load(path.read_bytes())
-            except Exception as error:  # each runtime raises its own types on a damaged graph
-                self.discard(error, path)
-        data = make()
-        self._store(path, data)
-        return load(data)
-
-    @staticmethod
-    def discard(error: BaseException, *paths: Path) -> None:
-        """Remove a cache entry that failed to load, saying so in one line."""
-        reason = error_reason(error)
-        for path in paths:
-            with contextlib.suppress(OSError):  # rebuilt anyway; the atomic write then replaces it
-                path.unlink(missing_ok=True)
-        print(f"seglite: discarded the unreadable cache entry {paths[0]} ({reason[:200]}); rebuilding it from the checkpoint",
-              file=sys.stderr)
-
-    @staticmethod
-    def _store(path: Path | None, data: bytes) -> None:
-        if path is None:
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes(path, data)  # atomic: a reader never sees half an entry
-        except (OSError, OutputWriteError, OutputExistsError):
-            pass  # a cache is an optimisation
 
 
 class _TorchEngine:
@@ -453,8 +398,6 @@ class Predictor:
     @staticmethod
     def _int8_model(model, calibration_images, scope: str, cache: _Cache, size: Size | None):
         """NNCF int8 of ``model``, from the cache when these images and settings were quantised before."""
-        import tempfile
-
         import openvino as ov
 
         from seglite.inference import openvino as ov_backend
@@ -463,24 +406,8 @@ class Predictor:
         for image in calibration_images:
             digest.update(str(check_image(image).shape).encode())
             digest.update(np.ascontiguousarray(image).tobytes())
-        xml = cache.path("int8", size, scope, digest.hexdigest(), ov.__version__, suffix=".xml")
-        if xml is not None and xml.is_file():
-            try:
-                return ov_backend.read_ir(xml)
-            except ModelLoadError as error:
-                _Cache.discard(error, xml, xml.with_suffix(".bin"))
-        quantized = ov_backend.quantize(model, calibration_images, scope)
-        if xml is not None:
-            try:
-                xml.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryDirectory(dir=xml.parent) as folder:
-                    ov_backend.write_ir(quantized, Path(folder) / "model.xml", Path(folder) / "model.bin")
-                    # weights first: an .xml in the cache always has its .bin
-                    write_bytes(xml.with_suffix(".bin"), (Path(folder) / "model.bin").read_bytes())
-                    write_bytes(xml, (Path(folder) / "model.xml").read_bytes())
-            except (OSError, OutputWriteError, OutputExistsError):
-                pass
-        return quantized
+        return cache.load_ir(lambda: ov_backend.quantize(model, calibration_images, scope),
+                             "int8", size, scope, digest.hexdigest(), ov.__version__)
 
     @classmethod
     def _from_onnx_file(

@@ -76,6 +76,45 @@ def at_step_boundary(trainer: pl.Trainer) -> bool:
     return progress.ready == progress.started == progress.processed == progress.completed
 
 
+def _is_local(path: Any) -> bool:
+    """True for a path on this machine's file system (not ``s3://...`` or another fsspec URL)."""
+    return "://" not in str(path)
+
+
+def absolute_state(state: dict[str, Any], checkpoint_path: Any) -> dict[str, Any]:
+    """A ``ModelCheckpoint`` state whose relative paths (as earlier seglite versions recorded them,
+    relative to that run's working directory) are made absolute, resolved against the loaded
+    checkpoint's folder.
+
+    Every file the state names was written into its ``dirpath``, as was the checkpoint being
+    loaded, so ``dirpath/NAME`` is ``<checkpoint's folder>/NAME`` wherever the run was started
+    from. Without the checkpoint's path, the current working directory stands in (Lightning's reading).
+    """
+    dirpath = state.get("dirpath")
+    if not dirpath or not _is_local(dirpath) or os.path.isabs(dirpath):
+        return state
+    folder = None
+    if checkpoint_path and _is_local(checkpoint_path):
+        folder = os.path.dirname(os.path.realpath(checkpoint_path))
+
+    def absolute(path: str | None) -> str | None:
+        if not path or not _is_local(path) or os.path.isabs(path):
+            return path
+        relative = os.path.relpath(os.path.normpath(path), os.path.normpath(dirpath))
+        if folder is None or relative.startswith(os.pardir):
+            return os.path.realpath(path)
+        return os.path.join(folder, relative)
+
+    state = dict(state)
+    state["dirpath"] = folder or os.path.realpath(dirpath)
+    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        if key in state:
+            state[key] = absolute(state[key])
+    if isinstance(state.get("best_k_models"), dict):
+        state["best_k_models"] = {absolute(path): score for path, score in state["best_k_models"].items()}
+    return state
+
+
 class ModelCheckpoint(LightningModelCheckpoint):
     """Lightning's ``ModelCheckpoint`` with a ``last.ckpt`` that is never stale, and atomic writes.
 
@@ -132,10 +171,33 @@ class ModelCheckpoint(LightningModelCheckpoint):
         self.interrupted_by: str | None = None  # "Ctrl-C" or "SIGTERM" once an interrupt stopped the run
         self._previous_sigint: Any = None
 
-    # ------------------------------------------------------------------ atomic writes
+    # ------------------------------------------------------------------ atomic writes, absolute paths
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
+        # Lightning derives the folder from a relative default_root_dir as a relative path; the paths
+        # checkpoints record would then name files relative to this run's working directory
+        if self.dirpath and _is_local(self.dirpath):
+            self.dirpath = os.path.realpath(self.dirpath)
         use_atomic_checkpoint_io(trainer)
+
+    # ------------------------------------------------------------------ resuming from anywhere
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(trainer, pl_module, checkpoint)
+        self._loaded_from = trainer.ckpt_path  # load_state_dict, which follows, is not told the file
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Lightning's restore, with the recorded paths made absolute (:func:`absolute_state`) first.
+
+        Lightning restores the best path alone when the checkpoint folder changed (a run resumed
+        elsewhere): its score comes with it here, so the summary reads the score of that file, and
+        both are dropped when that file is gone.
+        """
+        state = absolute_state(state_dict, getattr(self, "_loaded_from", None))
+        super().load_state_dict(state)
+        if self.dirpath != state.get("dirpath", self.dirpath):
+            self.best_model_score = state.get("best_model_score")
+        if self.best_model_path and _is_local(self.best_model_path) and not os.path.isfile(self.best_model_path):
+            self.best_model_path, self.best_model_score = "", None
 
     # ------------------------------------------------------------------ last.ckpt after every validation
     def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
