@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import seglite
 from seglite.checkpoints import CheckpointModel, load_checkpoint
 from seglite.checks import check_choice, check_image, check_positive_int
 from seglite.checks import check_size as _check_size
@@ -37,7 +38,7 @@ from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from seglite.errors import ModelLoadError, SegliteError
 from seglite.files import InputNotFoundError as ModelFileNotFoundError  # noqa: F401  (the name of seglite 0.1)
 from seglite.files import require_file
-from seglite.inference.cache import ConversionCache as _Cache  # the conversion cache, verified entries
+from seglite.inference.cache import ConversionCache
 from seglite.inference.metadata import (  # noqa: F401  (names of seglite 0.1, imported from here by users)
     INPUT_NAME,
     META_CHECKPOINT_SHA256,
@@ -313,7 +314,7 @@ class Predictor:
             return cls(runner, num_classes, names, palette, size, batch_size)
         if onnx_path is not None:
             return cls._from_onnx_file(loaded, Path(onnx_path), device, size, batch_size, num_threads)
-        cache = _Cache(None if cache_dir is None else default_cache_dir() if cache_dir == "default" else Path(cache_dir), loaded.sha256)
+        cache = ConversionCache(None if cache_dir is None else default_cache_dir() if cache_dir == "default" else Path(cache_dir), loaded.sha256)
 
         def build(backend: str, precision: str, note: str = "") -> Engine:
             return cls._engine(loaded, backend, precision, device, size, num_threads, note, cache, calibration_images, int8_scope)
@@ -341,7 +342,7 @@ class Predictor:
         size: Size | None,
         num_threads: int | None,
         note: str,
-        cache: _Cache,
+        cache: ConversionCache,
         calibration_images: Sequence[np.ndarray] | None,
         int8_scope: Int8Scope,
     ) -> Engine:
@@ -396,7 +397,7 @@ class Predictor:
         )
 
     @staticmethod
-    def _int8_model(model, calibration_images, scope: str, cache: _Cache, size: Size | None):
+    def _int8_model(model, calibration_images, scope: str, cache: ConversionCache, size: Size | None):
         """NNCF int8 of ``model``, from the cache when these images and settings were quantised before."""
         import openvino as ov
 
