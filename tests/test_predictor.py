@@ -249,7 +249,8 @@ def test_auto_times_the_installed_backends_takes_the_fastest_and_keeps_the_choic
     stored = json.loads(kept.read_text())
     stored["milliseconds"][match["other"]], stored["label"] = 1.0, match["other"]
     kept.write_text(json.dumps(stored))
-    assert Predictor.from_checkpoint(checkpoint, cache_dir=tmp_path).description.startswith(f"{match['other']}, 1 thread (auto: measured 1.0 ms; ")
+    taken = Predictor.from_checkpoint(checkpoint, cache_dir=tmp_path).description
+    assert taken.startswith(f"{match['other']}, 1 thread (auto: measured 1.0 ms; ")
     # a damaged choice is measured again; --backend overrides it
     kept.write_text("{not json")
     monkeypatch.undo()

@@ -102,7 +102,7 @@ def store_choice(path: Path | None, choice: BackendChoice) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(path, json.dumps(asdict(choice), indent=1).encode())
-    except Exception:  # noqa: BLE001  (OSError and seglite's write errors: a cache is an optimisation)
+    except Exception:  # OSError and seglite's write errors: a cache is an optimisation
         pass
 
 

@@ -19,6 +19,7 @@ runtime when it is made.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections import defaultdict
@@ -170,10 +171,8 @@ def _runtime_versions() -> dict[str, str]:
 
     versions = {"seglite": seglite.__version__}
     for package in ("openvino", "onnxruntime"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):  # not installed: not a candidate either
             versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
     return versions
 
 
@@ -314,7 +313,8 @@ class Predictor:
             return cls(runner, num_classes, names, palette, size, batch_size)
         if onnx_path is not None:
             return cls._from_onnx_file(loaded, Path(onnx_path), device, size, batch_size, num_threads)
-        cache = ConversionCache(None if cache_dir is None else default_cache_dir() if cache_dir == "default" else Path(cache_dir), loaded.sha256)
+        folder = None if cache_dir is None else default_cache_dir() if cache_dir == "default" else Path(cache_dir)
+        cache = ConversionCache(folder, loaded.sha256)
 
         def build(backend: str, precision: str, note: str = "") -> Engine:
             return cls._engine(loaded, backend, precision, device, size, num_threads, note, cache, calibration_images, int8_scope)
