@@ -352,6 +352,17 @@ def test_a_typo_under_data_init_args_is_one_line_like_one_under_trainer(tiny_cit
     ]
 
 
+def test_a_bad_value_under_data_init_args_keeps_what_was_expected(tiny_cityscapes, tmp_path, capsys):
+    code = run(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, "--data.init_args.batch_size=abc"), prog="train")
+    assert code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if "Warning" not in line and "deprecated" not in line]
+    assert error[0] == (
+        "train fit: error: Parser key \"data\": class_path 'seglite.data.CityscapesDataModule': Parser key \"batch_size\": "
+        "Expected a <class 'int'>. Got value: abc"
+    )
+    assert len(error) == 2
+
+
 @pytest.mark.parametrize("where", ["mount point", "sub-folder"])
 def test_a_read_only_output_folder_is_one_line(where, mount_tmpfs, tiny_cityscapes, tmp_path, capsys):
     read_only = mount_tmpfs(64, read_only=True)
