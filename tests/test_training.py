@@ -361,6 +361,13 @@ def test_a_bad_value_under_data_init_args_keeps_what_was_expected(tiny_cityscape
         "Expected a <class 'int'>. Got value: abc"
     )
     assert len(error) == 2
+    code = run(fit_args(run_config(tmp_path, "run2"), tiny_cityscapes, "--data.init_args.check_masks=maybe"), prog="train")
+    assert code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if "Warning" not in line and "deprecated" not in line]
+    assert error[0] == (
+        "train fit: error: Parser key \"data\": class_path 'seglite.data.CityscapesDataModule': Parser key \"check_masks\": "
+        "Expected a <class 'bool'> Expected a typing.Literal['auto'] Given value: maybe"
+    )
 
 
 @pytest.mark.parametrize("where", ["mount point", "sub-folder"])

@@ -84,11 +84,16 @@ def condensed(message: str) -> str:
         for nested in lines[index + 1 :]:
             if _indent(nested) <= _indent(line):
                 break
-            details.append(nested.strip().lstrip("- "))
+            detail = nested.strip().lstrip("- ")
+            if not detail.startswith(_UNION_NOISE):  # a nested union's dump: keep what was expected and given
+                details.append(detail)
         if details:
             key = lines[0].strip().rstrip(":")
             return f"{key}: {problem.removeprefix('Problem with given ').rstrip(':')}: {' '.join(details)}"
     return message.strip()
+
+
+_UNION_NOISE = ("Does not validate against any of the Union subtypes", "Subtypes:", "Errors:", "Given value type:")
 
 
 def _indent(line: str) -> int:
