@@ -7,7 +7,7 @@ file with its values, their pixel counts and what was expected.
 
 ``check_masks: auto`` reads a split of at most :data:`AUTO_LIMIT` masks every time (CamVid's
 367 training masks take about a third of a second on two cores), and a larger split when it
-has not been read clean before. A clean read of a larger split leaves an empty record in
+has not been read clean before. A clean read of a larger split leaves a small record in
 seglite's cache folder (``mask-checks/<key>``); the key hashes seglite's version, the data
 set's class and label encoding, and every mask's path, size and modification time, so
 changing, adding or removing a mask, or the encoding, makes the split new again.
@@ -54,7 +54,7 @@ def check_masks(dataset: LabelledDataset, split: str, setting: CheckMasks = "aut
 
     Raises:
         DataFormatError: one or more masks cannot be read or hold values the encoding does not
-            account for; the message has a line per file.
+            account for; the message has a line per file (one line in all for one file).
     """
     masks = [mask for _, mask in dataset.samples if mask is not None]
     if setting is False or not masks:
