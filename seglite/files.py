@@ -40,6 +40,16 @@ from seglite.errors import OutputExistsError, SegliteError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 """Image files seglite reads as inputs (data sets, prediction, frame folders), lower case."""
 
+CACHE_ENVIRONMENT = "SEGLITE_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """seglite's cache folder: ``$SEGLITE_CACHE_DIR``, else ``$XDG_CACHE_HOME/seglite``, else ``~/.cache/seglite``."""
+    if os.environ.get(CACHE_ENVIRONMENT):
+        return Path(os.environ[CACHE_ENVIRONMENT])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "seglite"
+
 
 class InputNotFoundError(SegliteError, FileNotFoundError):
     """An input file (checkpoint, model, image, video) does not exist."""

@@ -253,3 +253,24 @@ def test_both_tools_check_the_model_options_alike(tool_name, model, message, cap
         tool.parse_args([*positional, *model])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_phone_photo_is_segmented_as_viewers_show_it(checkpoint, tmp_path):  # noqa: F811
+    # prediction has no mask to stay aligned with: the EXIF orientation is applied (training pairs ignore it)
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = Image.fromarray(random_images([(40, 64)])[0])
+    exif = photo.getexif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to view", as phones write
+    photo.save(folder / "phone.jpg", exif=exif, quality=95)
+    output = tmp_path / "out"
+    assert predict_tool.main([str(folder / "phone.jpg"), "--checkpoint", str(checkpoint), "--backend", "torch",
+                              "--output", str(output)]) == 0
+    stored = cv2.imread(str(folder / "phone.jpg"), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+    shown = cv2.rotate(stored, cv2.ROTATE_90_CLOCKWISE)
+    mask = cv2.imread(str(output / "phone_mask.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (64, 40)
+    np.testing.assert_array_equal(mask, Predictor.from_checkpoint(checkpoint, backend="torch").predict(shown))
+    assert read_rgb(output / "phone_overlay.png").shape == (64, 40, 3)

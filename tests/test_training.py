@@ -352,6 +352,24 @@ def test_a_typo_under_data_init_args_is_one_line_like_one_under_trainer(tiny_cit
     ]
 
 
+def test_a_bad_value_under_data_init_args_keeps_what_was_expected(tiny_cityscapes, tmp_path, capsys):
+    code = run(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, "--data.init_args.batch_size=abc"), prog="train")
+    assert code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if "Warning" not in line and "deprecated" not in line]
+    assert error[0] == (
+        "train fit: error: Parser key \"data\": class_path 'seglite.data.CityscapesDataModule': Parser key \"batch_size\": "
+        "Expected a <class 'int'>. Got value: abc"
+    )
+    assert len(error) == 2
+    code = run(fit_args(run_config(tmp_path, "run2"), tiny_cityscapes, "--data.init_args.check_masks=maybe"), prog="train")
+    assert code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if "Warning" not in line and "deprecated" not in line]
+    assert error[0] == (
+        "train fit: error: Parser key \"data\": class_path 'seglite.data.CityscapesDataModule': Parser key \"check_masks\": "
+        "Expected a <class 'bool'> Expected a typing.Literal['auto'] Given value: maybe"
+    )
+
+
 @pytest.mark.parametrize("where", ["mount point", "sub-folder"])
 def test_a_read_only_output_folder_is_one_line(where, mount_tmpfs, tiny_cityscapes, tmp_path, capsys):
     read_only = mount_tmpfs(64, read_only=True)
@@ -400,9 +418,68 @@ def test_a_data_error_in_a_loader_worker_is_the_workers_own_message(tmp_path, ca
     labels = np.full((32, 64), 7, np.uint16)
     labels[0, 0] = 300
     cv2.imwrite(str(bad), labels)
-    code = run(fit_args(run_config(tmp_path, "run"), data, "--data.init_args.num_workers=1",
+    # check_masks false: the bad mask is first read in a worker, as it is with the check off
+    code = run(fit_args(run_config(tmp_path, "run"), data, "--data.init_args.num_workers=1", "--data.init_args.check_masks=false",
                         "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--trainer.num_sanity_val_steps=0"),
                prog="train")
     assert code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train:")]
     assert errors == [f"train: error: label map {bad} holds label ids 300 (1 pixels); label ids must be 0..33 (in loader worker 0)"]
+
+
+# ----------------------------------------------------------------------------- batch size 1 and image pooling
+
+POOLING_CONFIGS = ["deeplabv3_mnv2.yaml", "raspp_mnv3.yaml", "deeplabv3plus_shufflenet_v2.yaml"]
+
+
+@pytest.mark.parametrize("config", POOLING_CONFIGS)
+def test_batch_size_1_with_image_pooling_is_refused_in_one_line_before_training(config, tiny_cityscapes, tmp_path, capsys):
+    # BatchNorm over the 1x1 pooled map of one image has one value per channel: torch refuses it mid-step
+    code = run(["fit", f"--config={REPO / 'configs' / config}", f"--config={run_config(tmp_path, 'run')}", *TINY_DATA,
+                f"--data.init_args.root={tiny_cityscapes}", "--data.init_args.batch_size=1", "--trainer.max_steps=1"],
+               prog="train")
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error and "Expected more than 1 value per channel" not in error
+    lines = [line for line in error.splitlines() if line.startswith("train: ")]
+    assert len(lines) == 1, error
+    head = {"deeplabv3_mnv2.yaml": "DeepLabV3Head", "raspp_mnv3.yaml": "RASPPHead",
+            "deeplabv3plus_shufflenet_v2.yaml": "DeepLabV3PlusHead"}[config]
+    assert lines[0].startswith("train: error: --data.init_args.batch_size is 1, but the image pooling of " + head)
+    assert "batch_size 2 or more" in lines[0]
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before the first step
+
+
+def test_batch_size_1_trains_a_head_without_image_pooling(tiny_cityscapes, tmp_path):
+    cli = run_cli(fit_args(run_config(tmp_path, "run"), tiny_cityscapes, "--data.init_args.batch_size=1",
+                           "--trainer.max_steps=2"))
+    assert cli.trainer.global_step == 2
+
+
+def test_a_last_training_batch_of_one_image_is_dropped_not_a_batchnorm_crash(tmp_path):
+    root = make_demo_dataset(tmp_path / "odd", num_train=5, num_val=1, num_test=1, size=(64, 64), seed=2, video=False)
+    cli = run_cli(["fit", f"--config={REPO / 'configs/deeplabv3_mnv2.yaml'}", f"--config={run_config(tmp_path, 'run')}",
+                   *TINY_DATA, f"--data.init_args.root={root}", "--trainer.max_epochs=1", "--trainer.max_steps=-1",
+                   "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1"])
+    assert cli.trainer.current_epoch == 1 and cli.trainer.global_step == 2  # 5 images: batches of 2 and 2, not 1
+
+
+def test_batch_norms_synced_over_two_processes_take_one_image_each():
+    from types import SimpleNamespace
+
+    from seglite.errors import ConfigurationError
+    from seglite.models import RASPP
+    from seglite.models.backbones import MobileNetV3
+    from seglite.models.heads.aspp import pooled_batch_norms
+
+    model = RASPP(MobileNetV3(variant="small", width_mult=0.25), num_classes=3)
+    task = SegmentationTask(model)
+    assert list(pooled_batch_norms(model)) == ["head.aspp.branches.1.conv.1"]
+    task._trainer = SimpleNamespace(datamodule=SimpleNamespace(batch_size=1), world_size=2)
+    with pytest.raises(ConfigurationError, match="batch_size is 1, but the image pooling of RASPPHead"):
+        task._check_batch_size_for_pooled_norms()  # plain BatchNorm: each process normalises its one image
+    task.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    task._check_batch_size_for_pooled_norms()  # two images per batch across the processes: accepted
+    task._trainer.world_size = 1
+    with pytest.raises(ConfigurationError):
+        task._check_batch_size_for_pooled_norms()

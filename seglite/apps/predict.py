@@ -11,7 +11,10 @@ auto, printed at the start: OpenVINO where installed, else ONNX Runtime, else Py
 models come from tools/export.py --format openvino --precision int8 and run with --openvino.
 
 For every input image NAME.EXT the output folder gets NAME_mask.png (train ids 0..C-1, or the
-palette's colours with --color) and NAME_overlay.png (the mask blended over the image). Folders
+palette's colours with --color) and NAME_overlay.png (the mask blended over the image). A photo
+with an EXIF orientation (phones write one instead of turning the pixels) is segmented turned as
+the tag says, as viewers show it, and so are its outputs; training and evaluation read images as
+stored instead, as their masks are drawn over the stored pixels. Folders
 are searched recursively and their sub-folders are kept in the output; an output folder inside
 an input folder is skipped while searching, and so are images seglite wrote itself (listed in
 the .seglite-outputs.json of their folder, or of a folder above it up to the input folder).
@@ -232,7 +235,7 @@ def _segment(args: argparse.Namespace, images: list[tuple[Path, Path]], manifest
     try:
         for start in range(0, len(images), args.batch):
             chunk = images[start : start + args.batch]
-            rgb = [read_rgb(file) for file, _ in chunk]
+            rgb = [read_rgb(file, orientation="exif") for file, _ in chunk]  # as viewers show them
             for (_, stem), image, mask in zip(chunk, rgb, predictor.predict_batch(rgb)):
                 paths = output_paths(stem, args.output, overlay_wanted)
                 paths[0].parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,16 @@ from torch.utils.data import Dataset
 
 from seglite.errors import DataFormatError, DatasetNotFoundError
 
-from .io import IGNORE_INDEX, check_label_values, make_sample, pair_files, read_label, read_pair, require_dir
+from .io import (
+    IGNORE_INDEX,
+    check_label_values,
+    make_sample,
+    pair_files,
+    read_label,
+    read_pair,
+    require_dir,
+    warn_exif_rotated,
+)
 
 CITYSCAPES_CLASSES: tuple[str, ...] = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
@@ -126,6 +135,7 @@ class CityscapesDataset(Dataset):
             labels = _index(labels_dir, _LABEL_SUFFIXES)
             _check_image_extensions(images_dir, images, labels)
             self.samples = list(pair_files(images, labels, images_dir, labels_dir))
+            warn_exif_rotated([image for image, _ in self.samples], split)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -33,6 +33,7 @@ from .constants import IGNORE_INDEX
 from .folder import FOLDER_LAYOUT, FolderDataset, check_layout
 from .io import DATA_README
 from .labels import LabelEncoding, MaskFormat
+from .mask_check import CheckMasks, check_masks, check_setting
 from .sampling import EpochShuffleSampler, SeededAugmentation, worker_signals
 from .synthetic import check_demo_root, make_demo_dataset, read_demo_marker
 from .transforms import eval_transform, train_transform
@@ -72,9 +73,11 @@ class SegmentationDataModule(pl.LightningDataModule):
         val_split: str = "val",
         test_split: str = "val",
         predict_split: str = "test",
+        check_masks: CheckMasks = "auto",
     ) -> None:
         super().__init__()
         owner = type(self).__name__
+        check_setting(check_masks, owner)
         check_positive_int("batch_size", batch_size, owner)
         check_positive_int("val_batch_size", val_batch_size, owner)
         check_non_negative_int("num_workers", num_workers, owner)
@@ -88,6 +91,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
         self.splits = {"train": train_split, "val": val_split, "test": test_split, "predict": predict_split}
+        self.check_masks = check_masks
         # built now so a bad size or range fails at construction, not in a worker
         self.train_transform = train_transform(self.crop_size, self.scale_range, self.base_size)
         self.eval_transform = eval_transform(self.eval_size)
@@ -124,6 +128,15 @@ class SegmentationDataModule(pl.LightningDataModule):
             if role not in self.datasets:
                 transform = self.train_transform if role == "train" else self.eval_transform
                 self.datasets[role] = self._dataset(self.splits[role], transform, labelled=role != "predict")
+                if role != "predict":  # now, not when a bad mask is first sampled
+                    self._check_masks(self.datasets[role], self.splits[role])
+
+    def _check_masks(self, dataset: Dataset, split: str) -> None:
+        """Read every mask of a labelled split up front, as ``check_masks`` says (``seglite.data.mask_check``)."""
+        if hasattr(dataset, "samples") and hasattr(dataset, "read_mask"):
+            done = check_masks(dataset, split, self.check_masks)  # type: ignore[arg-type]
+            if done is not None:
+                rank_zero_info(done)
 
     def class_counts(self, role: str = "train"):
         """Pixel counts per class of a split's masks (``seglite.data.statistics.ClassCounts``), read once."""
@@ -260,6 +273,10 @@ class CityscapesDataModule(SegmentationDataModule):
         persistent_workers: keep loader workers alive between epochs (with ``num_workers > 0``).
         test_split: split used by ``trainer.test`` (Cityscapes test labels are withheld, so ``val``).
         predict_split: split used by ``trainer.predict``.
+        check_masks: read every mask of the training, validation and test splits when they are
+            opened, before training, and report every bad file at once: ``true``, ``false``, or
+            ``auto``: splits of up to 2000 masks every time, larger ones when they are new or
+            changed (a record in seglite's cache folder; see ``seglite.data.mask_check``).
         demo: when ``root`` holds no data, ``prepare_data`` writes the synthetic demo set there; only
             into a missing or empty folder, or one it wrote before (a ``.seglite-demo.json`` marker),
             which it rewrites when its ``demo_*`` options changed or its writing was interrupted.
@@ -284,6 +301,7 @@ class CityscapesDataModule(SegmentationDataModule):
         persistent_workers: bool = True,
         test_split: Literal["train", "val", "test"] = "val",
         predict_split: Literal["train", "val", "test"] = "test",
+        check_masks: CheckMasks = "auto",
         demo: bool = False,
         demo_num_train: int = 200,
         demo_num_val: int = 30,
@@ -303,6 +321,7 @@ class CityscapesDataModule(SegmentationDataModule):
             persistent_workers=persistent_workers,
             test_split=test_split,
             predict_split=predict_split,
+            check_masks=check_masks,
         )
         self.save_hyperparameters()
         self.root = root
@@ -420,6 +439,7 @@ class FolderDataModule(SegmentationDataModule):
         val_split: str = "val",
         test_split: str = "val",
         predict_split: str = "test",
+        check_masks: CheckMasks = "auto",
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -435,6 +455,7 @@ class FolderDataModule(SegmentationDataModule):
             val_split=val_split,
             test_split=test_split,
             predict_split=predict_split,
+            check_masks=check_masks,
         )
         if not isinstance(num_classes, int) or not 1 <= num_classes <= 255:
             raise ValueError(f"num_classes must be an integer from 1 to 255, got {num_classes!r}")
@@ -532,6 +553,7 @@ class CamVidDataModule(FolderDataModule):
         val_split: Literal["train", "val", "test"] = "val",
         test_split: Literal["train", "val", "test"] = "test",
         predict_split: Literal["train", "val", "test"] = "test",
+        check_masks: CheckMasks = "auto",
     ) -> None:
         super().__init__(
             root=root,
@@ -554,6 +576,7 @@ class CamVidDataModule(FolderDataModule):
             val_split=val_split,
             test_split=test_split,
             predict_split=predict_split,
+            check_masks=check_masks,
         )
 
     def layout_help(self) -> str:

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from seglite.errors import DataFormatError, DatasetNotFoundError
 from seglite.files import IMAGE_EXTENSIONS
 
-from .io import IGNORE_INDEX, make_sample, pair_files, read_pair, require_dir
+from .io import IGNORE_INDEX, make_sample, pair_files, read_pair, require_dir, warn_exif_rotated
 from .labels import LabelEncoding
 
 FOLDER_LAYOUT = """\
@@ -47,7 +47,9 @@ class FolderDataset(Dataset):
 
     The default layout is ``root/<split>/images/`` and ``root/<split>/masks/``. A split whose
     masks folder does not exist serves prediction only (its masks are all 255), unless
-    ``require_masks`` is set: training and evaluation splits must be labelled.
+    ``require_masks`` is set: training and evaluation splits must be labelled. Images are read
+    as stored, ignoring an EXIF orientation (masks are drawn over the stored pixels); a labelled
+    split with such images gets one warning naming them.
 
     Args:
         root: the data set's folder.
@@ -99,6 +101,7 @@ class FolderDataset(Dataset):
             if split_list is not None:
                 masks = {stem: path for stem, path in masks.items() if stem in images}
             self.samples: list[tuple[Path, Path | None]] = list(pair_files(images, masks, images_dir, masks_dir))
+            warn_exif_rotated([image for image, _ in self.samples], split)
         elif require_masks:
             found = sorted(path.name for path in masks_dir.parent.iterdir() if path.is_dir()) if masks_dir.parent.is_dir() else []
             raise DatasetNotFoundError(

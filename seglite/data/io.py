@@ -2,13 +2,19 @@
 
 OpenCV answers an unreadable file with ``None``; these helpers turn that into an error that
 names the file, and pair image and label files so that a missing partner is reported up front.
+
+Orientation: an image and its mask are read in the order their pixels are stored, ignoring an
+EXIF orientation tag (phones write 6 or 8 rather than turning the pixels), because labelling
+tools draw masks over the stored pixels and mask PNGs are never turned. Photos given to
+prediction are turned as the tag says, as viewers show them (``read_rgb``'s ``orientation``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -27,11 +33,22 @@ DEMO_HINT = (
 )
 
 _SHOWN_UNMATCHED = 5
+_SHOWN_ROTATED = 10
+
+ImageOrientation = Literal["stored", "exif"]
+_READ_FLAGS = {"exif": cv2.IMREAD_COLOR_RGB, "stored": cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION}
+_EXIF_ORIENTATION = 0x0112  # TIFF/EXIF tag 274; 1 = upright, 2..8 = mirrored and/or turned
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an 8-bit colour image as an ``(H, W, 3)`` RGB uint8 array."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
+def read_rgb(path: str | Path, orientation: ImageOrientation = "exif") -> np.ndarray:
+    """Read an 8-bit colour image as an ``(H, W, 3)`` RGB uint8 array.
+
+    Args:
+        orientation: ``"exif"``: turned as the file's EXIF orientation tag says, as viewers show
+            it (prediction on photos); ``"stored"``: the pixels as the file stores them, the order
+            masks are drawn in (training and evaluation pairs, :func:`read_pair`).
+    """
+    image = cv2.imread(str(path), _READ_FLAGS[orientation])
     if image is None:
         raise DataReadError(f"cannot read image {path}: the file is missing, unreadable or not a valid image")
     return image
@@ -71,8 +88,11 @@ def check_label_values(
 def read_pair(
     image_path: Path, label_path: Path | None, read: Callable[[Path], np.ndarray] = read_label
 ) -> tuple[np.ndarray, np.ndarray]:
-    """An RGB image and its label map as ``read`` decodes it (all ``IGNORE_INDEX`` when there is no label file)."""
-    image = read_rgb(image_path)
+    """An RGB image and its label map as ``read`` decodes it (all ``IGNORE_INDEX`` when there is no label file).
+
+    Both as stored: an image's EXIF orientation is ignored, as it is for its mask (see the module's docstring).
+    """
+    image = read_rgb(image_path, orientation="stored")
     if label_path is None:
         return image, np.full(image.shape[:2], IGNORE_INDEX, dtype=np.uint8)
     label = read(label_path)
@@ -82,6 +102,44 @@ def read_pair(
             f"is {label.shape[1]}x{label.shape[0]}; they must have the same size"
         )
     return image, label
+
+
+def exif_orientation(path: str | Path) -> int:
+    """The EXIF orientation tag of an image file, 1 (upright) when it has none or cannot be read.
+
+    Reads the file's header only. A file that cannot be read is named by the image reader later.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            # a PNG whose eXIf chunk Pillow has not met yet would be decoded by getexif() to look for it
+            if "exif" not in image.info and image.format != "TIFF":
+                return 1
+            return int(image.getexif().get(_EXIF_ORIENTATION, 1))
+    except (OSError, ValueError, SyntaxError):  # Pillow's errors for files it cannot parse
+        return 1
+
+
+def warn_exif_rotated(image_paths: Sequence[Path], split: str) -> None:
+    """One warning naming the images of a labelled split whose EXIF orientation is not 1, and their count.
+
+    They are read as stored, aligned with masks drawn over the stored pixels; a mask drawn over
+    the turned view would not be, and only the user can tell which was done.
+    """
+    rotated = [(path, orientation) for path in image_paths if (orientation := exif_orientation(path)) != 1]
+    if not rotated:
+        return
+    shown = ", ".join(f"{path} ({orientation})" for path, orientation in rotated[:_SHOWN_ROTATED])
+    more = f" and {len(rotated) - _SHOWN_ROTATED} more" if len(rotated) > _SHOWN_ROTATED else ""
+    warnings.warn(
+        f"{len(rotated)} of the {len(image_paths)} images of split {split!r} carry an EXIF orientation other than 1 "
+        f"(turned or mirrored by the camera): {shown}{more}. Training and evaluation read images as stored, ignoring "
+        "the tag, as labelling tools draw masks over the stored pixels; if these masks were drawn over the turned "
+        "view, turn the images' pixels and clear the tag (e.g. `exiftran -ai FILES`)",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def require_dir(path: Path, what: str, layout: str) -> None:

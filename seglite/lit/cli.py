@@ -70,17 +70,34 @@ def condensed(message: str) -> str:
     """jsonargparse's report on a ``class_path`` section (its union-type dump) as the one line that says what is wrong.
 
     ``Parser key "data": ... Problem with given class_path 'C': Option 'batchsize' is not accepted ...``
-    becomes ``Parser key "data": class_path 'C': Option 'batchsize' is not accepted``.
+    becomes ``Parser key "data": class_path 'C': Option 'batchsize' is not accepted``; a bad value
+    keeps every line nested under the problem (``Parser key "batch_size": Expected a <class 'int'>. Got value: abc``).
     """
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    lines = [line for line in message.strip().splitlines() if line.strip()]
     if not any("Does not validate against any of the Union subtypes" in line for line in lines):
         return message.strip()
     for index, line in enumerate(lines):
-        problem = line.lstrip("- ")
-        if problem.startswith("Problem with given class_path") and index + 1 < len(lines):
-            key = lines[0].rstrip(":")
-            return f"{key}: {problem.removeprefix('Problem with given ').rstrip(':')}: {lines[index + 1].lstrip('- ')}"
+        problem = line.strip().lstrip("- ")
+        if not problem.startswith("Problem with given class_path"):
+            continue
+        details = []
+        for nested in lines[index + 1 :]:
+            if _indent(nested) <= _indent(line):
+                break
+            detail = nested.strip().lstrip("- ")
+            if not detail.startswith(_UNION_NOISE):  # a nested union's dump: keep what was expected and given
+                details.append(detail)
+        if details:
+            key = lines[0].strip().rstrip(":")
+            return f"{key}: {problem.removeprefix('Problem with given ').rstrip(':')}: {' '.join(details)}"
     return message.strip()
+
+
+_UNION_NOISE = ("Does not validate against any of the Union subtypes", "Subtypes:", "Errors:", "Given value type:")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
 
 
 class SaveConfig(SaveConfigCallback):

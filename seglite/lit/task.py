@@ -27,6 +27,7 @@ from seglite.lit.losses import SegmentationLoss, check_class_weighted
 from seglite.lit.metrics import confusion_matrix_metric
 from seglite.lit.optim import poly_warmup_factor, split_decay_parameters
 from seglite.metrics import scores_from_confusion
+from seglite.models.heads.aspp import pooled_batch_norms
 from seglite.models.segmentor import SegmentationModel
 from seglite.sliding import InferenceMode, predict_probabilities
 from seglite.visualization import colorize
@@ -217,6 +218,30 @@ class SegmentationTask(pl.LightningModule):
     def setup(self, stage: str) -> None:
         if self.hparams.channels_last:
             self.model.to(memory_format=torch.channels_last)
+
+    def on_fit_start(self) -> None:
+        # here, not in setup: the strategy has converted the model to SyncBatchNorm by now
+        self._check_batch_size_for_pooled_norms()
+
+    def _check_batch_size_for_pooled_norms(self) -> None:
+        """Refuse, before the first step, a training batch too small for BatchNorm over a 1x1 pooled map.
+
+        Torch's own error comes mid-step, 150 lines deep. Keeping the BatchNorm (rather than a
+        batch-1 fallback) keeps the architecture and weights of torchvision's and the papers' ASPP.
+        """
+        batch_size = getattr(getattr(self.trainer, "datamodule", None), "batch_size", None)
+        norms = pooled_batch_norms(self.model)
+        if not isinstance(batch_size, int) or not norms:
+            return  # a loader of the user's own: torch's error at the first step
+        synced = all(isinstance(norm, torch.nn.SyncBatchNorm) for norm in norms.values())
+        if batch_size * (self.trainer.world_size if synced else 1) >= 2:
+            return
+        name = next(iter(norms))
+        head = type(self.model.get_submodule(name.split(".")[0])).__name__
+        raise ConfigurationError(
+            f"--data.init_args.batch_size is {batch_size}, but the image pooling of {head} ({name}) normalises a 1x1 "
+            "pooled map with BatchNorm, which needs more than one image per training batch; use batch_size 2 or more"
+        )
 
     def on_train_start(self) -> None:
         # not on_fit_start: strategies that restore a checkpoint after setup (DeepSpeed) call that before the restore

@@ -34,7 +34,11 @@ def conv3x3(in_channels: int, out_channels: int, dilation: int = 1, separable: b
 
 
 class ImagePooling(nn.Module):
-    """ASPP's image-level branch: global average pool, 1x1 conv-BN-ReLU, broadcast back."""
+    """ASPP's image-level branch: global average pool, 1x1 conv-BN-ReLU, broadcast back.
+
+    Its BatchNorm sees one value per channel and image, so training needs two or more images
+    per batch, as in torchvision's ``ASPPPooling`` and mmseg's ``ASPPHead`` (see ``pooled_batch_norms``).
+    """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -43,6 +47,21 @@ class ImagePooling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self.pool(x)).expand(-1, -1, x.shape[-2], x.shape[-1])
+
+
+def pooled_batch_norms(model: nn.Module) -> dict[str, nn.Module]:
+    """The BatchNorm layers of ``model``'s image-pooling branches, by module name.
+
+    Each normalises a 1x1 map: in training it needs more than one image per batch (summed over
+    processes for ``SyncBatchNorm``), or torch stops mid-step with "Expected more than 1 value per channel".
+    """
+    return {
+        f"{name}.{inner}": norm
+        for name, module in model.named_modules()
+        if isinstance(module, ImagePooling)
+        for inner, norm in module.named_modules()
+        if isinstance(norm, (nn.BatchNorm2d, nn.SyncBatchNorm))
+    }
 
 
 class ASPP(nn.Module):
