@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -37,8 +36,8 @@ from seglite.checks import check_choice, check_image, check_positive_int
 from seglite.checks import check_size as _check_size
 from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from seglite.errors import ModelLoadError, SegliteError
+from seglite.files import CACHE_ENVIRONMENT, cache_dir, require_file  # noqa: F401  (CACHE_ENVIRONMENT: a name of seglite 0.2)
 from seglite.files import InputNotFoundError as ModelFileNotFoundError  # noqa: F401  (the name of seglite 0.1)
-from seglite.files import require_file
 from seglite.inference.cache import ConversionCache
 from seglite.inference.metadata import (  # noqa: F401  (names of seglite 0.1, imported from here by users)
     INPUT_NAME,
@@ -69,8 +68,6 @@ from seglite.inference.runners import (  # Runner, OnnxRunner: names of seglite 
     resize_image,
 )
 
-CACHE_ENVIRONMENT = "SEGLITE_CACHE_DIR"
-
 __all__ = ["FixedInputSizeError", "Predictor", "default_cache_dir", "load_task"]
 
 
@@ -99,11 +96,8 @@ def check_size(size: Sequence[int] | None, name: str = "size") -> Size | None:
 
 
 def default_cache_dir() -> Path:
-    """Where converted models are kept: ``$SEGLITE_CACHE_DIR``, else ``$XDG_CACHE_HOME/seglite``, else ``~/.cache/seglite``."""
-    if os.environ.get(CACHE_ENVIRONMENT):
-        return Path(os.environ[CACHE_ENVIRONMENT])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "seglite"
+    """Where converted models are kept: seglite's cache folder (:func:`seglite.files.cache_dir`)."""
+    return cache_dir()
 
 
 class _TorchEngine:
