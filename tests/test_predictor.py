@@ -383,3 +383,15 @@ def test_bad_precision_and_backend_combinations(checkpoint):
         Predictor.from_checkpoint(checkpoint, backend="torch", precision="bf16")
     with pytest.raises(ValueError, match="num_threads must be a positive integer"):
         Predictor.from_checkpoint(checkpoint, num_threads=0)
+
+
+@needs_openvino
+def test_openvino_gives_an_image_the_same_mask_on_every_call(checkpoint):
+    """Each shape runs on a model compiled for it (the dynamic model picks other kernels); a few are kept."""
+    predictor = Predictor.from_checkpoint(checkpoint, backend="openvino")
+    images = random_images([(40, 72), (41, 73), (42, 74), (43, 75), (44, 76), (45, 77)], seed=5)
+    first = predictor.predict(images[0])
+    masks = [predictor.predict(image) for image in images]
+    np.testing.assert_array_equal(masks[0], first)
+    assert len(predictor.engine._static) == openvino.STATIC_SHAPES  # the most recent shapes only
+    np.testing.assert_array_equal(predictor.predict(images[0]), first)  # compiled again: the same kernels
