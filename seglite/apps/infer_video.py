@@ -7,7 +7,8 @@
     python tools/infer_video.py in.mp4 out.mp4 --checkpoint last.ckpt --backend torch   # exact fp32 PyTorch
 
 The model runs on the fastest backend of this machine whose accuracy is checked (--backend
-auto, printed at the start: OpenVINO where installed, else ONNX Runtime, else PyTorch).
+auto: OpenVINO and ONNX Runtime timed on the model the first time it runs on a machine, the
+choice kept and printed at the start; PyTorch where neither is installed).
 
 Outputs .mp4/.m4v/.mov/.mkv are MPEG-4 ('mp4v'; frames with an odd side are padded by one
 pixel, which that codec path needs); .avi is Motion JPEG at exactly the input size. The video

@@ -7,7 +7,8 @@
     python tools/predict.py "frames/*.png" --checkpoint last.ckpt --size 512 1024 --output out/
 
 The model runs on the fastest backend of this machine whose accuracy is checked (--backend
-auto, printed at the start: OpenVINO where installed, else ONNX Runtime, else PyTorch); int8
+auto: OpenVINO and ONNX Runtime timed on the model the first time it runs on a machine, the
+choice kept and printed at the start; PyTorch where neither is installed); int8
 models come from tools/export.py --format openvino --precision int8 and run with --openvino.
 
 For every input image NAME.EXT the output folder gets NAME_mask.png (train ids 0..C-1, or the
