@@ -56,3 +56,14 @@ def test_the_preset_is_the_model_of_the_paper_config():
     expected = yaml.safe_load(config.read_text())["model"]["model"]
     expected["init_args"]["num_classes"] = len(CITYSCAPES_CLASSES)  # the CLI links it from the data module
     assert expected == benchmark_predictor.PRESET_CONFIG
+
+
+@pytest.mark.skipif(not openvino.available(), reason="OpenVINO is not installed")
+def test_several_int8_scopes_are_timed_in_the_same_rounds(checkpoint, tmp_path, capsys, monkeypatch):  # noqa: F811
+    """The per-layer choice of int8: one path per scope, all in one run."""
+    monkeypatch.setenv("SEGLITE_CACHE_DIR", str(tmp_path))
+    arguments = ["--checkpoint", str(checkpoint), "--height", "64", "--width", "128", "--rounds", "1", "--warmup", "0",
+                 "--no-torch", "--calibration-count", "2", "--int8-scope", "all", "backbone"]
+    assert benchmark_predictor.main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "Predictor openvino int8 (all)" in printed and "Predictor openvino int8 (backbone)" in printed

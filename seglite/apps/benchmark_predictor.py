@@ -56,7 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=30, help="timed rounds (default 30)")
     parser.add_argument("--calibration-root", type=Path, help="Cityscapes-layout data set whose train images calibrate int8")
     parser.add_argument("--calibration-count", type=int, default=32, help="int8 calibration images (default 32)")
-    parser.add_argument("--int8-scope", default="all", choices=("all", "no_depthwise", "backbone"), help="what int8 quantises")
+    parser.add_argument("--int8-scope", nargs="+", default=["all"], choices=("all", "no_depthwise", "backbone"),
+                        help="what int8 quantises; several: one int8 path each, timed in the same rounds (the per-layer choice)")
     parser.add_argument("--no-int8", action="store_true", help="skip OpenVINO int8")
     parser.add_argument("--no-torch", action="store_true", help="skip the (slow) exact torch predictor row")
     parser.add_argument("--eval-root", type=Path, help="Cityscapes-layout data set: val mIoU of every predictor against torch fp32")
@@ -145,10 +146,12 @@ def build(args: argparse.Namespace, checkpoint: Path, folder: Path) -> tuple[dic
                 checkpoint, backend="openvino", precision=precision, cache_dir=folder / "cache"
             )
         if not args.no_int8:
-            predictors[f"openvino int8 ({args.int8_scope})"] = Predictor.from_checkpoint(
-                checkpoint, backend="openvino", precision="int8", calibration_images=calibration_images(args, folder),
-                int8_scope=args.int8_scope, cache_dir=folder / "cache",
-            )
+            images = calibration_images(args, folder)
+            for scope in dict.fromkeys(args.int8_scope):
+                predictors[f"openvino int8 ({scope})"] = Predictor.from_checkpoint(
+                    checkpoint, backend="openvino", precision="int8", calibration_images=images, int8_scope=scope,
+                    cache_dir=folder / "cache",
+                )
     reference = torchvision.models.segmentation.lraspp._lraspp_mobilenetv3(
         torchvision.models.mobilenet_v3_large(weights=None, dilated=True, reduced_tail=True), num_classes=19
     ).eval()
@@ -264,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{'met' if speedup >= 1.5 else 'MISSED'} on speed")
     else:
         print("goal 2: no low-precision path on this machine")
-    int8 = next((name for name in times if "int8" in name), None)
+    int8_paths = {name: statistics.median(values) for name, values in times.items() if "int8" in name}
+    int8 = min(int8_paths, key=int8_paths.__getitem__) if int8_paths else None  # the fastest per-layer choice
     if int8 is not None and "Predictor openvino bf16" in times:
         speedup = statistics.median(times["Predictor openvino bf16"]) / statistics.median(times[int8])
         change = f", val mIoU change {evaluation[int8.removeprefix('Predictor ')]:+.2f} (goal within 1.0)" if evaluation else ""
