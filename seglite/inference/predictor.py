@@ -108,7 +108,11 @@ class _TorchEngine:
 
         self.runner = runner
         self.description = runner.description
-        self._graphs = {output: SegmenterGraph(runner.model, size, output) for output in ("masks", "logits")}
+        stride = coarse_stride(runner.model) if size is None else None
+        # the exact masks come from the "masks" graph; the coarse one serves tiled large images
+        self.coarse = CoarseMasks(stride) if stride else None
+        outputs = ("masks", "logits", "coarse") if stride else ("masks", "logits")
+        self._graphs = {output: SegmenterGraph(runner.model, size, output) for output in outputs}
         for graph in self._graphs.values():
             graph.to(runner.device)
             graph.memory_format = runner.memory_format
@@ -122,6 +126,10 @@ class _TorchEngine:
 
     def logits(self, images: np.ndarray) -> torch.Tensor:
         return self._run(images, "logits")
+
+    def graph_output(self, images: np.ndarray) -> np.ndarray:
+        """The head's coarse logits of ``images`` (each image at its own size)."""
+        return self._run(images, "coarse").numpy()
 
 
 def auto_candidates(device: str, precision: str) -> tuple[list[tuple[str, str]], str]:
@@ -504,17 +512,40 @@ class Predictor:
 
     # ------------------------------------------------------------------ prediction
     def predict(self, image: np.ndarray) -> np.ndarray:
-        """``(H, W)`` uint8 train ids of an ``(H, W, 3)`` RGB uint8 image."""
+        """``(H, W)`` uint8 train ids of an ``(H, W, 3)`` RGB uint8 image.
+
+        An image of more than ``seglite.inference.tiling.MAX_PIXELS`` (8.4 MP) runs in overlapping
+        tiles when the predictor runs images at their own size, so its memory stays bounded
+        (``seglite.inference.tiling``: sliding-window masks).
+        """
         check_image(image)
-        return self.engine.masks(np.ascontiguousarray(image)[None])[0]
+        image = np.ascontiguousarray(image)
+        if self._tiled(image):
+            from seglite.inference import tiling
+
+            return tiling.tiled_masks(image, self.engine.graph_output, self.engine.coarse.stride, tiling.TILE, tiling.OVERLAP)
+        return self.engine.masks(image[None])[0]
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Masks of several images (sizes may differ); images of one size run as one batch."""
+        """Masks of several images (sizes may differ); images of one size run as one batch, large ones in tiles."""
         masks: list[np.ndarray | None] = [None] * len(self._check_images(images))
-        for indices, batch in self._batches(images):
+        small = []
+        for index, image in enumerate(images):
+            if self._tiled(image):
+                masks[index] = self.predict(image)
+            else:
+                small.append(index)
+        for indices, batch in self._batches([images[index] for index in small]):
             for index, mask in zip(indices, self.engine.masks(batch)):
-                masks[index] = mask
+                masks[small[index]] = mask
         return masks
+
+    def _tiled(self, image: np.ndarray) -> bool:
+        """Whether ``image`` is predicted in tiles: too many pixels, each image at its own size, a coarse graph."""
+        from seglite.inference import tiling
+
+        large = image.shape[0] * image.shape[1] > tiling.MAX_PIXELS
+        return large and self.size is None and getattr(self.engine, "coarse", None) is not None
 
     def predict_logits(self, image: np.ndarray) -> np.ndarray:
         """``(C, H, W)`` float32 logits of an ``(H, W, 3)`` RGB uint8 image, at its resolution."""
