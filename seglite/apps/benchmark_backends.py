@@ -175,7 +175,8 @@ class OpenVinoModelRunner:
             "INFERENCE_NUM_THREADS": threads,
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
-            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            # int8 leaves some layers in float: bf16 where the CPU computes it, as the Predictor runs them
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" or (precision == "int8" and openvino.cpu_has_bf16()) else "f32",
         }
         self.request = openvino.core().compile_model(model, "CPU", self.config).create_infer_request()
 
