@@ -124,3 +124,28 @@ def test_exif_orientation_reads_the_tag_without_decoding(tmp_path):
     assert exif_orientation(tmp_path / "plain.jpg") == 1
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     assert exif_orientation(tmp_path / "broken.jpg") == 1  # the reader names an unreadable file, not this check
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_orientation_is_turned_as_opencv_turns_it(tmp_path, orientation):
+    """turned_as_tagged on the stored pixels equals OpenCV's own EXIF-applying reader, for all 8 tags."""
+    from seglite.data.io import turned_as_tagged
+
+    rgb = np.random.default_rng(orientation).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    path = tmp_path / "photo.png"  # lossless: the comparison is exact
+    save_with_orientation(path, rgb, orientation)
+    stored = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    np.testing.assert_array_equal(turned_as_tagged(stored, orientation), cv2.imread(str(path), cv2.IMREAD_COLOR))
+
+
+def test_a_frame_folder_turns_tagged_frames_as_predict_does(tmp_path):
+    from seglite.inference.video import open_source
+
+    rgb = np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    save_with_orientation(tmp_path / "frames" / "0001.png", rgb, 6)
+    save_with_orientation(tmp_path / "frames" / "0002.png", np.ascontiguousarray(np.rot90(rgb, -1)), None)
+    frames = list(open_source(str(tmp_path / "frames")).frames())
+    assert [frame.bgr.shape[:2] for frame in frames] == [(40, 24), (40, 24)]  # one camera, as shown
+    shown = [cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB) for frame in frames]
+    np.testing.assert_array_equal(shown[0], shown[1])
+    np.testing.assert_array_equal(shown[0], read_rgb(tmp_path / "frames" / "0001.png", orientation="exif"))

@@ -121,6 +121,21 @@ def exif_orientation(path: str | Path) -> int:
         return 1
 
 
+def turned_as_tagged(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` (as stored) turned and mirrored as the EXIF ``orientation`` tag (1-8) says, as OpenCV's
+    own reader does without ``IMREAD_IGNORE_ORIENTATION``."""
+    turns = {
+        2: lambda a: cv2.flip(a, 1),
+        3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
+        4: lambda a: cv2.flip(a, 0),
+        5: lambda a: cv2.transpose(a),
+        6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+        7: lambda a: cv2.rotate(cv2.transpose(a), cv2.ROTATE_180),
+        8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),
+    }
+    return turns[orientation](image) if orientation in turns else image
+
+
 def warn_exif_rotated(image_paths: Sequence[Path], split: str) -> None:
     """One warning naming the images of a labelled split whose EXIF orientation is not 1, and their count.
 

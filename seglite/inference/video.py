@@ -169,11 +169,14 @@ class ImageFilesSource(FrameSource):
     def _read(self, index: int) -> np.ndarray | None:
         if index >= len(self.paths):
             return None
-        # IMREAD_UNCHANGED keeps grey, BGRA and 16-bit frames as they are; to_bgr converts them
+        from seglite.data.io import exif_orientation, turned_as_tagged
+
+        # IMREAD_UNCHANGED keeps grey, BGRA and 16-bit frames as they are (to_bgr converts them) but
+        # ignores an EXIF orientation: frames are turned as tagged after, as tools/predict.py shows photos
         frame = cv2.imread(str(self.paths[index]), cv2.IMREAD_UNCHANGED)
         if frame is None:
             raise VideoIOError(f"cannot read image {self.paths[index]} (missing, empty or not an image)")
-        return to_bgr(frame)
+        return turned_as_tagged(to_bgr(frame), exif_orientation(self.paths[index]))
 
     def _name(self, index: int) -> str:
         return self.paths[index].stem
