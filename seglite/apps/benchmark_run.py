@@ -34,6 +34,7 @@ from seglite.apps.benchmark_report import (
     write_json,
 )
 from seglite.apps.benchmark_workers import Measurement, WorkerError, preload_modules, profile_case, run_group
+from seglite.inference.choice import cpu_name
 from seglite.models.complexity import CATEGORIES, GraphCost, count_costs
 
 OVERHEAD = "overhead (outside operators)"
@@ -49,17 +50,6 @@ def graph_cost(model: ModelSpec, size: tuple[int, int], batch_size: int) -> Grap
     with torch.device("meta"):
         network = model.build()
     return count_costs(network, size, batch_size)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _version(module: str) -> str | None:

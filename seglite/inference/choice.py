@@ -54,22 +54,16 @@ class BackendChoice:
 
 def cpu_name() -> str:
     """The CPU's model name (Linux: ``/proc/cpuinfo``), else what ``platform`` knows."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def _cpuinfo(field: str) -> str:
+    """The first ``field`` of ``/proc/cpuinfo`` (``"flags"``: the features that decide every runtime's
+    kernels); empty where there is no such file."""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_flags() -> str:
-    """The CPU's feature flags (Linux), which decide the kernels every runtime picks; empty elsewhere."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
+                if line.startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
@@ -78,7 +72,7 @@ def _cpu_flags() -> str:
 
 def choice_key(checkpoint_sha256: str, size: Size | None, precision: str, threads: int, versions: Mapping[str, str]) -> str:
     """The cache key of a choice: machine (CPU name and flags, threads), runtimes, model and settings."""
-    parts = (cpu_name(), _cpu_flags(), platform.machine(), threads, sorted(versions.items()), checkpoint_sha256, size, precision)
+    parts = (cpu_name(), _cpuinfo("flags"), platform.machine(), threads, sorted(versions.items()), checkpoint_sha256, size, precision)
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
 
