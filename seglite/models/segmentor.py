@@ -32,6 +32,7 @@ class SegmentationModel(nn.Module):
     At construction every feature a head reads is checked against the backbone: it must exist,
     have the channels the head was built for, and the stride the head requires (DeepLabV3+'s
     stride-4 low-level feature); otherwise ``ValueError`` says which head, feature and numbers.
+    The backbone is then set to compute and return only those features (its ``out_features``).
 
     Inputs of any size work: where a side is not a multiple of the backbone's output stride,
     the input is zero-padded at the bottom/right to the next multiple (so every feature map
@@ -57,6 +58,8 @@ class SegmentationModel(nn.Module):
             raise ValueError(
                 f"aux_head predicts {aux_head.num_classes} classes but head predicts {head.num_classes}"
             )
+        # The backbone computes and keeps only what the heads read (feature extraction on demand).
+        backbone.set_out_features([*head.in_features, *(aux_head.in_features if aux_head is not None else ())])
         # Registration order (backbone, head) is torchvision's (backbone, classifier): weights load by position.
         self.backbone = backbone
         self.head = head
