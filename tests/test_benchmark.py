@@ -210,8 +210,8 @@ def test_openvino_backends_compute_what_eager_computes(tmp_path: Path) -> None:
 
 def test_onnx_node_names_map_to_modules() -> None:
     modules = dict(build_preset(TINY).named_modules())
-    path = module_path_of_node("/backbone/layer1/layer1.0/block/block.1/gate/HardSigmoid_output_0_nchwc")
-    assert path == "backbone.layer1.0.block.1.gate" and path in modules
+    path = module_path_of_node("/backbone/layer1/layer1.0/block/block.1/scale_activation/HardSigmoid_output_0_nchwc")
+    assert path == "backbone.layer1.0.block.1.scale_activation" and path in modules
     assert module_path_of_node("/backbone/stem/stem.0/stem.0.0/Conv") == "backbone.stem.0.0"
     assert module_path_of_node("ReorderOutput_token_12") == ""
 

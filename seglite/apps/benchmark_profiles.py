@@ -172,7 +172,8 @@ _GRAPH_OPERATORS = {
 def module_path_of_node(node_name: str) -> str:
     """The module path of an ONNX node named by the TorchScript exporter's scopes.
 
-    ``/backbone/layer1/layer1.0/block/block.1/gate/HardSigmoid`` -> ``backbone.layer1.0.block.1.gate``:
+    ``/backbone/layer1/layer1.0/block/block.1/scale_activation/HardSigmoid`` ->
+    ``backbone.layer1.0.block.1.scale_activation``:
     each scope repeats its parent's name before a numbered child (``layer1.0``).
     """
     if not node_name.startswith("/"):
