@@ -48,7 +48,7 @@ def halve_last_stage(rows: Sequence[Row]) -> list[Row]:
     return [*rows[:tail], *(dataclasses.replace(row, out_channels=row.out_channels // 2) for row in rows[tail:])]
 
 
-# Stages whose first-block output and last depthwise output a staged backbone also returns:
+# Stages whose first-block output and last depthwise output a staged backbone also offers (returned when in out_features):
 # TF DeepLab's decoder end points for output strides 4, 8 and 16 are such depthwise outputs.
 TAPPED_STAGES = ("layer1", "layer2", "layer3")
 
