@@ -26,26 +26,55 @@ def test_make_divisible_equals_torchvision() -> None:
 
 @pytest.mark.parametrize("kernel_size", [1, 3, 5])
 @pytest.mark.parametrize("dilation", [1, 2, 4])
-def test_conv_bn_act_keeps_size_and_torchvision_layout(kernel_size: int, dilation: int) -> None:
-    ours = ConvBNAct(4, 8, kernel_size, dilation=dilation, activation=nn.Hardswish)
-    assert ours(torch.zeros(1, 4, 9, 11)).shape == (1, 8, 9, 11)
-    reference = Conv2dNormActivation(4, 8, kernel_size, dilation=dilation, activation_layer=nn.Hardswish)
-    assert ours[0].padding == reference[0].padding
-    assert {key: value.shape for key, value in ours.state_dict().items()} == {
-        key: value.shape for key, value in reference.state_dict().items()
-    }
+def test_conv_bn_act_is_torchvisions_brick(kernel_size: int, dilation: int) -> None:
+    """Same layers, keys and outputs as torchvision's Conv2dNormActivation with the same weights."""
+    ours = ConvBNAct(4, 8, kernel_size, stride=2, dilation=dilation, groups=2, activation=nn.Hardswish)
+    assert isinstance(ours, Conv2dNormActivation)
+    assert ours(torch.zeros(1, 4, 9, 11)).shape == (1, 8, 5, 6)
+    reference = Conv2dNormActivation(
+        4, 8, kernel_size, stride=2, dilation=dilation, groups=2, activation_layer=nn.Hardswish
+    )
+    assert ours[0].padding == reference[0].padding == ((kernel_size - 1) // 2 * dilation,) * 2
+    assert list(ours.state_dict()) == list(reference.state_dict())
+    with torch.no_grad():
+        for parameter in reference.parameters():
+            parameter.normal_()
+        reference[1].running_mean.normal_()
+        reference[1].running_var.uniform_(0.5, 2.0)
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 4, 9, 11)
+    for mode in (True, False):
+        torch.testing.assert_close(ours.train(mode)(x), reference.train(mode)(x), rtol=0, atol=0)
     assert ConvBNAct(4, 8, norm_layer=None)[0].bias is not None
+    assert ours.out_channels == reference.out_channels == 8
 
 
-def test_squeeze_excite_equals_torchvision() -> None:
+def test_conv_bn_act_builds_its_activation_without_inplace() -> None:
+    """The one difference from torchvision's default: activation() rather than activation(inplace=True)."""
+    assert ConvBNAct(4, 8, activation=nn.ReLU)[2].inplace is False
+    assert Conv2dNormActivation(4, 8, activation_layer=nn.ReLU)[2].inplace is True
+    assert isinstance(ConvBNAct(4, 8, activation=nn.GELU)[2], nn.GELU)  # an activation without inplace
+    with pytest.raises(TypeError, match="inplace"):
+        Conv2dNormActivation(4, 8, activation_layer=nn.GELU)
+
+
+def test_squeeze_excite_is_torchvisions() -> None:
     reference = SqueezeExcitation(16, 8, scale_activation=nn.Hardsigmoid)
     with torch.no_grad():
         for parameter in reference.parameters():
             parameter.normal_()
     ours = SqueezeExcite(16, 8)
+    assert isinstance(ours, SqueezeExcitation) and isinstance(ours.scale_activation, nn.Hardsigmoid)
+    assert list(ours.state_dict()) == list(reference.state_dict()) == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
     ours.load_state_dict(reference.state_dict())
     x = torch.randn(2, 16, 5, 5)
-    torch.testing.assert_close(ours(x), reference(x))
+    torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=0)
+
+
+def test_bricks_script() -> None:
+    x = torch.randn(1, 16, 5, 5)
+    for brick in (ConvBNAct(16, 8, activation=nn.Hardswish).eval(), SqueezeExcite(16, 8)):
+        torch.testing.assert_close(torch.jit.script(brick)(x), brick(x), rtol=0, atol=0)
 
 
 # nominal strides of seven blocks: four downsamplings, a stride-1 block, a fifth downsampling, a stride-1 block

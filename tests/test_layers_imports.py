@@ -52,27 +52,15 @@ def modules() -> dict[str, Path]:
     return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
-def _type_checking_blocks(tree: ast.AST) -> set[int]:
-    """ids of the import nodes under ``if TYPE_CHECKING:`` (annotations only: no run-time import)."""
-    skipped = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skipped.update(id(inner) for statement in node.body for inner in ast.walk(statement))
-    return skipped
-
-
-def imports_of(name: str, path: Path, annotations: bool = True) -> set[str]:
+def imports_of(name: str, path: Path) -> set[str]:
     """Absolute names of every module ``path`` imports, relative imports resolved.
 
-    ``annotations=False`` leaves out imports made only for type checkers (``if TYPE_CHECKING:``).
+    Imports under ``if TYPE_CHECKING:`` count: a type needed from a module that imports this one
+    is a knot even if it costs nothing at run time (move the type to the module that owns it).
     """
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    skipped = set() if annotations else _type_checking_blocks(tree)
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -95,10 +83,10 @@ def layer_of(name: str) -> int | None:
     return None
 
 
-def internal_graph(annotations: bool = True) -> dict[str, set[str]]:
+def internal_graph() -> dict[str, set[str]]:
     known = modules()
     return {
-        name: {target for target in imports_of(name, path, annotations) if target in known} - {name}
+        name: {target for target in imports_of(name, path) if target in known} - {name}
         for name, path in known.items()
     }
 
@@ -119,9 +107,15 @@ def test_imports_only_go_down():
     assert not upward, "upward imports:\n" + "\n".join(sorted(upward))
 
 
+def test_type_checking_imports_count(tmp_path: Path) -> None:
+    source = tmp_path / "a.py"
+    source.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\n", encoding="utf-8")
+    assert "pkg.b" in imports_of("pkg.a", source)
+
+
 def test_no_import_cycles():
-    # a name imported for annotations only creates no cycle at run time
-    graph = internal_graph(annotations=False)
+    # counting imports made for annotations only (if TYPE_CHECKING:): those are knots too
+    graph = internal_graph()
     graph.pop("seglite", None)
     # Tarjan's strongly connected components: any component of two or more modules is a cycle
     index, low, stack, on_stack, cycles, counter = {}, {}, [], set(), [], [0]

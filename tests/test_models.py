@@ -61,7 +61,11 @@ def test_preset_overrides_merge_backbone_options() -> None:
 
 
 def test_lraspp_presets_follow_the_authors() -> None:
-    """TF DeepLab mobilenet_v3_*_seg with the model zoo flags (REFERENCE.md, MobileNetV3 section)."""
+    """TF DeepLab mobilenet_v3_*_seg with the model zoo flags.
+
+    tensorflow/models: research/deeplab/core/feature_extractor.py (``mobilenet_v3_large_seg``,
+    ``mobilenet_v3_small_seg``) and research/deeplab/g3doc/model_zoo.md (their flags).
+    """
     for name, expanded, skip in (("lraspp_mobilenet_v3_large", 336, 120), ("lraspp_mobilenet_v3_small", 144, 88)):
         model = build_preset(name)
         assert model.backbone.output_stride == 16
@@ -76,7 +80,7 @@ def test_lraspp_presets_follow_the_authors() -> None:
     assert build_preset("lraspp_mobilenet_v3_large", output_stride=32).backbone.output_stride == 32
 
 
-# MobileNetV3 paper Table 7, the rows REFERENCE.md and issue 10 list (19 classes):
+# MobileNetV3 paper (Howard et al., ICCV 2019), Table 7, Cityscapes val, 19 classes:
 # (preset, overrides, paper's parameters in millions, to the paper's two decimals)
 TABLE_7 = [
     ("raspp_mobilenet_v2", {}, 2.11),  # MobileNetV2, full tail, R-ASPP 256

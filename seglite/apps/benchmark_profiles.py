@@ -16,14 +16,46 @@ import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
 from seglite.models.complexity import conv_category, inside, operator_category, squeeze_excite_paths
 
 if TYPE_CHECKING:
-    from seglite.apps.benchmark_backends import OnnxModelRunner, TorchModelRunner
+    from seglite.inference.predictor import OnnxRunner
+
+
+# What the profilers read of a runner, written here so that the runners' module
+# (``benchmark_backends``, which imports the profilers) is not imported back.
+class ProfiledTorchModel(Protocol):
+    """A PyTorch runner (``benchmark_backends.TorchModelRunner``): called on a batch; its module, or
+    ``None`` when compiled kernels have no module scopes to attribute time to."""
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def profile_model(self) -> torch.nn.Module | None: ...
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor: ...
+
+
+class ProfiledOnnxModel(Protocol):
+    """An ONNX Runtime runner (``benchmark_backends.OnnxModelRunner``): the model, its session's
+    threads and providers, and the squeeze-and-excitation module paths of the PyTorch model."""
+
+    @property
+    def model_bytes(self) -> bytes: ...
+
+    @property
+    def threads(self) -> int: ...
+
+    @property
+    def squeeze_excite(self) -> set[str]: ...
+
+    @property
+    def runner(self) -> OnnxRunner: ...
 
 
 @dataclass(frozen=True)
@@ -51,7 +83,7 @@ class OperatorProfile:
         return max(self.total - sum(op.seconds for op in self.operators), 0.0)
 
 
-def profile_torch(runner: TorchModelRunner, batch: torch.Tensor, runs: int) -> OperatorProfile:
+def profile_torch(runner: ProfiledTorchModel, batch: torch.Tensor, runs: int) -> OperatorProfile:
     """``torch.profiler`` over ``runs`` forward passes; each top-level aten operator is attributed
     to the innermost module it ran in (``record_function`` ranges opened by module hooks)."""
     from torch.autograd.profiler import record_function
@@ -140,7 +172,8 @@ _GRAPH_OPERATORS = {
 def module_path_of_node(node_name: str) -> str:
     """The module path of an ONNX node named by the TorchScript exporter's scopes.
 
-    ``/backbone/layer1/layer1.0/block/block.1/gate/HardSigmoid`` -> ``backbone.layer1.0.block.1.gate``:
+    ``/backbone/layer1/layer1.0/block/block.1/scale_activation/HardSigmoid`` ->
+    ``backbone.layer1.0.block.1.scale_activation``:
     each scope repeats its parent's name before a numbered child (``layer1.0``).
     """
     if not node_name.startswith("/"):
@@ -190,7 +223,7 @@ def _onnx_weight_shapes(model_path: Path) -> dict[str, tuple[list[int] | None, i
     return found
 
 
-def profile_onnxruntime(runner: OnnxModelRunner, batch: torch.Tensor, runs: int) -> OperatorProfile:
+def profile_onnxruntime(runner: ProfiledOnnxModel, batch: torch.Tensor, runs: int) -> OperatorProfile:
     """ONNX Runtime's own profiler (``enable_profiling``) on a second session of the same model and
     threads, grouped by node; the optimised graph (fusions, NCHWc layout) gives each node's kernel."""
     import onnxruntime as ort

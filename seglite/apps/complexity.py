@@ -21,7 +21,13 @@ from seglite.apps.arguments import size as size_argument
 
 @dataclass(frozen=True)
 class PaperBackbone:
-    """An ImageNet classifier and its paper's numbers at 224x224 (REFERENCE.md, first table)."""
+    """An ImageNet classifier and its paper's numbers at 224x224, 1000 classes.
+
+    Sources: MobileNetV1 paper Table 8; MobileNetV2 paper Table 4; MobileNetV3 paper Table 3;
+    ShuffleNetV1 paper Table 2 (MFLOPs, which are multiply-adds there) with the parameters of the
+    authors' repository (megvii-model/ShuffleNet-Series, ShuffleNetV1/README.md); ShuffleNetV2
+    paper Table 5 (FLOPs and "# of Weights").
+    """
 
     label: str
     name: str

@@ -15,11 +15,23 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-# LR-ASPP's 0.1 ``pooling`` option, as the options that replaced it
-_POOLING = {
+# LR-ASPP's 0.1 ``pooling`` option, as the options that replaced it (config values: lists, not tuples)
+_POOLING: dict[str, dict[str, Any]] = {
     "global": {"pool_kernel": None},
     "paper": {"pool_kernel": [49, 49], "pool_stride": [16, 20], "pool_fallback": "clamp"},
 }
+
+
+def lraspp_pooling_options(pooling: str, caller: str) -> dict[str, Any]:
+    """The LR-ASPP options that replace seglite 0.1's ``pooling`` value (a new dict each call).
+
+    The one definition of what 0.1's ``"global"`` and ``"paper"`` meant, read by
+    ``upgrade_model_config`` and by ``LRASPP``'s deprecated ``pooling`` argument.
+    ``ValueError`` naming ``caller`` for any other value.
+    """
+    if pooling not in _POOLING:
+        raise ValueError(f"{caller}: LR-ASPP pooling must be one of {tuple(_POOLING)}, got {pooling!r}")
+    return copy.deepcopy(_POOLING[pooling])
 
 
 def _mobilenet_v3(init_args: dict[str, Any]) -> None:
@@ -32,10 +44,7 @@ def _mobilenet_v2(init_args: dict[str, Any]) -> None:
 
 
 def _lraspp(init_args: dict[str, Any]) -> None:
-    pooling = init_args.pop("pooling", "global")
-    if pooling not in _POOLING:
-        raise ValueError(f"upgrade_model_config: LR-ASPP pooling must be one of {tuple(_POOLING)}, got {pooling!r}")
-    for name, value in _POOLING[pooling].items():
+    for name, value in lraspp_pooling_options(init_args.pop("pooling", "global"), "upgrade_model_config").items():
         init_args.setdefault(name, value)
     init_args.setdefault("gate_activation", "sigmoid")
     init_args.setdefault("gate_bias", False)

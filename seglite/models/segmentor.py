@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .backbones.base import Backbone
+from .compat import lraspp_pooling_options
 from .heads import DeepLabV3Head, DeepLabV3PlusHead, FCNHead, LRASPPHead, RASPPHead, scaled_atrous_rates
 from .heads.lraspp import AUTHORS_POOL_KERNEL, AUTHORS_POOL_STRIDE, GateActivation, PoolFallback
 
@@ -31,6 +32,7 @@ class SegmentationModel(nn.Module):
     At construction every feature a head reads is checked against the backbone: it must exist,
     have the channels the head was built for, and the stride the head requires (DeepLabV3+'s
     stride-4 low-level feature); otherwise ``ValueError`` says which head, feature and numbers.
+    The backbone is then set to compute and return only those features (its ``out_features``).
 
     Inputs of any size work: where a side is not a multiple of the backbone's output stride,
     the input is zero-padded at the bottom/right to the next multiple (so every feature map
@@ -56,6 +58,8 @@ class SegmentationModel(nn.Module):
             raise ValueError(
                 f"aux_head predicts {aux_head.num_classes} classes but head predicts {head.num_classes}"
             )
+        # The backbone computes and keeps only what the heads read (feature extraction on demand).
+        backbone.set_out_features([*head.in_features, *(aux_head.in_features if aux_head is not None else ())])
         # Registration order (backbone, head) is torchvision's (backbone, classifier): weights load by position.
         self.backbone = backbone
         self.head = head
@@ -123,10 +127,6 @@ def _aux_head(backbone: Backbone, num_classes: int, aux: bool, aux_feature: str)
     return FCNHead(feature_channels(backbone, aux_feature, "FCNHead"), num_classes, feature=aux_feature)
 
 
-# seglite 0.1's LR-ASPP ``pooling`` choices as (pool_kernel, pool_stride)
-_DEPRECATED_POOLING = {"global": (None, AUTHORS_POOL_STRIDE), "paper": ((49, 49), (16, 20))}
-
-
 class LRASPP(SegmentationModel):
     """LR-ASPP segmentation model (MobileNetV3 paper section 6.4); see ``LRASPPHead``.
 
@@ -153,7 +153,8 @@ class LRASPP(SegmentationModel):
         aux_feature: feature of the auxiliary head.
         pooling: deprecated (seglite 0.1's option, kept so its config files still parse):
             ``"global"`` means ``pool_kernel=None``; ``"paper"`` means ``pool_kernel=(49, 49)``,
-            ``pool_stride=(16, 20)``. When given, it replaces ``pool_kernel`` and ``pool_stride``.
+            ``pool_stride=(16, 20)``, ``pool_fallback="clamp"`` (``models.compat`` holds the
+            mapping). When given, it replaces those options.
     """
 
     def __init__(
@@ -173,10 +174,11 @@ class LRASPP(SegmentationModel):
         pooling: Literal["global", "paper"] | None = None,
     ) -> None:
         if pooling is not None:
-            replacement = _DEPRECATED_POOLING.get(pooling)
-            if replacement is None:
-                raise ValueError(f"LRASPP: pooling must be one of {tuple(_DEPRECATED_POOLING)}, got {pooling!r}")
-            pool_kernel, pool_stride = replacement
+            replacement = lraspp_pooling_options(pooling, "LRASPP")
+            kernel, stride = replacement["pool_kernel"], replacement.get("pool_stride", pool_stride)
+            pool_kernel = None if kernel is None else (kernel[0], kernel[1])
+            pool_stride = (stride[0], stride[1])
+            pool_fallback = replacement.get("pool_fallback", pool_fallback)
             warnings.warn(
                 f"LRASPP: pooling={pooling!r} is deprecated; use pool_kernel={pool_kernel} and pool_stride={pool_stride}",
                 FutureWarning,

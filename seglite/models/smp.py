@@ -74,6 +74,7 @@ class SegliteEncoder(nn.Module, EncoderMixin):
         )
         self._out_channels = [self._in_channels] + [self.backbone.feature(name).channels for name in FEATURE_NAMES]
         self._feature_names: list[str] = list(FEATURE_NAMES[: self._depth])
+        self.backbone.set_out_features(self._feature_names)  # no taps, no stage deeper than depth
 
     def set_in_channels(self, in_channels: int, pretrained: bool = True) -> None:
         if in_channels != self._in_channels:

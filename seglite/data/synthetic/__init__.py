@@ -13,7 +13,8 @@ a short video of a moving street for the video tools.
 
 One module per concern: ``looks`` (labels, colours, textures), ``geometry`` (camera, canvas),
 ``street`` (ground and facades), ``things`` (what stands in the street), ``scene`` (the random
-layout), ``render`` (image and labels of a scene), ``writer`` (the data set and video files).
+layout), ``textures`` (noise fields and the texture of each look), ``render`` (image and labels
+of a scene), ``writer`` (the data set and video files).
 """
 
 from .looks import LABEL_ID, LOOKS, Look, Paint

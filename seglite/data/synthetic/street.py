@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .geometry import NEAR, Camera, Canvas
 from .looks import Paint
+from .textures import Fields
 
-if TYPE_CHECKING:
-    from .render import Fields
 
 @dataclass
 class Street:

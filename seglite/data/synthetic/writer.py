@@ -21,8 +21,9 @@ from seglite.checks import check_non_negative_int, check_size
 from seglite.errors import OutputExistsError
 from seglite.files import OutputWriteError, current_umask, make_dir, write_error, write_image, write_text
 
-from .render import Fields, make_scene_image, render
+from .render import make_scene_image, render
 from .scene import Scene, sample_scene
+from .textures import Fields
 
 SPLIT_CITIES = {"train": "synthtown", "val": "mockville", "test": "fakeburg"}
 VIDEO_NAME = "demo_street.mp4"

@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 import torch
 from torch import nn
 
-from .base import FEATURE_NAMES, Backbone, BlockGeometry, FeatureInfo
+from .base import FEATURE_NAMES, Backbone, BlockGeometry, FeatureInfo, keep_feature
 
 
 class TableRow(Protocol):
@@ -48,7 +48,7 @@ def halve_last_stage(rows: Sequence[Row]) -> list[Row]:
     return [*rows[:tail], *(dataclasses.replace(row, out_channels=row.out_channels // 2) for row in rows[tail:])]
 
 
-# Stages whose first-block output and last depthwise output a staged backbone also returns:
+# Stages whose first-block output and last depthwise output a staged backbone also offers (returned when in out_features):
 # TF DeepLab's decoder end points for output strides 4, 8 and 16 are such depthwise outputs.
 TAPPED_STAGES = ("layer1", "layer2", "layer3")
 
@@ -62,16 +62,24 @@ class Stage(nn.Sequential):
     the output of its first block (where torchvision's segmentation models read MobileNetV3).
     """
 
-    def forward_taps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(stage output, output of the first block, depthwise output of the last block having one)."""
-        first = x
-        depthwise = x
+    def forward_taps(
+        self, x: torch.Tensor, keep_first: bool = True, keep_depthwise: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(stage output, output of the first block, depthwise output of the last block having one).
+
+        A tap not kept is ``None``, and is freed as soon as the next layer has read it.
+        """
+        first: torch.Tensor | None = None
+        depthwise: torch.Tensor | None = None
         for index, block in enumerate(self):
             if hasattr(block, "forward_with_depthwise"):
-                x, depthwise = block.forward_with_depthwise(x)
+                if keep_depthwise:
+                    x, depthwise = block.forward_with_depthwise(x)
+                else:
+                    x = block(x)
             else:
                 x = block(x)
-            if index == 0:
+            if keep_first and index == 0:
                 first = x
         return x, first, depthwise
 
@@ -81,10 +89,11 @@ class StagedBackbone(Backbone):
 
     Subclasses build all their blocks in network order (so that state dicts line up with
     torchvision's) with the geometry of ``plan_output_stride``, then call ``_set_stages``.
-    Besides the five stage outputs, ``forward`` returns for each stage of ``TAPPED_STAGES`` the
+    Besides the five stage outputs, ``forward`` can return for each stage of ``TAPPED_STAGES`` the
     output of its first block (``layer2_first``) and the depthwise output of its last block
     (``layer2_depthwise``): the low-level features torchvision's and the MobileNetV3 authors'
-    segmentation heads read. Returning them costs no computation.
+    segmentation heads read. Returning them costs no computation; keeping them costs memory,
+    so only those in ``out_features`` are kept.
     """
 
     def _set_stages(self, blocks: Sequence[nn.Module], strides: Sequence[int], plan: Sequence[BlockGeometry]) -> None:
@@ -116,25 +125,35 @@ class StagedBackbone(Backbone):
                 FeatureInfo(f"{name}_first", first.out_channels, first_stride),
                 FeatureInfo(f"{name}_depthwise", last.depthwise_channels, last_stride),
             ]
+        self.set_out_features()
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # Written out stage by stage so that TorchScript compiles it (no getattr by name).
+        wanted = self.out_features
         features: dict[str, torch.Tensor] = {}
         x = self.stem(x)
-        features["stem"] = x
-        x, first, depthwise = self.layer1.forward_taps(x)
-        features["layer1"] = x
-        features["layer1_first"] = first
-        features["layer1_depthwise"] = depthwise
-        x, first, depthwise = self.layer2.forward_taps(x)
-        features["layer2"] = x
-        features["layer2_first"] = first
-        features["layer2_depthwise"] = depthwise
-        x, first, depthwise = self.layer3.forward_taps(x)
-        features["layer3"] = x
-        features["layer3_first"] = first
-        features["layer3_depthwise"] = depthwise
-        features["layer4"] = self.layer4(x)
+        keep_feature(features, wanted, "stem", x)
+        if self.deepest_stage < 1:
+            return features
+        x, first, depthwise = self.layer1.forward_taps(x, "layer1_first" in wanted, "layer1_depthwise" in wanted)
+        keep_feature(features, wanted, "layer1", x)
+        keep_feature(features, wanted, "layer1_first", first)
+        keep_feature(features, wanted, "layer1_depthwise", depthwise)
+        if self.deepest_stage < 2:
+            return features
+        x, first, depthwise = self.layer2.forward_taps(x, "layer2_first" in wanted, "layer2_depthwise" in wanted)
+        keep_feature(features, wanted, "layer2", x)
+        keep_feature(features, wanted, "layer2_first", first)
+        keep_feature(features, wanted, "layer2_depthwise", depthwise)
+        if self.deepest_stage < 3:
+            return features
+        x, first, depthwise = self.layer3.forward_taps(x, "layer3_first" in wanted, "layer3_depthwise" in wanted)
+        keep_feature(features, wanted, "layer3", x)
+        keep_feature(features, wanted, "layer3_first", first)
+        keep_feature(features, wanted, "layer3_depthwise", depthwise)
+        if self.deepest_stage < 4:
+            return features
+        keep_feature(features, wanted, "layer4", self.layer4(x))
         return features
 
 
@@ -146,6 +165,7 @@ class MobileNetClassifier(nn.Module):
         self.backbone = backbone
         self.head = head
         init_weights(self.head)
+        backbone.set_out_features(["layer4"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x)["layer4"])

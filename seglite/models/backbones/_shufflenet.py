@@ -10,7 +10,7 @@ from torch import nn
 from seglite.checks import check_positive_int
 
 from ..layers import ConvBNAct
-from .base import Backbone, BlockGeometry, FeatureInfo, check_output_stride, plan_output_stride
+from .base import Backbone, BlockGeometry, FeatureInfo, check_output_stride, keep_feature, plan_output_stride
 
 STEM_CHANNELS = 24
 # Units per stage (stage2, stage3, stage4): ShuffleNetV1 Table 1 and ShuffleNetV2 Table 5 alike.
@@ -69,14 +69,30 @@ class ShuffleNetLayout(Backbone):
                 channels = out_channels
             setattr(self, f"stage{stage_index + 2}", nn.Sequential(*units))
             self.feature_info.append(FeatureInfo(f"layer{stage_index + 2}", out_channels, geometry.total_stride))
+        self.set_out_features()
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        stem = self.conv1(x)
-        layer1 = self.maxpool(stem)
-        layer2 = self.stage2(layer1)
-        layer3 = self.stage3(layer2)
-        layer4 = self.conv5(self.stage4(layer3))
-        return {"stem": stem, "layer1": layer1, "layer2": layer2, "layer3": layer3, "layer4": layer4}
+        # the stages up to the deepest feature asked for, keeping only those in out_features
+        wanted = self.out_features
+        features: dict[str, torch.Tensor] = {}
+        x = self.conv1(x)
+        keep_feature(features, wanted, "stem", x)
+        if self.deepest_stage < 1:
+            return features
+        x = self.maxpool(x)
+        keep_feature(features, wanted, "layer1", x)
+        if self.deepest_stage < 2:
+            return features
+        x = self.stage2(x)
+        keep_feature(features, wanted, "layer2", x)
+        if self.deepest_stage < 3:
+            return features
+        x = self.stage3(x)
+        keep_feature(features, wanted, "layer3", x)
+        if self.deepest_stage < 4:
+            return features
+        keep_feature(features, wanted, "layer4", self.conv5(self.stage4(x)))
+        return features
 
 
 class ShuffleNetClassifier(nn.Module):
@@ -87,6 +103,7 @@ class ShuffleNetClassifier(nn.Module):
         check_positive_int("num_classes", num_classes, type(self).__name__)
         self.backbone = backbone
         self.fc = nn.Linear(backbone.out_channels, num_classes)
+        backbone.set_out_features(["layer4"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.backbone(x)["layer4"].mean((2, 3)))

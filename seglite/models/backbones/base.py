@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -83,16 +83,32 @@ def plan_output_stride(
     return plan
 
 
+def stage_of(name: str) -> int:
+    """Index in ``FEATURE_NAMES`` of the stage a feature comes from (``layer2_depthwise`` -> 3)."""
+    return FEATURE_NAMES.index(name.split("_", 1)[0])
+
+
+def keep_feature(features: dict[str, torch.Tensor], wanted: list[str], name: str, value: torch.Tensor | None) -> None:
+    """Put ``value`` in ``features`` as ``name`` if ``name`` is ``wanted`` (a helper of backbones' ``forward``)."""
+    if value is not None and name in wanted:
+        features[name] = value
+
+
 class Backbone(nn.Module):
-    """Base of seglite backbones: ``forward`` returns ``{name: feature}`` for ``feature_info``.
+    """Base of seglite backbones: ``forward`` returns ``{name: feature}`` for ``out_features``.
 
     Subclasses build their layers, fill ``self.feature_info`` (the stage outputs
-    ``FEATURE_NAMES`` from shallow to deep, then any extra taps such as ``layer2_depthwise``)
-    and implement ``forward``. Those with a ``weights`` option (ImageNet initialisation from a
-    local torchvision file) set ``self.loaded_weights``: the ``LoadedWeights`` report, or ``None``.
-    ``feature_info``, ``loaded_weights`` and the properties below describe the module for Python
-    code; TorchScript ignores them, so every backbone can be scripted.
+    ``FEATURE_NAMES`` from shallow to deep, then any extra taps such as ``layer2_depthwise``),
+    call ``set_out_features()`` and implement ``forward``, which computes the stages up to
+    ``deepest_stage`` only and returns the features named in ``out_features`` only (every
+    feature until a model narrows them: ``SegmentationModel`` sets its heads' ``in_features``,
+    so no other activation is kept alive). Those with a ``weights`` option (ImageNet
+    initialisation from a local torchvision file) set ``self.loaded_weights``: the
+    ``LoadedWeights`` report, or ``None``. ``feature_info``, ``loaded_weights`` and the
+    properties below describe the module for Python code; TorchScript ignores them, so every
+    backbone can be scripted.
     """
+
 
     # Described in __init__ of the subclasses; TorchScript compiles none of them (dataclasses, properties).
     __jit_ignored_attributes__ = ("feature_info", "loaded_weights")
@@ -105,6 +121,24 @@ class Backbone(nn.Module):
                 return info
         names = [info.name for info in self.feature_info]
         raise KeyError(f"{type(self).__name__} has no feature {name!r}; available: {names}")
+
+    def set_out_features(self, names: Iterable[str] | None = None) -> None:
+        """Make ``forward`` compute and return only the features ``names`` (``None``: every feature).
+
+        Stages deeper than the deepest of them are not run, and no other output is kept.
+        ``ValueError`` naming the available features for a name the backbone does not have.
+        """
+        available = [info.name for info in self.feature_info]
+        wanted = available if names is None else list(dict.fromkeys(names))
+        unknown = [name for name in wanted if name not in available]
+        if unknown or not wanted:
+            raise ValueError(
+                f"{type(self).__name__}.set_out_features: unknown features {unknown} (or none asked for); "
+                f"available: {available}"
+            )
+        # plain attributes (a list of str and an int), so TorchScript compiles them into forward
+        self.out_features = [name for name in available if name in wanted]  # in feature_info order
+        self.deepest_stage = max(stage_of(name) for name in wanted)  # FEATURE_NAMES index
 
     @property
     def out_channels(self) -> int:

@@ -162,7 +162,7 @@ class MobileNetV2(StagedBackbone):
             Checkpoints record the model config without the path, and a model rebuilt from one
             never reads it: the checkpoint holds the trained weights (``seglite.checkpoints``).
 
-    Besides the stage outputs, the backbone returns ``layer1..3_first`` and ``layer1..3_depthwise``
+    Besides the stage outputs, the backbone offers ``layer1..3_first`` and ``layer1..3_depthwise``
     (see ``StagedBackbone``); ``layer2_depthwise`` (192 channels) is TF DeepLab's stride-8 decoder
     end point for MobileNetV2 (``layer_7/depthwise_output``).
     """
