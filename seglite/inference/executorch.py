@@ -33,7 +33,7 @@ METADATA_METHOD = "seglite_metadata"
 def available() -> bool:
     """True when ExecuTorch and its XNNPACK backend can be imported."""
     try:
-        import executorch.backends.xnnpack.partition.xnnpack_partitioner  # noqa: F401
+        import executorch.backends.xnnpack.partition.xnnpack_partitioner
         import executorch.runtime  # noqa: F401
     except ImportError:
         return False
