@@ -42,7 +42,7 @@ setup(
         # OpenVINO runtime (fp32, bf16 on CPUs with AMX/AVX512-BF16) and NNCF int8; versions tested: 2026.4.1, 3.4.0
         "openvino": ["onnx>=1.14", "openvino>=2026.4", "nncf>=3.4"],
         # phones (README, "On a phone"): ExecuTorch .pte and LiteRT .tflite on XNNPACK. ExecuTorch's bindings link
-XX
+        # torch's libraries, so a release pairs with the torch it was built for: 1.5.1 is tested here with torch 2.14.1
         "executorch": ["executorch>=1.5.1"],
         # litert-torch 0.10.0 converts torch 2.14's torch.export graphs; ai-edge-litert 2.3.0 is its interpreter
         "litert": ["litert-torch>=0.10.0", "ai-edge-litert>=2.3.0"],
