@@ -62,24 +62,45 @@ def set_threads(count: int) -> int:
     return current
 
 
-def quantize(graph: nn.Module, example: torch.Tensor, calibration_images: Sequence[np.ndarray]) -> nn.Module:
-    """PT2E int8 of ``graph`` for XNNPACK, calibrated on ``(H, W, 3)`` uint8 images of the example's size."""
+def quantize(graph: nn.Module, example: torch.Tensor, calibration: Sequence[torch.Tensor]) -> nn.Module:
+    """PT2E int8 of ``graph`` for XNNPACK (symmetric, per-channel weights), calibrated on inputs shaped as ``example``."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from seglite.inference.runners import resize_image
-
-    if not calibration_images:
-        raise ValueError("int8 needs calibration images (a few dozen training images)")
+    if not calibration:
+        raise ValueError("int8 needs calibration inputs (a few dozen training images)")
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     prepared = prepare_pt2e(torch.export.export(graph, (example,)).module(), quantizer)
-    size = tuple(example.shape[1:3])
-    for image in calibration_images:
-        prepared(torch.from_numpy(np.ascontiguousarray(resize_image(image, size)))[None])
+    with torch.no_grad():
+        for batch in calibration:
+            prepared(batch)
     return convert_pt2e(prepared)
+
+
+def lower_module(
+    module: nn.Module,
+    example: torch.Tensor,
+    precision: str = "fp32",
+    calibration: Sequence[torch.Tensor] = (),
+    metadata: dict[str, str] | None = None,
+) -> tuple[bytes, Delegation]:
+    """The ``.pte`` bytes of ``module`` exported at ``example`` and lowered to XNNPACK, and what XNNPACK took of it."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    if precision not in ("fp32", "int8"):
+        raise ValueError(f"precision must be 'fp32' or 'int8' for ExecuTorch, got {precision!r}")
+    if precision == "int8":
+        module = quantize(module, example, calibration)
+    with torch.no_grad():
+        program = torch.export.export(module, (example,))
+    constants = {METADATA_METHOD: json.dumps(metadata or {})}
+    edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()], constant_methods=constants)
+    delegation = delegation_of(edge.exported_program().graph_module)
+    return bytes(edge.to_executorch().buffer), delegation
 
 
 def lower(
@@ -89,22 +110,25 @@ def lower(
     calibration_images: Sequence[np.ndarray] | None = None,
     metadata: dict[str, str] | None = None,
 ) -> tuple[bytes, Delegation]:
-    """The ``.pte`` bytes of ``model``'s phone graph at ``size`` on XNNPACK, and what XNNPACK took of it."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
+    """The ``.pte`` of ``model``'s phone graph at ``size`` (:func:`lower_module`); int8 calibrated on
+    ``(H, W, 3)`` uint8 images (resized to ``size``)."""
+    from seglite.inference.runners import resize_image
 
-    if precision not in ("fp32", "int8"):
-        raise ValueError(f"precision must be 'fp32' or 'int8' for ExecuTorch, got {precision!r}")
-    graph = phone_graph(model)
-    example = example_input(size)
-    if precision == "int8":
-        graph = quantize(graph, example, calibration_images or [])
-    with torch.no_grad():
-        program = torch.export.export(graph, (example,))
-    constants = {METADATA_METHOD: json.dumps(metadata or {})}
-    edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()], constant_methods=constants)
-    delegation = delegation_of(edge.exported_program().graph_module)
-    return bytes(edge.to_executorch().buffer), delegation
+    batches = [torch.from_numpy(np.ascontiguousarray(resize_image(image, size)))[None] for image in calibration_images or []]
+    return lower_module(phone_graph(model), example_input(size), precision, batches, metadata)
+
+
+def load_method(program: bytes, num_threads: int):
+    """The ``forward`` method of a ``.pte``'s bytes, on a thread pool of ``num_threads`` where it can still be set
+    (:func:`set_threads`); returns ``(method, program, threads got)`` (the method needs its program alive)."""
+    global _loaded_programs
+    from executorch.runtime import Runtime
+
+    threads = set_threads(num_threads)
+    loaded = Runtime.get().load_program(program)
+    method = loaded.load_method("forward")
+    _loaded_programs += 1
+    return method, loaded, threads
 
 
 def delegation_of(graph_module: torch.fx.GraphModule) -> Delegation:
@@ -133,15 +157,10 @@ class ExecuTorchEngine(FixedSizeEngine):
     """
 
     def __init__(self, program: str | Path | bytes, num_threads: int | None = None) -> None:
-        global _loaded_programs
-        from executorch.runtime import Runtime
-
-        self.num_threads = set_threads(num_threads or default_num_threads())
         shown = "the exported program" if isinstance(program, bytes) else str(program)
         try:
-            loaded = Runtime.get().load_program(program if isinstance(program, bytes) else Path(program))
-            self._method = loaded.load_method("forward")
-            _loaded_programs += 1
+            data = program if isinstance(program, bytes) else Path(program).read_bytes()
+            self._method, loaded, self.num_threads = load_method(data, num_threads or default_num_threads())
             constants = loaded.load_method(METADATA_METHOD) if METADATA_METHOD in loaded.method_names else None
             entries = json.loads(constants.execute([])[0]) if constants is not None else {}
         except Exception as error:  # the runtime raises RuntimeError/ValueError with its own codes

@@ -52,15 +52,18 @@ def runtime_available() -> bool:
     return True
 
 
-def convert(model: nn.Module, size: tuple[int, int], metadata: dict[str, str] | None = None) -> bytes:
-    """The fp32 ``.tflite`` bytes of ``model``'s phone graph at ``size``, with seglite's metadata."""
+def convert_module(module: nn.Module, example: torch.Tensor) -> bytes:
+    """The fp32 ``.tflite`` bytes of ``module`` exported at ``example`` (no metadata)."""
     import litert_torch
 
-    graph = phone_graph(model)
     # the converter reports each stage on stdout; its errors are raised
     with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-        data = litert_torch.convert(graph, (example_input(size),)).model_content()
-    return with_metadata(data, metadata or {})
+        return litert_torch.convert(module, (example,)).model_content()
+
+
+def convert(model: nn.Module, size: tuple[int, int], metadata: dict[str, str] | None = None) -> bytes:
+    """The fp32 ``.tflite`` bytes of ``model``'s phone graph at ``size``, with seglite's metadata."""
+    return with_metadata(convert_module(phone_graph(model), example_input(size)), metadata or {})
 
 
 def with_metadata(data: bytes, metadata: dict[str, str]) -> bytes:
