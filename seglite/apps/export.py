@@ -55,8 +55,8 @@ def check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace
     if not args.int8 and given("int8_output"):
         parser.error("--int8-output is for --int8 (ONNX Runtime int8)")
     if args.calibration_root is not None and not args.int8 and args.precision == "fp32":
-        parser.error("--calibration-root is for --int8 or --precision bf16/int8 (OpenVINO; int8: ExecuTorch); "
-                     "an fp32 export has no mIoU change")
+        parser.error("--calibration-root is for --int8 or --format openvino --precision bf16/int8 (or --format executorch "
+                     "--precision int8); an fp32 export has no mIoU change")
     loose = given("calibration_split", "calibration_count", "eval_split", "eval_limit")
     if args.calibration_root is None and loose:
         parser.error(f"{loose[0]} needs --calibration-root DIR")
