@@ -36,7 +36,7 @@ from torch import nn
 
 from seglite.checkpoints import load_checkpoint
 from seglite.checks import check_choice, check_positive_int, check_size
-from seglite.errors import OutputExistsError, SegliteError  # noqa: F401  (OutputExistsError: imported from here by users)
+from seglite.errors import ExportCheckError, ExportError, OutputExistsError, SegliteError  # noqa: F401  (imported from here by users)
 from seglite.files import OutputWriteError, check_output_file, write_bytes, write_error
 from seglite.inference.metadata import (
     INPUT_NAME,
@@ -61,14 +61,6 @@ TORCHSCRIPT_METADATA = "seglite.json"
 MIN_OPSET = 17
 MAX_LOGIT_DIFFERENCE = 1e-3
 MIN_ARGMAX_AGREEMENT = 0.999
-
-
-class ExportError(SegliteError):
-    """The model cannot be exported with the requested settings."""
-
-
-class ExportCheckError(ExportError):
-    """The exported model's logits differ from PyTorch's beyond the tolerance."""
 
 
 @dataclass(frozen=True)

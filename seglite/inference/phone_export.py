@@ -19,6 +19,7 @@ import numpy as np
 from torch import nn
 
 from seglite.checks import check_choice, check_size
+from seglite.errors import ExportCheckError, ExportError
 from seglite.files import check_output_file, write_bytes
 from seglite.inference.metadata import Size
 from seglite.inference.phone import Delegation, PhoneParity, check_phone_graph, phone_metadata
@@ -38,16 +39,12 @@ class PhoneExport:
 
 
 def _failed(reports: Sequence[PhoneParity]) -> None:
-    from seglite.inference.export import ExportCheckError
-
     if not all(report.passed for report in reports):
         raise ExportCheckError("the export does not match PyTorch:\n  " + "\n  ".join(map(str, reports)))
 
 
 def _prepare(model: nn.Module, output: str | Path, export_format: str, size: Size, overwrite: bool,
              inputs: Iterable[str | Path]) -> tuple[nn.Module, Path, Size, int]:  # fmt: skip
-    from seglite.inference.export import ExportError
-
     size = check_size("size", size)
     output = Path(output)
     if output.suffix != SUFFIXES[export_format]:
@@ -85,7 +82,6 @@ def export_executorch(
         num_threads: ExecuTorch threads of the check.
     """
     from seglite.inference import executorch
-    from seglite.inference.export import ExportError
 
     check_choice("precision", precision, ("fp32", "int8"))
     model, output, size, stride = _prepare(model, output, "executorch", size, overwrite, inputs)
@@ -116,7 +112,6 @@ def export_litert(
     Arguments as :func:`export_executorch` (LiteRT int8 does not pay: ``seglite.inference.litert``).
     """
     from seglite.inference import litert
-    from seglite.inference.export import ExportError
 
     model, output, size, stride = _prepare(model, output, "litert", size, overwrite, inputs)
     if not litert.available():
