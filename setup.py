@@ -41,6 +41,11 @@ setup(
         "bench": ["matplotlib>=3.6"],  # the latency-against-GMACs plot of tools/benchmark.py; 3.6: the first with Python 3.11 wheels
         # OpenVINO runtime (fp32, bf16 on CPUs with AMX/AVX512-BF16) and NNCF int8; versions tested: 2026.4.1, 3.4.0
         "openvino": ["onnx>=1.14", "openvino>=2026.4", "nncf>=3.4"],
+        # phones (README, "On a phone"): ExecuTorch .pte and LiteRT .tflite on XNNPACK. ExecuTorch's bindings link
+        # torch's libraries, so a release pairs with the torch it was built for: 1.5.1 is tested here with torch 2.14.1
+        "executorch": ["executorch>=1.5.1"],
+        # litert-torch 0.10.0 converts torch 2.14's torch.export graphs; ai-edge-litert 2.3.0 is its interpreter
+        "litert": ["litert-torch>=0.10.0", "ai-edge-litert>=2.3.0"],
         "dev": [
             "pytest>=7",
             "pytest-xdist>=3.0.2",  # the suite runs on every core (pytest.ini: -n auto); 3.0.2 is the first 3.x on PyPI
@@ -50,6 +55,9 @@ setup(
             "openvino>=2026.4",
             "nncf>=3.4",
             "matplotlib>=3.6",
+            # the ExecuTorch tests (about 0.3 GB, 30 s to install). Not LiteRT: it adds 0.9 GB (JAX, transformers)
+            # and pins pydantic and typing-extensions below what other packages here need; its tests skip without it
+            "executorch>=1.5.1",
         ],
     },
     entry_points={"console_scripts": ["seglite=seglite.lit.cli:main"]},

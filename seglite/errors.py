@@ -31,3 +31,11 @@ class ModelLoadError(SegliteError, ValueError):
 
 class CheckpointError(ModelLoadError):
     """A checkpoint file is unreadable, refused, or holds another model than the one asked for."""
+
+
+class ExportError(SegliteError):
+    """The model cannot be exported with the requested settings."""
+
+
+class ExportCheckError(ExportError):
+    """The exported model's logits differ from PyTorch's beyond the tolerance."""

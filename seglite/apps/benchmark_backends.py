@@ -194,6 +194,54 @@ class OpenVinoModelRunner:
         return profile_openvino(compiled, {0: batch}, runs, self.squeeze_excite)
 
 
+class ExecuTorchModelRunner:
+    """The model lowered to XNNPACK by ``seglite.inference.executorch.lower_module`` at the case's fixed
+    input, run by ExecuTorch's Python runtime (``case.threads``: set in the worker before its one program loads).
+
+    The same graph as the ONNX Runtime backend (normalised float32 in, logits at input size out),
+    not the phone file's (uint8 in, coarse logits out: ``tools/benchmark_predictor.py --phone-model``).
+    """
+
+    def __init__(self, model: nn.Module, case: Case, precision: str) -> None:
+        from seglite.inference import executorch
+
+        example = torch.zeros(case.batch_size, 3, *case.size)
+        samples = _random_calibration(case) if precision == "int8" else []
+        calibration = [torch.from_numpy(sample).repeat(case.batch_size, 1, 1, 1) for sample in samples]
+        data, self.delegation = executorch.lower_module(model.eval(), example, precision, calibration)
+        self.method, self._program, self.threads = executorch.load_method(data, case.threads)
+
+    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch.contiguous()  # ExecuTorch reads host memory
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.method.execute([batch])[0]
+
+
+class LiteRtModelRunner:
+    """The model converted by ``seglite.inference.litert.convert_module`` (fp32) at the case's fixed
+    input, run by LiteRT's interpreter with its default XNNPACK delegate and ``case.threads``."""
+
+    def __init__(self, model: nn.Module, case: Case) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        from seglite.inference import litert
+
+        data = litert.convert_module(model.eval(), torch.zeros(case.batch_size, 3, *case.size))
+        self.interpreter = Interpreter(model_content=data, num_threads=case.threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.output = self.interpreter.get_output_details()[0]["index"]
+
+    def prepare(self, batch: torch.Tensor) -> np.ndarray:
+        return np.ascontiguousarray(batch.numpy())
+
+    def __call__(self, batch: np.ndarray) -> torch.Tensor:
+        self.interpreter.set_tensor(self.input, batch)
+        self.interpreter.invoke()
+        return torch.from_numpy(self.interpreter.get_tensor(self.output))
+
+
 def _onnx_bytes(model: nn.Module, case: Case) -> bytes:
     from seglite.inference.export import onnx_model_bytes
 
@@ -258,6 +306,20 @@ def _build_openvino(precision: str) -> Callable[[nn.Module, Case], OpenVinoModel
                                    batch_size=case.batch_size)  # fmt: skip
 
     return build
+
+
+def build_executorch(model: nn.Module, case: Case) -> ExecuTorchModelRunner:
+    return ExecuTorchModelRunner(model, case, "fp32")
+
+
+def build_executorch_int8(model: nn.Module, case: Case) -> ExecuTorchModelRunner:
+    """PT2E int8 calibrated on random inputs: speed does not depend on calibration quality (accuracy
+    does: ``tools/export.py --format executorch --precision int8`` measures it on real images)."""
+    return ExecuTorchModelRunner(model, case, "int8")
+
+
+def build_litert(model: nn.Module, case: Case) -> LiteRtModelRunner:
+    return LiteRtModelRunner(model, case)
 
 
 def _profile_openvino(runner: OpenVinoModelRunner, batch: np.ndarray, runs: int) -> OperatorProfile:
@@ -344,6 +406,22 @@ def _openvino_int8_unavailable(device: str) -> str | None:
     return unavailable
 
 
+def _executorch_unavailable(device: str) -> str | None:
+    if device != "cpu":
+        return "seglite runs ExecuTorch on the CPU only (XNNPACK)"
+    if importlib.util.find_spec("executorch") is None:
+        return "executorch is not installed (pip install 'seglite[executorch]')"
+    return None
+
+
+def _litert_unavailable(device: str) -> str | None:
+    if device != "cpu":
+        return "seglite runs LiteRT on the CPU only (XNNPACK)"
+    if importlib.util.find_spec("litert_torch") is None or importlib.util.find_spec("ai_edge_litert") is None:
+        return "litert-torch and ai-edge-litert are not installed (pip install 'seglite[litert]')"
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # The table
 
@@ -394,5 +472,13 @@ BACKENDS: dict[str, Backend] = {
         Backend("openvino-int8", "OpenVINO int8 (NNCF, logit classifiers kept float: seglite.inference.openvino)",
                 _build_openvino("int8"), _openvino_int8_unavailable, _profile_openvino,
                 preload=(*_OPENVINO_MODULES, "nncf")),
+        # phones' runtimes on this CPU through XNNPACK, as on Android: a proxy, not phone figures (README,
+        # "On a phone"). Opt-in: lowering or converting takes 20-60 s per model and size on 2 cores
+        Backend("executorch", "ExecuTorch fp32 on XNNPACK (seglite.inference.executorch)", build_executorch,
+                _executorch_unavailable, default=False),
+        Backend("executorch-int8", "ExecuTorch int8 (PT2E XNNPACKQuantizer) on XNNPACK", build_executorch_int8,
+                _executorch_unavailable, default=False),
+        Backend("litert", "LiteRT fp32, XNNPACK delegate (seglite.inference.litert)", build_litert,
+                _litert_unavailable, default=False),
     )
 }  # fmt: skip

@@ -62,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-torch", action="store_true", help="skip the (slow) exact torch predictor row")
     parser.add_argument("--eval-root", type=Path, help="Cityscapes-layout data set: val mIoU of every predictor against torch fp32")
     parser.add_argument("--eval-limit", type=int, help="evaluate on at most this many val images")
+    parser.add_argument("--phone-model", type=Path, action="append", default=[], metavar="MODEL",
+                        help="also time (and with --eval-root evaluate) an exported ExecuTorch .pte or LiteRT .tflite "
+                             "of the checkpoint; repeatable")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N slowest layers of each OpenVINO path")
     args = parser.parse_args(argv)
     for name in ("height", "width", "rounds", "calibration_count"):
@@ -152,6 +155,8 @@ def build(args: argparse.Namespace, checkpoint: Path, folder: Path) -> tuple[dic
                     checkpoint, backend="openvino", precision="int8", calibration_images=images, int8_scope=scope,
                     cache_dir=folder / "cache",
                 )
+    for path in args.phone_model:  # fixed-size files: images of another size are resized to theirs
+        predictors[path.name] = Predictor.from_phone_file(path, num_threads=args.threads)
     reference = torchvision.models.segmentation.lraspp._lraspp_mobilenetv3(
         torchvision.models.mobilenet_v3_large(weights=None, dilated=True, reduced_tail=True), num_classes=19
     ).eval()

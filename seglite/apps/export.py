@@ -1,4 +1,4 @@
-"""Export a seglite checkpoint to ONNX, TorchScript or OpenVINO, checked against PyTorch; int8 with its mIoU change.
+"""Export a seglite checkpoint to ONNX, TorchScript, OpenVINO or a phone format, checked against PyTorch; int8 with its mIoU change.
 
     python tools/export.py last.ckpt --output model.onnx
     python tools/export.py last.ckpt --output model.onnx --dynamic --height 256 --width 512
@@ -16,6 +16,9 @@ export accepts any input size; ONNX is fixed to --height x --width (and batch --
 unless --dynamic. An OpenVINO model is the whole segmenter: uint8 RGB image in, the head's
 coarse logits out (Predictor.from_openvino finishes the masks). bf16 and int8 report their val
 mIoU change against PyTorch fp32 when --calibration-root is given (required for int8).
+A phone model (ExecuTorch .pte, LiteRT .tflite) is fixed to --height x --width: uint8 RGB image
+in, the head's coarse logits out (the app finishes the mask: README, "On a phone"); it is checked
+in its runtime on XNNPACK, and the export prints what runs outside XNNPACK.
 """
 
 from __future__ import annotations
@@ -37,20 +40,23 @@ def check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace
     def given(*names: str) -> list[str]:
         return ["--" + name.replace("_", "-") for name in names if getattr(args, name) not in (None, False)]
 
+    phone = args.format in ("executorch", "litert")
     if args.format != "onnx" and given("dynamic", "batch_size"):
-        parser.error(f"{given('dynamic', 'batch_size')[0]} is for --format onnx; --format {args.format} takes any size and batch")
+        takes = "is fixed to --height x --width, batch 1" if phone else "takes any size and batch"
+        parser.error(f"{given('dynamic', 'batch_size')[0]} is for --format onnx; --format {args.format} {takes}")
     if args.format != "onnx" and given("opset"):
         parser.error(f"--opset is for --format onnx, not --format {args.format}")
     if args.dynamic and given("batch_size"):
         parser.error("--batch-size fixes the batch of a static ONNX model: drop it or --dynamic")
     if args.format != "torchscript" and given("torchscript_method"):
         parser.error("--torchscript-method is for --format torchscript")
-    if args.precision != "int8" and given("int8_scope"):
+    if (args.precision != "int8" or args.format != "openvino") and given("int8_scope"):
         parser.error("--int8-scope is for --format openvino --precision int8")
     if not args.int8 and given("int8_output"):
         parser.error("--int8-output is for --int8 (ONNX Runtime int8)")
     if args.calibration_root is not None and not args.int8 and args.precision == "fp32":
-        parser.error("--calibration-root is for --int8 or --format openvino --precision bf16/int8; an fp32 export has no mIoU change")
+        parser.error("--calibration-root is for --int8 or --format openvino --precision bf16/int8 (or --format executorch "
+                     "--precision int8); an fp32 export has no mIoU change")
     loose = given("calibration_split", "calibration_count", "eval_split", "eval_limit")
     if args.calibration_root is None and loose:
         parser.error(f"{loose[0]} needs --calibration-root DIR")
@@ -61,7 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="training checkpoint of `seglite fit` / tools/train.py")
     parser.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="default: onnx")
-    parser.add_argument("--output", type=Path, required=True, help="the exported file (OpenVINO: NAME.xml, with NAME.bin beside it)")
+    parser.add_argument("--output", type=Path, required=True,
+                        help="the exported file (OpenVINO: NAME.xml, with NAME.bin beside it; ExecuTorch NAME.pte; LiteRT NAME.tflite)")
     parser.add_argument("--dynamic", action="store_true", help="ONNX: any batch, height and width")
     parser.add_argument("--torchscript-method", choices=TORCHSCRIPT_METHODS,
                         help="TorchScript: script (default: compile the code, every branch kept) or trace")
@@ -70,7 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, help="ONNX without --dynamic: the fixed batch (default 1)")
     parser.add_argument("--opset", type=int, help="ONNX opset, 17 to what the installed torch exports (default 17)")
     parser.add_argument("--precision", choices=PRECISIONS[1:], default="fp32",
-                        help="OpenVINO: fp32 (default), bf16 (used where the CPU computes bf16) or int8 (NNCF)")
+                        help="OpenVINO: fp32 (default), bf16 (used where the CPU computes bf16) or int8 (NNCF); "
+                             "ExecuTorch: fp32 or int8 (PT2E, XNNPACKQuantizer)")
     parser.add_argument("--int8-scope", choices=INT8_SCOPES,
                         help="OpenVINO int8: what is quantised (default all; see seglite.inference.openvino)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -92,8 +100,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.opset < 17:
         parser.error(f"--opset must be at least 17, got {args.opset}")
-    if args.precision != "fp32" and args.format != "openvino":
-        parser.error(f"--precision {args.precision} needs --format openvino (ONNX Runtime int8: --int8)")
+    if args.precision != "fp32" and args.format != "openvino" and not (args.format == "executorch" and args.precision == "int8"):
+        needs = "--format openvino or executorch" if args.precision == "int8" else "--format openvino"
+        parser.error(f"--precision {args.precision} needs {needs} (ONNX Runtime int8: --int8)")
+    suffix = {"executorch": ".pte", "litert": ".tflite"}.get(args.format)
+    if suffix and args.output.suffix != suffix:
+        parser.error(f"--format {args.format} writes NAME{suffix}: give --output NAME{suffix}, got {args.output}")
     if args.format == "openvino" and args.output.suffix != ".xml":
         parser.error(f"--format openvino writes NAME.xml and NAME.bin: give --output NAME.xml, got {args.output}")
     if args.precision == "int8" and args.calibration_root is None:
@@ -139,6 +151,9 @@ def run(args: argparse.Namespace) -> None:
         precision=args.precision, calibration_images=calibration, int8_scope=args.int8_scope,
         torchscript_method=args.torchscript_method,
     )
+    if args.format in ("executorch", "litert"):
+        report_phone(args, reports, calibration)
+        return
     if args.format in ("torchscript", "openvino") or args.dynamic:
         shape = "any size"
     else:
@@ -155,6 +170,32 @@ def run(args: argparse.Namespace) -> None:
         compare_openvino(args)
     if args.int8:
         quantize(args)
+
+
+def report_phone(args: argparse.Namespace, export, calibration) -> None:
+    """What a phone export wrote and how it checked; int8 with calibration data: its val mIoU change."""
+    detail = f"{args.format} {args.precision}, input 1x{args.height}x{args.width}x3 uint8, {export.file_bytes / 1e6:.2f} MB"
+    if calibration:
+        detail += f", {len(calibration)} {args.calibration_split} images calibrate"
+    print(f"exported {args.output} ({detail})")
+    for report in export.reports:
+        print(f"  check vs PyTorch, {report}")
+    print(f"  {export.delegation}")
+    if args.precision == "int8":
+        compare_phone(args)
+
+
+def compare_phone(args: argparse.Namespace) -> None:
+    """Val mIoU of an int8 phone model against the checkpoint in PyTorch fp32 at the same (fixed) size."""
+    from seglite.inference.predictor import Predictor
+    from seglite.inference.quantize import comparison_table, evaluate_predictors
+
+    exported = Predictor.from_phone_file(args.output)
+    reference = Predictor.from_checkpoint(args.checkpoint, backend="torch", size=(args.height, args.width))
+    predictors = {f"torch fp32 at {args.height}x{args.width}": reference, exported.description: exported}
+    evaluations = evaluate_predictors(predictors, args.calibration_root, args.eval_split, args.eval_limit)
+    count = args.eval_limit or "all"
+    print(f"\n{args.calibration_root} {args.eval_split} ({count} images), CPU:\n{comparison_table(evaluations)}")
 
 
 def compare_openvino(args: argparse.Namespace) -> None:

@@ -2,6 +2,7 @@
 
     python tools/infer_video.py data/demo/demo_street.mp4 out.mp4 --checkpoint last.ckpt
     python tools/infer_video.py data/demo/demo_street.mp4 out.mp4 --onnx model.onnx --size 512 1024 --batch 4
+    python tools/infer_video.py data/demo/demo_street.mp4 out.mp4 --model model.pte    # a phone model (.pte, .tflite)
     python tools/infer_video.py "frames/*.png" out.avi --checkpoint last.ckpt --masks out_masks --side-by-side
     python tools/infer_video.py 0 camera.mp4 --checkpoint last.ckpt --max-frames 600
     python tools/infer_video.py in.mp4 out.mp4 --checkpoint last.ckpt --backend torch   # exact fp32 PyTorch
@@ -102,7 +103,7 @@ def report(stats, output: Path | None, partial: bool = False) -> None:
 
 def _runs_on_torch(args: argparse.Namespace) -> bool:
     """True when the model will run in PyTorch (``--backend torch``, or ``auto`` with neither runtime installed)."""
-    if args.onnx is not None or args.openvino is not None:
+    if args.onnx is not None or args.openvino is not None or args.model is not None:
         return False
     if args.backend != "auto":
         return args.backend == "torch"

@@ -20,6 +20,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, item: str) -> argparse.
     model.add_argument("--onnx", type=Path,
                        help="ONNX model of tools/export.py; with --checkpoint and --backend onnxruntime, where to export it")
     model.add_argument("--openvino", type=Path, help="OpenVINO model (.xml) of tools/export.py --format openvino")
+    model.add_argument("--model", type=Path,
+                       help="phone model of tools/export.py: ExecuTorch NAME.pte or LiteRT NAME.tflite (XNNPACK, fixed input size)")
     model.add_argument("--backend", choices=BACKENDS, default="auto",
                        help="for --checkpoint: auto (default: the fastest checked backend here), torch (exact fp32), "
                             "onnxruntime or openvino")  # fmt: skip
@@ -34,11 +36,15 @@ def add_model_arguments(parser: argparse.ArgumentParser, item: str) -> argparse.
 
 def check_model_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """``parser.error`` (exit code 2) on a combination of model options that cannot work."""
-    sources = [name for name in ("checkpoint", "openvino") if getattr(args, name) is not None]
+    sources = [name for name in ("checkpoint", "openvino", "model") if getattr(args, name) is not None]
     if not sources and args.onnx is None:
-        parser.error("give the model: --checkpoint CKPT, --onnx MODEL or --openvino MODEL.xml")
-    if len(sources) > 1 or (args.openvino is not None and args.onnx is not None):
-        parser.error("give one model: --checkpoint (optionally with --onnx), --onnx or --openvino")
+        parser.error("give the model: --checkpoint CKPT, --onnx MODEL, --openvino MODEL.xml or --model MODEL.pte/.tflite")
+    if len(sources) > 1 or (args.onnx is not None and sources and sources != ["checkpoint"]):
+        parser.error("give one model: --checkpoint (optionally with --onnx), --onnx, --openvino or --model")
+    if args.model is not None and args.model.suffix not in (".pte", ".tflite"):
+        parser.error(f"--model takes an ExecuTorch NAME.pte or a LiteRT NAME.tflite, got {args.model}")
+    if args.model is not None and args.precision != "auto":
+        parser.error("--precision is for --checkpoint and --openvino; a phone model runs the precision it was exported in")
     if args.onnx is not None and args.backend not in ("auto", "onnxruntime"):
         parser.error(f"--onnx runs in onnxruntime: drop --backend {args.backend}, or --onnx")
     if args.precision == "bf16" and (args.onnx is not None or args.backend == "onnxruntime"):
@@ -87,6 +93,10 @@ def load_predictor(args: argparse.Namespace, item: str, num_threads: int | None 
             if size is not None:
                 raise SegliteError(f"--size does not apply to an OpenVINO segmenter, which takes each {item} at its size")
             return Predictor.from_openvino(args.openvino, batch_size=args.batch, num_threads=num_threads, precision=args.precision)
+        if args.model is not None:
+            if size is not None:
+                raise SegliteError(f"--size does not apply to {args.model}: it runs at the fixed size it was exported at")
+            return Predictor.from_phone_file(args.model, batch_size=args.batch, num_threads=num_threads)
         if args.checkpoint is None:
             return Predictor.from_onnx(args.onnx, device=args.device, size=size, batch_size=args.batch, num_threads=num_threads)
         return Predictor.from_checkpoint(

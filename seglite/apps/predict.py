@@ -4,6 +4,7 @@
     python tools/predict.py photo.jpg --checkpoint last.ckpt --backend torch --output out/   # exact fp32 PyTorch
     python tools/predict.py data/demo/leftImg8bit/val --onnx model.onnx --output out/ --color
     python tools/predict.py "frames/*.png" --openvino model.int8.xml --output out/
+    python tools/predict.py data/demo/leftImg8bit/val --model model.pte --output out/   # ExecuTorch / LiteRT (.tflite)
     python tools/predict.py "frames/*.png" --checkpoint last.ckpt --size 512 1024 --output out/
 
 The model runs on the fastest backend of this machine whose accuracy is checked (--backend

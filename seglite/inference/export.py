@@ -1,4 +1,5 @@
-"""Export a segmentation model to ONNX, TorchScript or OpenVINO, and check the export against PyTorch.
+"""Export a segmentation model to ONNX, TorchScript or OpenVINO, and check the export against PyTorch
+(phone formats, ExecuTorch and LiteRT: ``seglite.inference.phone_export``).
 
 ONNX and TorchScript files hold the network alone: the normalised ``(N, 3, H, W)`` float32
 image in (input ``image``), ``(N, C, H, W)`` logits at input size out (output ``logits``).
@@ -35,7 +36,7 @@ from torch import nn
 
 from seglite.checkpoints import load_checkpoint
 from seglite.checks import check_choice, check_positive_int, check_size
-from seglite.errors import OutputExistsError, SegliteError  # noqa: F401  (OutputExistsError: imported from here by users)
+from seglite.errors import ExportCheckError, ExportError, OutputExistsError, SegliteError  # noqa: F401  (imported from here by users)
 from seglite.files import OutputWriteError, check_output_file, write_bytes, write_error
 from seglite.inference.metadata import (
     INPUT_NAME,
@@ -54,18 +55,12 @@ from seglite.inference.runners import CoarseMasks, GraphOutput, OnnxRunner, Segm
 if TYPE_CHECKING:
     import openvino
 
+    from seglite.inference.phone_export import PhoneExport
+
 TORCHSCRIPT_METADATA = "seglite.json"
 MIN_OPSET = 17
 MAX_LOGIT_DIFFERENCE = 1e-3
 MIN_ARGMAX_AGREEMENT = 0.999
-
-
-class ExportError(SegliteError):
-    """The model cannot be exported with the requested settings."""
-
-
-class ExportCheckError(ExportError):
-    """The exported model's logits differ from PyTorch's beyond the tolerance."""
 
 
 @dataclass(frozen=True)
@@ -508,16 +503,18 @@ def export_checkpoint(
     calibration_images: Sequence[np.ndarray] | None = None,
     int8_scope: str = "all",
     torchscript_method: TorchScriptMethod = "script",
-) -> list[ParityReport] | list[MaskParityReport]:
-    """Export the model of a training checkpoint with its class names and palette; returns the parity reports.
+) -> list[ParityReport] | list[MaskParityReport] | PhoneExport:
+    """Export the model of a training checkpoint with its class names and palette; returns the parity reports
+    (a phone format: its ``seglite.inference.phone_export.PhoneExport``).
 
-    ``precision`` other than fp32 is for ``export_format="openvino"`` (ONNX Runtime int8:
-    ``seglite.inference.quantize.quantize_onnx`` on the fp32 ONNX file).
+    ``precision`` other than fp32 is for ``export_format="openvino"``, and int8 for ``"executorch"``
+    (ONNX Runtime int8: ``seglite.inference.quantize.quantize_onnx`` on the fp32 ONNX file).
     """
     check_choice("export_format", export_format, EXPORT_FORMATS)
     check_positive_int("batch_size", batch_size)
-    if precision != "fp32" and export_format != "openvino":
-        raise ValueError(f"precision={precision!r} is for export_format='openvino'; {export_format} exports fp32")
+    if precision != "fp32" and export_format != "openvino" and not (precision == "int8" and export_format == "executorch"):
+        raise ValueError(f"precision={precision!r} is for export_format='openvino' (int8: or 'executorch'); "
+                         f"{export_format} exports fp32")  # fmt: skip
     outputs = openvino_outputs(output) if export_format == "openvino" else (Path(output),)
     for path in outputs:
         check_output(path, overwrite, [checkpoint])  # before the slow part
@@ -528,4 +525,12 @@ def export_checkpoint(
         return export_torchscript(loaded.model, output, size, metadata, overwrite, inputs, torchscript_method)
     if export_format == "openvino":
         return export_openvino(loaded.model, output, size, precision, calibration_images, int8_scope, metadata, overwrite, inputs)
+    if export_format == "executorch":
+        from seglite.inference.phone_export import export_executorch
+
+        return export_executorch(loaded.model, output, size, precision, calibration_images, metadata, overwrite, inputs)
+    if export_format == "litert":
+        from seglite.inference.phone_export import export_litert
+
+        return export_litert(loaded.model, output, size, metadata, overwrite, inputs)
     return export_onnx(loaded.model, output, size, dynamic, opset, batch_size, metadata, overwrite, inputs)

@@ -7,7 +7,7 @@ from typing import Literal, get_args
 Backend = Literal["auto", "torch", "onnxruntime", "openvino"]
 Precision = Literal["auto", "fp32", "bf16", "int8"]
 Int8Scope = Literal["all", "no_depthwise", "backbone"]
-ExportFormat = Literal["onnx", "torchscript", "openvino"]
+ExportFormat = Literal["onnx", "torchscript", "openvino", "executorch", "litert"]
 TorchScriptMethod = Literal["script", "trace"]
 
 BACKENDS: tuple[str, ...] = get_args(Backend)

@@ -181,7 +181,8 @@ def _runtime_versions() -> dict[str, str]:
 class Predictor:
     """Train-id masks of RGB images, at each image's own resolution.
 
-    Build it with :meth:`from_checkpoint`, :meth:`from_onnx`, :meth:`from_openvino` or :meth:`from_model`.
+    Build it with :meth:`from_checkpoint`, :meth:`from_onnx`, :meth:`from_openvino`, :meth:`from_executorch`,
+    :meth:`from_litert` or :meth:`from_model`.
 
     Args:
         runner: an ``Engine`` (uint8 images -> masks, e.g. ``OnnxEngine``, ``OpenVinoEngine``),
@@ -509,6 +510,51 @@ class Predictor:
         if not names:
             raise ModelLoadError(f"{xml} has no class names in its metadata; export it with tools/export.py --format openvino")
         return cls(engine, len(names), names, meta.get(META_PALETTE), None, batch_size)
+
+    @classmethod
+    def from_executorch(cls, path: str | Path, batch_size: int = 8, num_threads: int | None = None) -> Predictor:
+        """A predictor running an ExecuTorch ``.pte`` of ``tools/export.py --format executorch`` (XNNPACK, as on a phone).
+
+        The file has a fixed input size: other images are resized to it and their masks back.
+        ExecuTorch's thread pool is the process's: the first program loaded fixes it (the description says it).
+        """
+        from seglite.inference import executorch
+
+        path = require_file(path, "ExecuTorch program")
+        if not executorch.available():
+            raise SegliteError(f"{path} needs ExecuTorch: pip install seglite[executorch]")
+        return cls._from_phone_engine(executorch.ExecuTorchEngine(path, num_threads), path, batch_size)
+
+    @classmethod
+    def from_litert(cls, path: str | Path, batch_size: int = 8, num_threads: int | None = None) -> Predictor:
+        """A predictor running a LiteRT ``.tflite`` of ``tools/export.py --format litert`` (XNNPACK delegate, as on a phone).
+
+        The file has a fixed input size: other images are resized to it and their masks back.
+        """
+        from seglite.inference import litert
+
+        path = require_file(path, "LiteRT model")
+        if not litert.runtime_available():
+            raise SegliteError(f"{path} needs LiteRT: pip install seglite[litert]")
+        return cls._from_phone_engine(litert.LiteRtEngine(path, num_threads), path, batch_size)
+
+    @classmethod
+    def from_phone_file(cls, path: str | Path, batch_size: int = 8, num_threads: int | None = None) -> Predictor:
+        """:meth:`from_executorch` for a ``.pte``, :meth:`from_litert` for a ``.tflite``."""
+        suffix = Path(path).suffix
+        if suffix not in (".pte", ".tflite"):
+            raise ValueError(f"a phone model is NAME.pte (ExecuTorch) or NAME.tflite (LiteRT), got {path}")
+        load = cls.from_executorch if suffix == ".pte" else cls.from_litert
+        return load(path, batch_size, num_threads)
+
+    @classmethod
+    def _from_phone_engine(cls, engine: Engine, path: Path, batch_size: int) -> Predictor:
+        meta = engine.metadata
+        names = meta.get(META_CLASS_NAMES)
+        if not names:
+            raise ModelLoadError(f"{path} has no class names in its metadata; export it with tools/export.py")
+        return cls(engine, len(names), names, meta.get(META_PALETTE), None, batch_size,
+                   meta.get(META_MEAN, IMAGENET_MEAN), meta.get(META_STD, IMAGENET_STD))  # fmt: skip
 
     # ------------------------------------------------------------------ prediction
     def predict(self, image: np.ndarray) -> np.ndarray:

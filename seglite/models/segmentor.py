@@ -104,6 +104,11 @@ class SegmentationModel(nn.Module):
 
     def _to_input_size(self, logits: torch.Tensor, padded: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         logits = F.interpolate(logits, size=padded.shape[-2:], mode="bilinear", align_corners=False)
+        # Nothing padded, nothing to crop: an exported graph (torch.export: ExecuTorch, LiteRT) would keep
+        # the crop as a full-size copy. Not while tracing (the ONNX exporter): sizes are traced as tensors
+        # there, and this test would fix the traced size into a dynamic-size export.
+        if not torch.jit.is_tracing() and padded.shape[-2:] == x.shape[-2:]:
+            return logits
         return logits[..., : x.shape[-2], : x.shape[-1]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
