@@ -234,7 +234,7 @@ def test_errors_name_the_culprit(checkpoint, images, tmp_path, capsys, case):  #
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        ([], "give the model: --checkpoint CKPT, --onnx MODEL or --openvino MODEL.xml"),
+        ([], "give the model: --checkpoint CKPT, --onnx MODEL, --openvino MODEL.xml or --model MODEL.pte/.tflite"),
         (["--checkpoint", "a.ckpt", "--openvino", "a.xml"], "give one model"),
         (["--onnx", "a.onnx", "--openvino", "a.xml"], "give one model"),
         (["--checkpoint", "a.ckpt", "--onnx", "a.onnx", "--backend", "torch"], "--onnx runs in onnxruntime: drop --backend torch"),
