@@ -112,6 +112,20 @@ def test_tools_predict_runs_a_pte(pte, tmp_path):
                          "--output", str(tmp_path / "out2")]) == 2  # fmt: skip
 
 
+def test_the_etdump_profile_names_what_runs_inside_and_outside_xnnpack(pte, capsys):
+    """benchmarks/executorch_etdump.py: ExecuTorch's own profile of a seglite .pte, summed by operator."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "executorch_etdump.py"
+    spec = importlib.util.spec_from_file_location("executorch_etdump", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([str(pte[0]), "--runs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "Method::execute" in printed and "DELEGATE_CALL" in printed and "Convolution (NHWC" in printed
+
+
 def test_phone_export_refuses_a_wrong_suffix_before_any_work(model, tmp_path):
     with pytest.raises(ValueError, match=r"--format executorch writes NAME\.pte"):
         export_executorch(model, tmp_path / "model.tflite", SIZE)
