@@ -1,7 +1,7 @@
 """Where an ExecuTorch ``.pte`` of seglite spends its time: ExecuTorch's own profile (ETDump), summed by operator.
 
     python benchmarks/executorch_etdump.py demo.int8.pte
-    python benchmarks/executorch_etdump.py demo.pte --runs 10
+    python benchmarks/executorch_etdump.py demo.pte --runs 10 --threads 1
 
 The file runs ``--runs`` times on a uniform-noise image of its input size (after one warm-up
 run) with event tracing on; the ETDump's events are read with ``executorch.devtools.Inspector``
@@ -22,8 +22,9 @@ import tempfile
 from pathlib import Path
 
 
-def profile(path: Path, runs: int) -> tuple[dict[str, float], dict[str, int]]:
-    """(median milliseconds per run, event count) of every event name of ``path``'s ``forward``."""
+def profile(path: Path, runs: int, threads: int | None = None) -> tuple[dict[str, float], dict[str, int]]:
+    """(median milliseconds per run, event count) of every event name of ``path``'s ``forward``, on
+    ``threads`` XNNPACK threads (default: ExecuTorch's, one per core)."""
     import numpy as np
     import torch
     from executorch.devtools import Inspector
@@ -32,6 +33,10 @@ def profile(path: Path, runs: int) -> tuple[dict[str, float], dict[str, int]]:
     from seglite.inference.executorch import METADATA_METHOD
     from seglite.inference.metadata import META_INPUT_SIZE
 
+    if threads is not None:
+        from seglite.inference.executorch import set_threads
+
+        set_threads(threads)  # before the first program is loaded
     program = path.read_bytes()
     # the input size from the file's metadata, read by a module of its own (calling the constant
     # method of a module that records an ETDump crashed ExecuTorch 1.5.1)
@@ -64,10 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pte", type=Path, help="a .pte written by tools/export.py --format executorch")
     parser.add_argument("--runs", type=int, default=5, help="timed runs after one warm-up (default 5)")
     parser.add_argument("--top", type=int, default=16, help="rows to print (default 16)")
+    parser.add_argument("--threads", type=int, default=None, help="XNNPACK threads (default: one per core)")
     args = parser.parse_args(argv)
-    totals, counts = profile(args.pte, args.runs)
+    totals, counts = profile(args.pte, args.runs, args.threads)
     execute = totals.get("Method::execute", sum(totals.values()))
-    print(f"{args.pte}: median of {args.runs} runs, ExecuTorch's ETDump")
+    threads = f", {args.threads} thread(s)" if args.threads else ""
+    print(f"{args.pte}: median of {args.runs} runs{threads}, ExecuTorch's ETDump")
     for name, milliseconds in sorted(totals.items(), key=lambda item: -item[1])[: args.top]:
         print(f"  {milliseconds:8.2f} ms  {100 * milliseconds / execute:5.1f}%  x{counts[name]:<3d} {name}")
     return 0
