@@ -18,8 +18,9 @@ def test_paper_recipe_settings_and_explicit_flags_win() -> None:
 
 @pytest.mark.parametrize(
     ("arguments", "message"),
-    [(["--steps", "2"], "--steps must be at least 3"), (["--crop", "16", "16"], "--crop must be at least 32x32"),
-     (["--device", "tpu"], "--device must be cpu, cuda or cuda:N"), (["--precision", "fp16"], "invalid choice")],
+    [(["--steps", "2"], "argument --steps: expected an integer >= 3 (2 warm-up steps and one timed), got '2'"),
+     (["--crop", "16", "16"], "argument --crop: expected an integer >= 32, got '16'"),
+     (["--device", "tpu"], "argument --device: expected cpu, cuda or cuda:N, got 'tpu'"), (["--precision", "fp16"], "invalid choice")],
 )  # fmt: skip
 def test_bad_options_are_named(arguments: list[str], message: str, capsys) -> None:
     with pytest.raises(SystemExit):

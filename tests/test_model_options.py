@@ -32,11 +32,14 @@ def test_device_without_cuda_is_a_one_line_error(checkpoint, image, tmp_path, ca
         assert f"--device {device}: CUDA is not available" in err
 
 
-def test_unknown_device_is_a_one_line_error(checkpoint, image, tmp_path, capsys):  # noqa: F811
-    for device in ("foo", "cuda:x", ""):
-        code, err = run_predict(capsys, image, "--checkpoint", checkpoint, "--output", tmp_path / "out", "--device", device)
-        assert code == 2 and err.count("\n") == 1
-        assert f"--device must be cpu, cuda or cuda:N, got {device!r}" in err
+def test_unknown_device_is_an_argument_error(checkpoint, image, tmp_path, capsys):  # noqa: F811
+    """Spelled wrong: refused while parsing, as every argument type (seglite.apps.arguments), before the model loads."""
+    for device in ("foo", "cuda:x", "", "cuda:1:2"):
+        with pytest.raises(SystemExit) as stop:
+            run_predict(capsys, image, "--checkpoint", checkpoint, "--output", tmp_path / "out", "--device", device)
+        err = capsys.readouterr().err
+        expected = f"predict.py: error: argument --device: expected cpu, cuda or cuda:N, got {device!r}"
+        assert stop.value.code == 2 and err.splitlines()[-1] == expected
 
 
 def test_onnx_folder_is_named_as_a_folder(checkpoint, image, tmp_path, capsys):  # noqa: F811

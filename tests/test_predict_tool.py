@@ -239,8 +239,8 @@ def test_errors_name_the_culprit(checkpoint, images, tmp_path, capsys, case):  #
         (["--onnx", "a.onnx", "--openvino", "a.xml"], "give one model"),
         (["--checkpoint", "a.ckpt", "--onnx", "a.onnx", "--backend", "torch"], "--onnx runs in onnxruntime: drop --backend torch"),
         (["--onnx", "a.onnx", "--backend", "openvino"], "--onnx runs in onnxruntime"),
-        (["--checkpoint", "a.ckpt", "--size", "0", "5"], "--size must be positive, got [0, 5]"),
-        (["--checkpoint", "a.ckpt", "--batch", "0"], "--batch must be at least 1, got 0"),
+        (["--checkpoint", "a.ckpt", "--size", "0", "5"], "argument --size: expected a positive integer, got '0'"),
+        (["--checkpoint", "a.ckpt", "--batch", "0"], "argument --batch: expected a positive integer, got '0'"),
     ],
 )
 def test_both_tools_check_the_model_options_alike(tool_name, model, message, capsys):

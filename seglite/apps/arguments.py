@@ -7,6 +7,8 @@ Pure Python, cheap to import: the tools parse their arguments before any heavy i
 from __future__ import annotations
 
 import argparse
+import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,34 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     return checked(text, int, lambda value: value >= 0, "an integer >= 0")
+
+
+def at_least(minimum: int, why: str = "") -> Callable[[str], int]:
+    """The type of an integer option of at least ``minimum`` (``why``: the reason, said in the error)."""
+
+    def integer(text: str) -> int:
+        return checked(text, int, lambda value: value >= minimum, f"an integer >= {minimum}{why}")
+
+    integer.__name__ = f"integer >= {minimum}"  # argparse names the type in some messages
+    return integer
+
+
+def positive_float(text: str) -> float:
+    return checked(text, float, lambda value: math.isfinite(value) and value > 0, "a positive number")
+
+
+def unit_interval(text: str) -> float:
+    return checked(text, float, lambda value: 0 <= value <= 1, "a number from 0 to 1")
+
+
+DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+
+
+def device(text: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``: whether this machine has it is checked where the model is made."""
+    if not DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+    return text
 
 
 def fraction(text: str) -> float:

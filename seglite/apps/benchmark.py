@@ -31,7 +31,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from seglite.apps.arguments import fraction, non_negative_int, positive_int
+from seglite.apps.arguments import device, fraction, non_negative_int, positive_int
 from seglite.apps.arguments import size as size_argument
 from seglite.apps.benchmark_plan import Plan
 from seglite.errors import SegliteError
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--batch-sizes", nargs="+", type=positive_int, metavar="N", help="batch sizes (default: 1 4)")
     what.add_argument("--backends", nargs="+", metavar="NAME",
                       help="backends (default: every default backend available; see --list-backends)")
-    what.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    what.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     what.add_argument("--threads", type=positive_int, help="intra-op threads of every runtime (default: physical cores)")
     what.add_argument("--num-classes", type=positive_int, default=19, help="classes of every model (default: 19)")
     what.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="default: all three")
@@ -135,8 +135,6 @@ def resolve(args: argparse.Namespace) -> Plan:
     for name in [*(args.backends or []), *(args.profile_backends or [])]:
         if name not in BACKENDS:
             raise BenchmarkError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
-    if not (args.device == "cpu" or args.device == "cuda" or args.device.startswith("cuda:")):
-        raise BenchmarkError(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
     unavailable = {name: reason for name, backend in BACKENDS.items() if (reason := backend.unavailable(args.device))}
     if args.device != "cpu" and "eager" in unavailable:
         raise BenchmarkError(f"--device {args.device}: {unavailable['eager']}")

@@ -16,6 +16,8 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 
+from seglite.apps import arguments
+
 
 def median_rate(run: Callable[[], None], count: int, repeats: int, warmup: int) -> float:
     """Median images/s of ``run`` (which handles ``count`` images) over timed repeats."""
@@ -35,13 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--root", help="a Cityscapes root; default: synthetic full-resolution images in a temp folder")
     parser.add_argument("--split", default="train")
-    parser.add_argument("--images", type=int, default=8, help="images per pass (default: 8)")
-    parser.add_argument("--size", type=int, nargs=2, default=(1024, 2048), metavar=("HEIGHT", "WIDTH"),
+    parser.add_argument("--images", type=arguments.positive_int, default=8, help="images per pass (default: 8)")
+    parser.add_argument("--size", type=arguments.positive_int, nargs=2, default=(1024, 2048), metavar=("HEIGHT", "WIDTH"),
                         help="synthetic image size (default: 1024 2048)")
-    parser.add_argument("--crop", type=int, nargs=2, default=(768, 768), metavar=("HEIGHT", "WIDTH"))
-    parser.add_argument("--scale", type=float, nargs=2, default=(0.5, 2.0), metavar=("LOW", "HIGH"))
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--crop", type=arguments.positive_int, nargs=2, default=(768, 768), metavar=("HEIGHT", "WIDTH"))
+    parser.add_argument("--scale", type=arguments.positive_float, nargs=2, default=(0.5, 2.0), metavar=("LOW", "HIGH"))
+    parser.add_argument("--repeats", type=arguments.positive_int, default=5)
+    parser.add_argument("--warmup", type=arguments.non_negative_int, default=1)
     parser.add_argument("--compare", action="store_true", help="also time the plain albumentations chain")
     args = parser.parse_args(argv)
 

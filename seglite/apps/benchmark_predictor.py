@@ -22,6 +22,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from seglite.apps import arguments
+
 REFERENCE = "torchvision eager, model call (reference)"
 PRESET_CONFIG = {  # the model of configs/lraspp_mnv3.yaml (tested equal): the authors' LR-ASPP MobileNetV3-Large
     "class_path": "seglite.models.LRASPP",
@@ -49,30 +51,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path,
                         help="a training checkpoint (default: the LR-ASPP MobileNetV3-Large preset, random weights)")
-    parser.add_argument("--height", type=int, default=512)
-    parser.add_argument("--width", type=int, default=1024)
-    parser.add_argument("--threads", type=int, help="threads of every runtime (default: torch's, the physical cores)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds (default 3)")
-    parser.add_argument("--rounds", type=int, default=30, help="timed rounds (default 30)")
+    parser.add_argument("--height", type=arguments.positive_int, default=512)
+    parser.add_argument("--width", type=arguments.positive_int, default=1024)
+    parser.add_argument("--threads", type=arguments.positive_int, help="threads of every runtime (default: torch's, the physical cores)")
+    parser.add_argument("--warmup", type=arguments.non_negative_int, default=3, help="untimed rounds (default 3)")
+    parser.add_argument("--rounds", type=arguments.positive_int, default=30, help="timed rounds (default 30)")
     parser.add_argument("--calibration-root", type=Path, help="Cityscapes-layout data set whose train images calibrate int8")
-    parser.add_argument("--calibration-count", type=int, default=32, help="int8 calibration images (default 32)")
+    parser.add_argument("--calibration-count", type=arguments.positive_int, default=32,
+                        help="int8 calibration images (default 32)")
     parser.add_argument("--int8-scope", nargs="+", default=["all"], choices=("all", "no_depthwise", "backbone"),
                         help="what int8 quantises; several: one int8 path each, timed in the same rounds (the per-layer choice)")
     parser.add_argument("--no-int8", action="store_true", help="skip OpenVINO int8")
     parser.add_argument("--no-torch", action="store_true", help="skip the (slow) exact torch predictor row")
     parser.add_argument("--eval-root", type=Path, help="Cityscapes-layout data set: val mIoU of every predictor against torch fp32")
-    parser.add_argument("--eval-limit", type=int, help="evaluate on at most this many val images")
+    parser.add_argument("--eval-limit", type=arguments.positive_int, help="evaluate on at most this many val images")
     parser.add_argument("--phone-model", type=Path, action="append", default=[], metavar="MODEL",
                         help="also time (and with --eval-root evaluate) an exported ExecuTorch .pte or LiteRT .tflite "
                              "of the checkpoint; repeatable")
-    parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N slowest layers of each OpenVINO path")
-    args = parser.parse_args(argv)
-    for name in ("height", "width", "rounds", "calibration_count"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.threads is not None and args.threads < 1:
-        parser.error("--threads must be at least 1")
-    return args
+    parser.add_argument("--profile", type=arguments.non_negative_int, default=0, metavar="N",
+                        help="print the N slowest layers of each OpenVINO path")
+    return parser.parse_args(argv)
 
 
 def preset_checkpoint(folder: Path) -> Path:

@@ -19,6 +19,8 @@ import argparse
 import statistics
 import sys
 
+from seglite.apps import arguments
+
 PAPER_BATCH, PAPER_CROP = 16, (768, 768)
 
 
@@ -27,13 +29,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="tools/benchmark_training.py", description=head, epilog=tail,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--preset", default="lraspp_mobilenet_v3_large")
-    parser.add_argument("--batch-size", type=int, help="default: 8 (--paper-recipe: 16)")
-    parser.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
+    parser.add_argument("--batch-size", type=arguments.positive_int, help="default: 8 (--paper-recipe: 16)")
+    parser.add_argument("--crop", type=arguments.at_least(32), nargs=2, metavar=("H", "W"),
                         help="default: 256 256 (--paper-recipe: 768 768)")
-    parser.add_argument("--steps", type=int, default=12, help="steps per run; the first 2 are warm-up (default: 12)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each loop, alternating (default: 3)")
-    parser.add_argument("--threads", type=int, help="intra-op threads (default: PyTorch's)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--steps", type=arguments.at_least(3, " (2 warm-up steps and one timed)"), default=12,
+                        help="steps per run; the first 2 are warm-up (default: 12)")
+    parser.add_argument("--repeats", type=arguments.positive_int, default=3, help="runs of each loop, alternating (default: 3)")
+    parser.add_argument("--threads", type=arguments.positive_int, help="intra-op threads (default: PyTorch's)")
+    parser.add_argument("--device", type=arguments.device, default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--precision", choices=("fp32", "bf16-mixed"),
                         help="default: fp32 (--paper-recipe: bf16-mixed)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format in both loops")
@@ -42,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--loops", nargs="+", choices=("bare", "lightning"), default=["bare", "lightning"])
     parser.add_argument("--paper-recipe", action="store_true",
                         help="batch 16, 768x768 crops, bf16-mixed, channels-last (explicit flags still win)")
-    parser.add_argument("--schedule-steps", type=int, default=160_000,
+    parser.add_argument("--schedule-steps", type=arguments.positive_int, default=160_000,
                         help="steps of the schedule whose wall time is estimated (default: 160000)")
     args = parser.parse_args(argv)
     recipe = args.paper_recipe
@@ -50,15 +53,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.crop = tuple(args.crop or (PAPER_CROP if recipe else (256, 256)))
     args.precision = args.precision or ("bf16-mixed" if recipe else "fp32")
     args.channels_last = args.channels_last or recipe
-    for name in ("batch_size", "steps", "repeats", "schedule_steps"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    if args.steps < 3:
-        parser.error(f"--steps must be at least 3 (2 warm-up steps and one timed), got {args.steps}")
-    if min(args.crop) < 32:
-        parser.error(f"--crop must be at least 32x32, got {args.crop[0]}x{args.crop[1]}")
-    if not (args.device == "cpu" or args.device == "cuda" or args.device.startswith("cuda:")):
-        parser.error(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
     return args
 
 

@@ -27,6 +27,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from seglite.apps import arguments
 from seglite.errors import SegliteError
 from seglite.inference.options import EXPORT_FORMATS, INT8_SCOPES, PRECISIONS, TORCHSCRIPT_METHODS
 
@@ -72,10 +73,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dynamic", action="store_true", help="ONNX: any batch, height and width")
     parser.add_argument("--torchscript-method", choices=TORCHSCRIPT_METHODS,
                         help="TorchScript: script (default: compile the code, every branch kept) or trace")
-    parser.add_argument("--height", type=int, default=512, help="input height (default 512)")
-    parser.add_argument("--width", type=int, default=1024, help="input width (default 1024)")
-    parser.add_argument("--batch-size", type=int, help="ONNX without --dynamic: the fixed batch (default 1)")
-    parser.add_argument("--opset", type=int, help="ONNX opset, 17 to what the installed torch exports (default 17)")
+    parser.add_argument("--height", type=arguments.positive_int, default=512, help="input height (default 512)")
+    parser.add_argument("--width", type=arguments.positive_int, default=1024, help="input width (default 1024)")
+    parser.add_argument("--batch-size", type=arguments.positive_int, help="ONNX without --dynamic: the fixed batch (default 1)")
+    parser.add_argument("--opset", type=arguments.at_least(17), help="ONNX opset, 17 to what the installed torch exports (default 17)")
     parser.add_argument("--precision", choices=PRECISIONS[1:], default="fp32",
                         help="OpenVINO: fp32 (default), bf16 (used where the CPU computes bf16) or int8 (NNCF); "
                              "ExecuTorch: fp32 or int8 (PT2E, XNNPACKQuantizer)")
@@ -87,19 +88,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     int8.add_argument("--int8-output", type=Path, help="the ONNX int8 file (default: OUTPUT with .int8.onnx)")
     int8.add_argument("--calibration-root", type=Path, help="Cityscapes-layout data set for calibration and evaluation")
     int8.add_argument("--calibration-split", choices=("train", "val"), help="default: train")
-    int8.add_argument("--calibration-count", type=int, help="calibration images (default 32)")
+    int8.add_argument("--calibration-count", type=arguments.positive_int, help="calibration images (default 32)")
     int8.add_argument("--eval-split", choices=("train", "val"), help="split the mIoU change is measured on (default: val)")
-    int8.add_argument("--eval-limit", type=int, help="evaluate on at most this many images")
+    int8.add_argument("--eval-limit", type=arguments.positive_int, help="evaluate on at most this many images")
     args = parser.parse_args(argv)
     check_combinations(parser, args)
     for name, value in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    for name in ("height", "width", "batch_size", "calibration_count"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.opset < 17:
-        parser.error(f"--opset must be at least 17, got {args.opset}")
     if args.precision != "fp32" and args.format != "openvino" and not (args.format == "executorch" and args.precision == "int8"):
         needs = "--format openvino or executorch" if args.precision == "int8" else "--format openvino"
         parser.error(f"--precision {args.precision} needs {needs} (ONNX Runtime int8: --int8)")

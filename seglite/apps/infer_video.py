@@ -49,14 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("output", type=Path, help="output video (.mp4, .m4v, .mov, .mkv or .avi)")
     model = model_options.add_model_arguments(parser, "frame")
     model.add_argument("--channels-last", action="store_true", help="channels-last memory format (torch backend; faster on CPU)")
-    model.add_argument("--threads", type=int, help="CPU threads of the model (default on CPU: every core for OpenVINO and ONNX "
+    model.add_argument("--threads", type=arguments.positive_int,
+                       help="CPU threads of the model (default on CPU: every core for OpenVINO and ONNX "
                        "Runtime; one per core but one for PyTorch, which stalls when decoding needs a core)")
     output = parser.add_argument_group("output")
-    output.add_argument("--opacity", type=float, default=0.5, help="overlay opacity, 0 (frame only) to 1 (colours only); default 0.5")
+    output.add_argument("--opacity", type=arguments.unit_interval, default=0.5,
+                         help="overlay opacity, 0 (frame only) to 1 (colours only); default 0.5")
     output.add_argument("--side-by-side", action="store_true", help="write the frame and its overlay side by side (twice the width)")
     output.add_argument("--masks", type=arguments.folder, help="also write each frame's train-id mask as a PNG into this folder")
     output.add_argument("--fps", type=arguments.frame_rate, help=f"output frame rate (default: the input's, else {DEFAULT_FPS:g})")
-    output.add_argument("--max-frames", type=int, help="stop after this many frames")
+    output.add_argument("--max-frames", type=arguments.positive_int, help="stop after this many frames")
     output.add_argument("--overwrite", action="store_true",
                         help="replace an existing output video, and the masks an earlier run wrote (removing those it does not "
                              "rewrite), once the new run has succeeded")
@@ -68,12 +70,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     model_options.check_model_arguments(parser, args)
-    if args.threads is not None and args.threads < 1:
-        parser.error(f"--threads must be at least 1, got {args.threads}")
-    if args.max_frames is not None and args.max_frames < 1:
-        parser.error(f"--max-frames must be at least 1, got {args.max_frames}")
-    if not 0.0 <= args.opacity <= 1.0:
-        parser.error(f"--opacity must be between 0 and 1, got {args.opacity}")
     return args
 
 

@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from seglite.apps import arguments
 from seglite.errors import SegliteError
 
 
@@ -32,24 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("checkpoint", type=Path, help="Lightning checkpoint of a seglite model")
     parser.add_argument("--data", type=Path, metavar="ROOT", help="folder of images for the activation table")
-    parser.add_argument("--images", type=int, default=8, metavar="N", help="images to run from --data (default: 8)")
-    parser.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+    parser.add_argument("--images", type=arguments.positive_int, default=8, metavar="N", help="images to run from --data (default: 8)")
+    parser.add_argument("--size", type=arguments.positive_int, nargs=2, metavar=("HEIGHT", "WIDTH"),
                         help="resize images to this size first (default: each image's own size)")
-    parser.add_argument("--threshold", type=float, default=1e-3,
+    parser.add_argument("--threshold", type=arguments.positive_float, default=1e-3,
                         help="a depthwise kernel with an L2 norm below this is dead (default: 0.001)")
     return parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.images < 1:
-        parser.error(f"--images must be at least 1, got {args.images}")
-    if not args.threshold > 0:
-        parser.error(f"--threshold must be positive, got {args.threshold}")
-    if args.size is not None and min(args.size) < 1:
-        parser.error(f"--size must be positive, got {args.size}")
-    return args
+    return parser.parse_args(argv)
 
 
 def find_images(root: Path, limit: int) -> list[Path]:

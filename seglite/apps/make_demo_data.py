@@ -14,6 +14,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from seglite.apps import arguments
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -21,10 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         allow_abbrev=False,
     )
     parser.add_argument("root", nargs="?", default="data/demo", help="output folder (default: data/demo)")
-    parser.add_argument("--train", type=int, default=200, help="training images (default: 200)")
-    parser.add_argument("--val", type=int, default=30, help="validation images (default: 30)")
-    parser.add_argument("--test", type=int, default=10, help="unlabelled test images (default: 10)")
-    parser.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("HEIGHT", "WIDTH"),
+    parser.add_argument("--train", type=arguments.non_negative_int, default=200, help="training images (default: 200)")
+    parser.add_argument("--val", type=arguments.non_negative_int, default=30, help="validation images (default: 30)")
+    parser.add_argument("--test", type=arguments.non_negative_int, default=10, help="unlabelled test images (default: 10)")
+    parser.add_argument("--size", type=arguments.positive_int, nargs=2, default=(256, 512), metavar=("HEIGHT", "WIDTH"),
                         help="image size (default: 256 512, a quarter of Cityscapes)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same set")
     parser.add_argument("--no-video", action="store_true", help="skip the demo video")

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from seglite.apps import arguments
 from seglite.apps.configs import command_line_values, merge_sections, read_config
 
 CONFIG_FILE = "config.yaml"  # Lightning saves the evaluation's config there (seglite.results.CONFIG_FILE)
@@ -47,20 +48,6 @@ INTERRUPTED = 128 + signal.SIGINT  # the shell's exit status after Ctrl-C
 SPLIT_OPTION = "--data.init_args.test_split"  # what the tool passes for --split, which a later one overrides
 # the staging folder of the run: processes that Lightning starts for DDP inherit it and write there too
 STAGING_ENVIRONMENT = "SEGLITE_TEST_STAGING"
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,10 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", choices=("val", "test"),
                         help="split to evaluate (default: val; Cityscapes test has no public labels)")
     parser.add_argument("--mode", choices=("whole", "slide"), help="whole-image or sliding-window inference (default: the config's)")
-    parser.add_argument("--crop-size", type=_positive_int, nargs=2, metavar=("H", "W"), help="sliding-window size")
-    parser.add_argument("--stride", type=_positive_int, nargs=2, metavar=("H", "W"), help="sliding-window stride")
+    parser.add_argument("--crop-size", type=arguments.positive_int, nargs=2, metavar=("H", "W"), help="sliding-window size")
+    parser.add_argument("--stride", type=arguments.positive_int, nargs=2, metavar=("H", "W"), help="sliding-window stride")
     parser.add_argument("--flip", action="store_true", help="horizontal-flip test-time augmentation")
-    parser.add_argument("--scales", type=_positive_float, nargs="+", metavar="S",
+    parser.add_argument("--scales", type=arguments.positive_float, nargs="+", metavar="S",
                         help="multi-scale test-time augmentation, e.g. 0.75 1.0 1.25")
     parser.add_argument("--output", type=Path, help="results folder (default: beside the checkpoint, named after it and the split)")
     parser.add_argument("--format", choices=("cityscapes",), help="also write label-id PNGs for the official Cityscapes evaluation")
