@@ -7,6 +7,10 @@ HERE = Path(__file__).parent
 # one version number: the package's own
 VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "seglite" / "__init__.py").read_text(encoding="utf-8"), re.M).group(1)
 
+# the command-line tools, each `seglite.apps.<tool>.main` (tools/<tool>.py in a checkout; tests/test_arguments.py keeps both lists equal)
+TOOLS = ["benchmark", "benchmark_data", "benchmark_predictor", "benchmark_training", "class_stats", "complexity", "export",
+         "infer_video", "inspect_model", "make_demo_data", "predict", "show_predictions", "test", "train"]
+
 setup(
     name="seglite",
     version=VERSION,
@@ -60,5 +64,9 @@ setup(
             "executorch>=1.5.1",
         ],
     },
-    entry_points={"console_scripts": ["seglite=seglite.lit.cli:main"]},
+    # `seglite fit|validate|test|predict` (LightningCLI), and each tool as `seglite-<tool>`: the same
+    # `seglite.apps.<tool>.main` that `python tools/<tool>.py` runs from a checkout
+    entry_points={"console_scripts": ["seglite=seglite.lit.cli:main"] + [
+        f"seglite-{tool.replace('_', '-')}=seglite.apps.{tool}:main" for tool in TOOLS
+    ]},
 )

@@ -32,3 +32,16 @@ def test_each_type_takes_what_it_says_and_names_what_it_expected(convert, good, 
 def test_at_least_says_why() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=r"^expected an integer >= 3 \(two warm-up\), got '2'$"):
         arguments.at_least(3, " (two warm-up)")("2")
+
+
+def test_every_tool_is_a_console_script_of_the_same_main() -> None:
+    """`seglite-predict ...` runs what `python tools/predict.py ...` runs (setup.py declares one per tools/*.py)."""
+    from importlib.metadata import entry_points
+    from pathlib import Path
+
+    tools = sorted(path.stem for path in (Path(__file__).parents[1] / "tools").glob("*.py"))
+    scripts = {entry.name: entry.value for entry in entry_points(group="console_scripts") if entry.name.startswith("seglite-")}
+    assert scripts == {f"seglite-{tool.replace('_', '-')}": f"seglite.apps.{tool}:main" for tool in tools}
+    for tool in tools:
+        shim = (Path(__file__).parents[1] / "tools" / f"{tool}.py").read_text()
+        assert f"from seglite.apps.{tool} import main" in shim
