@@ -32,6 +32,7 @@ from seglite.inference.metadata import (
     export_metadata,
 )
 from seglite.inference.runners import CoarseMasks, SegmenterGraph, coarse_stride, resize_image
+from seglite.models.segmentor import padded_size
 
 FP32_LOGIT_LIMIT = 1e-3
 """Largest |coarse logit difference| an fp32 phone file may have against PyTorch. XNNPACK sums in
@@ -160,7 +161,7 @@ class FixedSizeEngine:
 
     def logits(self, images: np.ndarray) -> torch.Tensor:
         height, width = self.input_size
-        padded = (height + -height % self.stride, width + -width % self.stride)
+        padded = padded_size(height, width, self.stride)
         coarse = torch.from_numpy(self.graph_output(images))
         # SegmentationModel.forward: logits upsampled to the padded input, cropped to the input
         logits = F.interpolate(coarse, size=padded, mode="bilinear", align_corners=False)[..., :height, :width]

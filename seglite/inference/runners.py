@@ -114,9 +114,7 @@ class SegmenterGraph(nn.Module):
         batch = batch.contiguous(memory_format=self.memory_format)
         if self.output == "coarse":
             # SegmentationModel.forward up to its upsampling: zero padding at the bottom and right
-            stride = self.model.backbone.output_stride
-            batch = F.pad(batch, (0, -batch.shape[-1] % stride, 0, -batch.shape[-2] % stride))
-            return self.model.head(self.model.backbone(batch)).float()
+            return self.model.head(self.model.backbone(self.model.pad_input(batch))).float()
         if self.size is not None:
             batch = F.interpolate(batch, size=self.size, mode="bilinear", align_corners=False)
         logits = self.model(batch)
@@ -144,27 +142,23 @@ class CoarseMasks:
 
     def __call__(self, coarse: np.ndarray, image_size: Size) -> np.ndarray:
         from seglite.inference.postprocess import upsampled_argmax
+        from seglite.models.segmentor import padded_size
 
-        height, width = image_size
-        padded = (height + -height % self.stride, width + -width % self.stride)
-        return upsampled_argmax(coarse, padded, (height, width))
+        return upsampled_argmax(coarse, padded_size(*image_size, self.stride), tuple(image_size))
 
 
 class TorchRunner:
     """Runs an ``nn.Module`` under ``torch.inference_mode`` on ``device``, optionally channels-last.
 
     The module itself is put in eval mode, moved and converted (not a copy). Callable on a
-    normalised batch (a logits runner); ``masks``/``logits`` on uint8 images (an ``Engine``,
-    through :class:`SegmenterGraph` in eager mode).
+    normalised batch (a logits runner); ``Predictor`` runs uint8 images through it with its
+    ``SegmenterGraph`` built once (``seglite.inference.predictor``).
     """
 
-    def __init__(
-        self, model: nn.Module, device: str | torch.device = "cpu", channels_last: bool = False, size: Size | None = None
-    ) -> None:
+    def __init__(self, model: nn.Module, device: str | torch.device = "cpu", channels_last: bool = False) -> None:
         self.device = torch.device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.eval().to(self.device, memory_format=self.memory_format)
-        self.size = size
         layout = ", channels_last" if channels_last else ""
         threads = f", {threads_text(torch.get_num_threads())}" if self.device.type == "cpu" else ""
         self.description = f"torch fp32 ({self.device}{layout}{threads})"
@@ -173,18 +167,6 @@ class TorchRunner:
         with torch.inference_mode():
             batch = batch.to(self.device, memory_format=self.memory_format, non_blocking=True)
             return self.model(batch).float()
-
-    def _graph(self, images: np.ndarray, output: GraphOutput) -> torch.Tensor:
-        graph = SegmenterGraph(self.model, self.size, output).to(self.device)
-        with torch.inference_mode():
-            batch = torch.from_numpy(images).to(self.device)
-            return graph(batch).cpu()
-
-    def masks(self, images: np.ndarray) -> np.ndarray:
-        return self._graph(images, "masks").numpy()
-
-    def logits(self, images: np.ndarray) -> torch.Tensor:
-        return self._graph(images, "logits")
 
 
 def onnx_session(model: str | bytes, shown: str, device: str, num_threads: int | None):

@@ -21,6 +21,7 @@ import numpy as np
 
 from seglite.data.constants import IMAGENET_MEAN
 from seglite.inference.postprocess import upsampled_argmax
+from seglite.models.segmentor import padded_size
 
 MAX_PIXELS = 2048 * 4096
 """Images with more pixels than this (8.4 MP) are predicted in tiles."""
@@ -84,10 +85,10 @@ def tiled_masks(
 def _padded(image: np.ndarray, stride: int) -> np.ndarray:
     """``image`` padded at the bottom and right to multiples of ``stride`` with :data:`MEAN_COLOUR`."""
     height, width = image.shape[:2]
-    pad_height, pad_width = -height % stride, -width % stride
-    if not pad_height and not pad_width:
+    size = padded_size(height, width, stride)
+    if size == (height, width):
         return image
-    padded = np.empty((height + pad_height, width + pad_width, 3), dtype=np.uint8)
+    padded = np.empty((*size, 3), dtype=np.uint8)
     padded[...] = MEAN_COLOUR
     padded[:height, :width] = image
     return padded

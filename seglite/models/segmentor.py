@@ -26,6 +26,13 @@ def feature_channels(backbone: Backbone, name: str, reader: str) -> int:
     return backbone.feature(name).channels
 
 
+def padded_size(height: int, width: int, stride: int) -> tuple[int, int]:
+    """``(height, width)`` rounded up to multiples of ``stride``: what a ``SegmentationModel`` pads its
+    input to (at the bottom and right), and what its logits are upsampled to before the crop."""
+    # rounded up by floor division: inductor (torch 2.14) fails on a modulo of symbolic sizes
+    return (height + stride - 1) // stride * stride, (width + stride - 1) // stride * stride
+
+
 class SegmentationModel(nn.Module):
     """A backbone whose named features feed a head, with logits resized to the input.
 
@@ -93,11 +100,10 @@ class SegmentationModel(nn.Module):
     def num_classes(self) -> int:
         return self.head.num_classes
 
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        divisor = self.output_stride
-        # rounded up by floor division: inductor (torch 2.14) fails on a modulo of symbolic sizes
-        pad_bottom = (x.shape[-2] + divisor - 1) // divisor * divisor - x.shape[-2]
-        pad_right = (x.shape[-1] + divisor - 1) // divisor * divisor - x.shape[-1]
+    def pad_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` zero-padded at the bottom and right to multiples of the output stride (:func:`padded_size`)."""
+        height, width = padded_size(x.shape[-2], x.shape[-1], self.output_stride)
+        pad_bottom, pad_right = height - x.shape[-2], width - x.shape[-1]
         if pad_bottom > 0 or pad_right > 0:
             x = F.pad(x, (0, pad_right, 0, pad_bottom))
         return x
@@ -113,12 +119,12 @@ class SegmentationModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (N, num_classes, H, W) at the input size, in any mode."""
-        padded = self._pad(x)
+        padded = self.pad_input(x)
         return self._to_input_size(self.head(self.backbone(padded)), padded, x)
 
     def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(logits, auxiliary logits or ``None`` without an aux head), both at the input size."""
-        padded = self._pad(x)
+        padded = self.pad_input(x)
         features = self.backbone(padded)
         logits = self._to_input_size(self.head(features), padded, x)
         if self.aux_head is None:
