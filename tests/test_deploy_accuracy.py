@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from seglite.inference import openvino
+from seglite.inference.accuracy import dataset_images, evaluate_predictors
 from seglite.inference.predictor import Predictor
-from seglite.inference.quantize import dataset_images, evaluate_predictors
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_MIOU_CHANGE = 0.5  # points, the promise of backend="auto"

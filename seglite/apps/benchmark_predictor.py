@@ -106,7 +106,7 @@ def benchmark_image(args: argparse.Namespace):
 
     for root in (args.eval_root, args.calibration_root):
         if root is not None:
-            from seglite.inference.quantize import dataset_images
+            from seglite.inference.accuracy import dataset_images
 
             images = dataset_images(root, "val", 1)
             if images:
@@ -117,7 +117,7 @@ def benchmark_image(args: argparse.Namespace):
 
 
 def calibration_images(args: argparse.Namespace, folder: Path) -> list:
-    from seglite.inference.quantize import dataset_images
+    from seglite.inference.accuracy import dataset_images
 
     root = args.calibration_root
     if root is None:
@@ -286,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def evaluate(args: argparse.Namespace, predictors: dict) -> dict[str, float]:
     """Val mIoU change (points) of each predictor against the exact torch fp32 one."""
+    from seglite.inference.accuracy import evaluate_predictors
     from seglite.inference.predictor import Predictor
-    from seglite.inference.quantize import evaluate_predictors
 
     candidates = {name: p for name, p in predictors.items() if name != "torch"}
     reference = predictors.get("torch") or Predictor.from_checkpoint(args.checkpoint, backend="torch")

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> None:
     size = (args.height, args.width)
     calibration = None
     if args.precision == "int8":
-        from seglite.inference.quantize import dataset_images
+        from seglite.inference.accuracy import dataset_images
 
         calibration = dataset_images(args.calibration_root, args.calibration_split, args.calibration_count)
     reports = export_checkpoint(
@@ -183,8 +183,8 @@ def report_phone(args: argparse.Namespace, export, calibration) -> None:
 
 def compare_phone(args: argparse.Namespace) -> None:
     """Val mIoU of an int8 phone model against the checkpoint in PyTorch fp32 at the same (fixed) size."""
+    from seglite.inference.accuracy import comparison_table, evaluate_predictors
     from seglite.inference.predictor import Predictor
-    from seglite.inference.quantize import comparison_table, evaluate_predictors
 
     exported = Predictor.from_phone_file(args.output)
     reference = Predictor.from_checkpoint(args.checkpoint, backend="torch", size=(args.height, args.width))
@@ -196,8 +196,8 @@ def compare_phone(args: argparse.Namespace) -> None:
 
 def compare_openvino(args: argparse.Namespace) -> None:
     """Val mIoU of the low-precision OpenVINO export against the checkpoint in PyTorch fp32."""
+    from seglite.inference.accuracy import comparison_table, evaluate_predictors
     from seglite.inference.predictor import Predictor
-    from seglite.inference.quantize import comparison_table, evaluate_predictors
 
     exported = Predictor.from_openvino(args.output)
     predictors = {"torch fp32": Predictor.from_checkpoint(args.checkpoint, backend="torch"), exported.description: exported}
@@ -207,8 +207,9 @@ def compare_openvino(args: argparse.Namespace) -> None:
 
 
 def quantize(args: argparse.Namespace) -> None:
+    from seglite.inference.accuracy import comparison_table, dataset_images, evaluate_predictors
     from seglite.inference.predictor import Predictor
-    from seglite.inference.quantize import comparison_table, dataset_images, evaluate_predictors, quantize_onnx
+    from seglite.inference.quantize import quantize_onnx
 
     images = dataset_images(args.calibration_root, args.calibration_split, args.calibration_count)
     quantize_onnx(args.output, args.int8_output, images, overwrite=args.overwrite)

@@ -1,4 +1,4 @@
-"""Int8 static quantisation of an exported ONNX model for ONNX Runtime, and its effect on mIoU and speed.
+"""Int8 static quantisation of an exported ONNX model for ONNX Runtime (its effect on mIoU and speed: ``seglite.inference.accuracy``).
 
 ``onnxruntime.quantization.quantize_static`` in QDQ format with per-channel weights, calibrated
 with min-max ranges on dataset images that go through the predictor's own preprocessing.
@@ -7,32 +7,23 @@ with min-max ranges on dataset images that go through the predictor's own prepro
 from __future__ import annotations
 
 import logging
-import statistics
 import tempfile
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import onnx
-import torch
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quant_pre_process, quantize_static
 
-from seglite.data import CityscapesDataset
 from seglite.files import atomic_write, require_file
+from seglite.inference.accuracy import (  # noqa: F401  (imported from here before seglite 0.3)
+    ModelEvaluation,
+    comparison_table,
+    dataset_images,
+    evaluate_predictors,
+)
 from seglite.inference.export import check_output
 from seglite.inference.predictor import Predictor, Size
-from seglite.metrics import SegmentationScores, confusion_matrix, scores_from_confusion
-
-
-def dataset_images(root: str | Path, split: Literal["train", "val", "test"] = "train", count: int | None = 32) -> list[np.ndarray]:
-    """``count`` RGB images spread evenly over a Cityscapes-layout split (all with ``None``)."""
-    dataset = CityscapesDataset(str(root), split)
-    total = len(dataset) if count is None else min(count, len(dataset))
-    indices = np.linspace(0, len(dataset) - 1, total).round().astype(int) if total else []
-    return [dataset[int(index)]["image"] for index in indices]
 
 
 class _CalibrationReader(CalibrationDataReader):
@@ -96,65 +87,3 @@ def quantize_onnx(
 
         atomic_write(output, write)
     return output
-
-
-@dataclass(frozen=True)
-class ModelEvaluation:
-    """Scores of one model on a split and its median time per image (``Predictor.predict``, pre- and postprocessing included)."""
-
-    name: str
-    scores: SegmentationScores
-    median_seconds: float
-
-
-def evaluate_predictors(
-    predictors: Mapping[str, Predictor],
-    root: str | Path,
-    split: Literal["train", "val"] = "val",
-    limit: int | None = None,
-    ignore_index: int = 255,
-) -> list[ModelEvaluation]:
-    """mIoU of each predictor on a Cityscapes-layout split, and its median time per image.
-
-    The models take turns on every image (after one warm-up image each), so that a machine
-    that gets busier or quieter during the run affects them alike.
-    """
-    if not predictors:
-        raise ValueError("predictors is empty")
-    dataset = CityscapesDataset(str(root), split)
-    count = len(dataset) if limit is None else min(limit, len(dataset))
-    num_classes = {predictor.num_classes for predictor in predictors.values()}
-    if len(num_classes) != 1:
-        raise ValueError(f"the predictors disagree on the number of classes: {sorted(num_classes)}")
-    classes = min(num_classes)
-    confusions = {name: torch.zeros(classes, classes, dtype=torch.int64) for name in predictors}
-    times: dict[str, list[float]] = {name: [] for name in predictors}
-    for predictor in predictors.values():
-        predictor.predict(dataset[0]["image"])
-    for index in range(count):
-        sample = dataset[index]
-        target = torch.from_numpy(sample["mask"].astype(np.int64))
-        for name, predictor in predictors.items():
-            start = time.perf_counter()
-            mask = predictor.predict(sample["image"])
-            times[name].append(time.perf_counter() - start)
-            confusions[name] += confusion_matrix(torch.from_numpy(mask), target, classes, ignore_index)
-    return [
-        ModelEvaluation(name, scores_from_confusion(confusions[name]), statistics.median(times[name]))
-        for name in predictors
-    ]
-
-
-def comparison_table(evaluations: Sequence[ModelEvaluation]) -> str:
-    """A plain-text table of mIoU and time per image, with the change against the first row."""
-    base = evaluations[0]
-    width = max(8, *(len(evaluation.name) for evaluation in evaluations))
-    lines = [f"{'model':<{width}}  mIoU (%)  change   ms/image  speed-up", "-" * (width + 42)]
-    for evaluation in evaluations:
-        change = 100 * (evaluation.scores.miou - base.scores.miou)
-        speedup = base.median_seconds / evaluation.median_seconds if evaluation.median_seconds > 0 else float("nan")
-        lines.append(
-            f"{evaluation.name:<{width}}  {100 * evaluation.scores.miou:8.2f}  {change:+6.2f}  "
-            f"{1000 * evaluation.median_seconds:9.1f}  {speedup:7.2f}x"
-        )
-    return "\n".join(lines)
