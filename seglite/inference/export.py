@@ -18,7 +18,6 @@ needs ``onnxscript``, which seglite does not depend on.
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 import os
@@ -50,7 +49,7 @@ from seglite.inference.metadata import (
     export_metadata,
 )
 from seglite.inference.options import EXPORT_FORMATS, TORCHSCRIPT_METHODS, ExportFormat, TorchScriptMethod
-from seglite.inference.runners import CoarseMasks, GraphOutput, OnnxRunner, SegmenterGraph, coarse_stride, normalize
+from seglite.inference.runners import CoarseMasks, GraphOutput, OnnxRunner, SegmenterGraph, coarse_stride, cpu_eval_copy, normalize
 
 if TYPE_CHECKING:
     import openvino
@@ -180,11 +179,6 @@ def check_opset(opset: int, name: str = "opset") -> int:
     return opset
 
 
-def _cpu_eval_copy(model: nn.Module) -> nn.Module:
-    # a copy: the exporter toggles training mode, and the caller's model may live on a GPU
-    return copy.deepcopy(model).cpu().eval()
-
-
 def _traced_onnx(
     module: nn.Module, example: torch.Tensor, opset: int, output_name: str, dynamic_axes: dict | None, failure: str
 ):
@@ -231,7 +225,7 @@ def onnx_model_bytes(
     check_opset(opset)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    model = _cpu_eval_copy(model)
+    model = cpu_eval_copy(model)
     example = torch.zeros(batch_size, 3, *(trace_size(size) if dynamic else size))
     axes = {0: "batch", 2: "height", 3: "width"}
     hint = " (a layer whose settings depend on the input size needs a fixed size: omit --dynamic)" if dynamic else ""
@@ -282,7 +276,7 @@ def export_onnx(
     output = check_output(output, overwrite, inputs)
     data = onnx_model_bytes(model, size, dynamic, opset, batch_size, metadata)
     sizes = check_sizes(check_size("size", size), dynamic)
-    reports = check_export(_cpu_eval_copy(model), OnnxRunner(data), sizes, 2 if dynamic else batch_size)
+    reports = check_export(cpu_eval_copy(model), OnnxRunner(data), sizes, 2 if dynamic else batch_size)
     write_bytes(output, data)
     return reports
 
@@ -306,7 +300,7 @@ def export_torchscript(
     check_choice("method", method, TORCHSCRIPT_METHODS)
     size = check_size("size", size)
     output = check_output(output, overwrite, inputs)
-    model = _cpu_eval_copy(model)
+    model = cpu_eval_copy(model)
     example = torch.zeros(1, 3, *trace_size(size))
     extra = {TORCHSCRIPT_METADATA: json.dumps({key: json.loads(value) for key, value in (metadata or {}).items()})}
     buffer = io.BytesIO()
@@ -340,7 +334,7 @@ def segmenter_onnx_bytes(
     import onnx
 
     size = check_size("size", size, allow_none=True)
-    graph = SegmenterGraph(_cpu_eval_copy(model), size, output).eval()
+    graph = SegmenterGraph(cpu_eval_copy(model), size, output).eval()
     # an odd trace size keeps the model's input padding (computed from the input's shape) in the graph
     example = torch.zeros(1, *trace_size((256, 512)), 3, dtype=torch.uint8)
     name = MASK_OUTPUT_NAME if output == "masks" else OUTPUT_NAME
@@ -395,7 +389,7 @@ def check_segmenter(
     model: nn.Module, run_exported: Callable[[np.ndarray], np.ndarray], sizes: Sequence[Size], batch: int, enforced: bool = True
 ) -> list[MaskParityReport]:
     """Masks of PyTorch's fp32 ``SegmenterGraph`` against an export's on random uint8 images."""
-    graph = SegmenterGraph(_cpu_eval_copy(model)).eval()
+    graph = SegmenterGraph(cpu_eval_copy(model)).eval()
     reports = []
     for seed, size in enumerate(sizes):
         images = np.random.default_rng(seed).integers(0, 256, size=(batch, *size, 3), dtype=np.uint8)

@@ -9,7 +9,6 @@ written (``ExportCheckError``); int8 is reported, and judged by its val mIoU cha
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from seglite.errors import ExportCheckError, ExportError
 from seglite.files import check_output_file, write_bytes
 from seglite.inference.metadata import Size
 from seglite.inference.phone import Delegation, PhoneParity, check_phone_graph, phone_metadata
-from seglite.inference.runners import coarse_stride
+from seglite.inference.runners import coarse_stride, cpu_eval_copy
 
 SUFFIXES = {"executorch": ".pte", "litert": ".tflite"}
 """The file name ending of each phone format (the predictor and the tools tell them apart by it)."""
@@ -53,8 +52,7 @@ def _prepare(model: nn.Module, output: str | Path, export_format: str, size: Siz
     stride = coarse_stride(model)
     if stride is None:
         raise ExportError(f"--format {export_format} needs a seglite SegmentationModel, got {type(model).__name__}")
-    # a copy: the export toggles modes, and the caller's model may live on a GPU
-    return copy.deepcopy(model).cpu().eval(), output, size, stride
+    return cpu_eval_copy(model), output, size, stride
 
 
 def export_executorch(

@@ -15,6 +15,7 @@ ONNX Runtime and OpenVINO are imported only when a runner of theirs is made.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import re
@@ -123,6 +124,12 @@ class SegmenterGraph(nn.Module):
         if self.output == "logits":
             return logits.float()
         return logits.argmax(dim=1).to(torch.uint8)
+
+
+def cpu_eval_copy(model: nn.Module) -> nn.Module:
+    """A CPU copy of ``model`` in eval mode, for an exporter (ONNX, TorchScript, ExecuTorch, LiteRT):
+    exporters toggle modes, and the caller's model may live on a GPU."""
+    return copy.deepcopy(model).cpu().eval()
 
 
 def coarse_stride(model: nn.Module) -> int | None:
