@@ -103,7 +103,7 @@ def one_torch_thread():
     spinning OpenMP threads cost seconds per test.
 
     ``OMP_NUM_THREADS`` is 1 too, whatever the user's shell says: the runtimes follow it before
-    torch's setting (``seglite.inference.runners.default_num_threads``), and so do the tools the
+    torch's setting (``seglite.inference.engine.default_num_threads``), and so do the tools the
     tests start. Tests of that rule set or unset it themselves.
     """
     import os

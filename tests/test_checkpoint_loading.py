@@ -195,7 +195,8 @@ sys.meta_path.insert(0, Block())
 import numpy as np
 import seglite.inference.predictor
 runtimes_at_import = sorted(m for m in ("onnx", "onnxruntime", "openvino") if m in sys.modules)
-import seglite.checkpoints, seglite.inference.export, seglite.inference.runners, seglite.inference.postprocess
+import seglite.checkpoints, seglite.inference.export, seglite.inference.graph, seglite.inference.postprocess
+import seglite.inference.onnxruntime, seglite.inference.torch_engine, seglite.inference.checkpoint_engine
 import seglite.inference.openvino, seglite.inference.metadata
 from seglite.inference.predictor import Predictor
 image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)

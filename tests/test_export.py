@@ -26,8 +26,8 @@ from seglite.inference.export import (
     export_torchscript,
     max_opset,
 )
+from seglite.inference.onnxruntime import onnxruntime_max_opset
 from seglite.inference.predictor import Predictor
-from seglite.inference.runners import onnxruntime_max_opset
 from seglite.models import build_model
 
 # Lightning rebuilds models from checkpoints with a jsonargparse call that warns of its own deprecation
@@ -285,10 +285,10 @@ def test_opset_beyond_the_exporter_is_a_one_line_error(checkpoint, tmp_path, cap
 def test_opset_beyond_what_onnxruntime_loads_is_a_one_line_error(checkpoint, tmp_path, capsys, monkeypatch):  # noqa: F811
     import onnxruntime
 
-    from seglite.inference import runners
+    from seglite.inference import onnxruntime as ort_engine
 
-    assert runners.onnxruntime_max_opset(17) == 17  # every supported onnxruntime loads the lowest opset
-    monkeypatch.setattr(runners, "onnxruntime_max_opset", lambda highest: min(highest, 17))  # as an old release
+    assert ort_engine.onnxruntime_max_opset(17) == 17  # every supported onnxruntime loads the lowest opset
+    monkeypatch.setattr(ort_engine, "onnxruntime_max_opset", lambda highest: min(highest, 17))  # as an old release
     output = tmp_path / "op.onnx"
     assert export_tool.main([str(checkpoint), "--output", str(output), "--opset", "18", "--height", "32", "--width", "64"]) == 2
     assert capsys.readouterr().err == (

@@ -118,7 +118,7 @@ def test_mask_matches_independent_preprocessing(torch_predictor):
     mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
     normalised = ((image / 255.0 - mean) / std).astype(np.float32).transpose(2, 0, 1)
     with torch.inference_mode():
-        logits = torch_predictor.runner.model(torch.from_numpy(normalised)[None])
+        logits = torch_predictor.engine.model(torch.from_numpy(normalised)[None])
     np.testing.assert_array_equal(torch_predictor.predict(image), logits.argmax(1)[0].numpy())
 
 
@@ -213,9 +213,9 @@ def test_bad_options(checkpoint, torch_predictor):
     with pytest.raises(ValueError, match="backend must be"):
         Predictor.from_checkpoint(checkpoint, backend="tensorrt")
     with pytest.raises(ValueError, match="size must be"):
-        Predictor.from_model(torch_predictor.runner.model, size=(0, 10))
+        Predictor.from_model(torch_predictor.engine.model, size=(0, 10))
     with pytest.raises(ValueError, match="class_names has 2 names"):
-        Predictor.from_model(torch_predictor.runner.model, class_names=["a", "b"])
+        Predictor.from_model(torch_predictor.engine.model, class_names=["a", "b"])
 
 
 AUTO_NOTE = re.compile(r"^(?P<chosen>openvino (bf16|fp32)|onnxruntime fp32), 1 thread "

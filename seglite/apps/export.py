@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> None:
             check_opset(args.opset, "--opset")
         except ValueError as error:
             raise SegliteError(str(error)) from None
-        from seglite.inference.runners import onnxruntime_max_opset
+        from seglite.inference.onnxruntime import onnxruntime_max_opset
 
         loads = onnxruntime_max_opset(args.opset)
         if loads < args.opset:  # the export is checked in ONNX Runtime, which would refuse it

@@ -103,7 +103,7 @@ def _runs_on_torch(args: argparse.Namespace) -> bool:
         return False
     if args.backend != "auto":
         return args.backend == "torch"
-    from seglite.inference.predictor import auto_backend
+    from seglite.inference.choice import auto_backend
 
     try:
         return auto_backend(args.device, args.precision)[0] == "torch"

@@ -29,7 +29,7 @@ import torch
 import seglite
 from seglite.errors import ModelLoadError
 from seglite.files import file_sha256, write_bytes, write_text
-from seglite.inference.runners import error_reason
+from seglite.inference.engine import error_reason
 
 if TYPE_CHECKING:
     import openvino

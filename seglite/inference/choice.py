@@ -12,6 +12,7 @@ loads take it without measuring again. Delete the file (or the cache) to measure
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+import seglite
 from seglite.files import write_bytes
 from seglite.inference.metadata import Size
 
@@ -153,3 +155,62 @@ def choose(
     print(f"seglite: backend auto measured this model on {choice.cpu} at {height}x{width}: {figures}; "
           f"took {label}{kept}", file=sys.stderr)  # fmt: skip
     return choice, engines[label]
+
+
+def backend_candidates(backend: str, device: str, precision: str) -> tuple[list[tuple[str, str]], str]:
+    """``([(backend, precision), ...], note)`` a predictor of ``backend`` on ``device`` is built from.
+
+    An explicit backend is its own one candidate (ONNX Runtime and PyTorch run fp32 only); ``"auto"``
+    is :func:`auto_candidates`.
+    """
+    if backend == "auto":
+        return auto_candidates(device, precision)
+    if backend in ("torch", "onnxruntime") and precision not in ("auto", "fp32"):
+        raise ValueError(f"precision={precision!r} is for backend='openvino'; {backend} runs fp32")
+    return [(backend, precision if backend == "openvino" else "fp32")], ""
+
+
+def auto_candidates(device: str, precision: str) -> tuple[list[tuple[str, str]], str]:
+    """``([(backend, precision), ...], note)``: what ``backend="auto"`` chooses among for ``device``.
+
+    Two or more are timed on the model (:func:`choose`); one is taken as it is, with ``note``
+    saying why (a GPU, a runtime not installed).
+    """
+    if not str(device).startswith("cpu"):
+        return [("torch", "fp32")], f" (auto: {device})"
+    from seglite.inference import openvino
+
+    candidates = []
+    if openvino.available():
+        candidates.append(("openvino", precision if precision != "auto" else "bf16" if openvino.cpu_has_bf16() else "fp32"))
+    elif precision in ("bf16", "int8"):
+        raise ValueError(f"precision={precision!r} needs OpenVINO: pip install seglite[openvino]")
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        if not candidates:
+            return [("torch", "fp32")], " (auto: openvino and onnxruntime not installed)"
+        return candidates, " (auto: onnxruntime not installed)"
+    if precision in ("bf16", "int8"):
+        return candidates, f" (auto: {precision} runs on openvino only)"
+    candidates.append(("onnxruntime", "fp32"))
+    if len(candidates) == 1:
+        return candidates, " (auto: openvino not installed)"
+    return candidates, ""
+
+
+def auto_backend(device: str, precision: str) -> tuple[str, str]:
+    """``(backend, note)`` when ``backend="auto"`` has one candidate; ``("auto", "")`` when it measures several."""
+    candidates, note = auto_candidates(device, precision)
+    return (candidates[0][0], note) if len(candidates) == 1 else ("auto", note)
+
+
+def runtime_versions() -> dict[str, str]:
+    """Versions of the runtimes ``backend="auto"`` times (they decide the kernels): part of a choice's key."""
+    from importlib import metadata
+
+    versions = {"seglite": seglite.__version__}
+    for package in ("openvino", "onnxruntime"):
+        with contextlib.suppress(metadata.PackageNotFoundError):  # not installed: not a candidate either
+            versions[package] = metadata.version(package)
+    return versions

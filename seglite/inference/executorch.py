@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from seglite.errors import ModelLoadError
+from seglite.inference.engine import default_num_threads, threads_text
 from seglite.inference.metadata import decode_metadata
 from seglite.inference.phone import Delegation, FixedSizeEngine, count_outside, example_input, phone_graph
-from seglite.inference.runners import default_num_threads, threads_text
 
 METADATA_METHOD = "seglite_metadata"
 """The program's constant method that returns seglite's metadata entries as one JSON object."""
@@ -112,7 +112,7 @@ def lower(
 ) -> tuple[bytes, Delegation]:
     """The ``.pte`` of ``model``'s phone graph at ``size`` (:func:`lower_module`); int8 calibrated on
     ``(H, W, 3)`` uint8 images (resized to ``size``)."""
-    from seglite.inference.runners import resize_image
+    from seglite.inference.graph import resize_image
 
     batches = [torch.from_numpy(np.ascontiguousarray(resize_image(image, size)))[None] for image in calibration_images or []]
     return lower_module(phone_graph(model), example_input(size), precision, batches, metadata)
@@ -151,7 +151,7 @@ class ExecuTorchEngine(FixedSizeEngine):
 
     Args:
         program: the ``.pte`` path or bytes.
-        num_threads: ExecuTorch's thread pool size (default :func:`seglite.inference.runners.default_num_threads`).
+        num_threads: ExecuTorch's thread pool size (default :func:`seglite.inference.engine.default_num_threads`).
             The pool is the process's, and fixed by the first program loaded (:func:`set_threads`):
             :attr:`num_threads` and the description say what the engine got.
     """

@@ -3,7 +3,7 @@
 
 ONNX and TorchScript files hold the network alone: the normalised ``(N, 3, H, W)`` float32
 image in (input ``image``), ``(N, C, H, W)`` logits at input size out (output ``logits``).
-An OpenVINO IR holds the segmenter (``seglite.inference.runners.SegmenterGraph``): the
+An OpenVINO IR holds the segmenter (``seglite.inference.graph.SegmenterGraph``): the
 ``(N, H, W, 3)`` uint8 RGB image in, and for a ``SegmentationModel`` the head's coarse logits
 of the padded image out (``output="coarse"``; ``Predictor.from_openvino`` finishes the masks
 with ``seglite.inference.postprocess``), otherwise ``(N, H, W)`` uint8 train ids; fp32 or NNCF int8.
@@ -37,6 +37,7 @@ from seglite.checkpoints import load_checkpoint
 from seglite.checks import check_choice, check_positive_int, check_size
 from seglite.errors import ExportCheckError, ExportError, OutputExistsError, SegliteError  # noqa: F401  (imported from here by users)
 from seglite.files import OutputWriteError, check_output_file, write_bytes, write_error
+from seglite.inference.graph import CoarseMasks, GraphOutput, SegmenterGraph, coarse_stride, cpu_eval_copy, normalize
 from seglite.inference.metadata import (
     INPUT_NAME,
     MASK_OUTPUT_NAME,
@@ -49,7 +50,6 @@ from seglite.inference.metadata import (
     export_metadata,
 )
 from seglite.inference.options import EXPORT_FORMATS, TORCHSCRIPT_METHODS, ExportFormat, TorchScriptMethod
-from seglite.inference.runners import CoarseMasks, GraphOutput, OnnxRunner, SegmenterGraph, coarse_stride, cpu_eval_copy, normalize
 
 if TYPE_CHECKING:
     import openvino
@@ -276,7 +276,10 @@ def export_onnx(
     output = check_output(output, overwrite, inputs)
     data = onnx_model_bytes(model, size, dynamic, opset, batch_size, metadata)
     sizes = check_sizes(check_size("size", size), dynamic)
-    reports = check_export(cpu_eval_copy(model), OnnxRunner(data), sizes, 2 if dynamic else batch_size)
+    from seglite.inference.onnxruntime import OnnxEngine
+
+    exported = OnnxEngine.from_logits_file(data).logits_file
+    reports = check_export(cpu_eval_copy(model), exported.network, sizes, 2 if dynamic else batch_size)
     write_bytes(output, data)
     return reports
 

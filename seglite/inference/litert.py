@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from seglite.errors import ModelLoadError
+from seglite.inference.engine import default_num_threads, threads_text
 from seglite.inference.metadata import decode_metadata
 from seglite.inference.phone import Delegation, FixedSizeEngine, count_outside, example_input, phone_graph
-from seglite.inference.runners import default_num_threads, threads_text
 
 METADATA_NAME = "seglite"
 """Name of the flatbuffer ``metadata`` entry that holds seglite's entries as one JSON object."""
@@ -130,7 +130,7 @@ class LiteRtEngine(FixedSizeEngine):
 
     Args:
         model: the ``.tflite`` path or bytes.
-        num_threads: interpreter threads (default :func:`seglite.inference.runners.default_num_threads`).
+        num_threads: interpreter threads (default :func:`seglite.inference.engine.default_num_threads`).
     """
 
     def __init__(self, model: str | Path | bytes, num_threads: int | None = None) -> None:

@@ -1,6 +1,6 @@
 """OpenVINO: the CPU runtime of ``backend="openvino"`` (fp32, bf16 where the CPU has it, int8 from NNCF).
 
-The graph OpenVINO runs is the ONNX export of :class:`~seglite.inference.runners.SegmenterGraph`
+The graph OpenVINO runs is the ONNX export of :class:`~seglite.inference.graph.SegmenterGraph`
 (uint8 images in, uint8 masks out), read into OpenVINO and compiled once for dynamic batch and
 size. bf16 is OpenVINO's ``INFERENCE_PRECISION_HINT``: it runs in bf16 only on CPUs that have
 bf16 arithmetic (AMX or AVX512-BF16), and OpenVINO then keeps precision-sensitive operations in
@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 from seglite.errors import ModelLoadError
+from seglite.inference.engine import default_num_threads, error_reason, threads_text
+from seglite.inference.graph import CoarseMasks
 from seglite.inference.metadata import decode_metadata
 from seglite.inference.options import INT8_SCOPES, Int8Scope
-from seglite.inference.runners import CoarseMasks, default_num_threads, error_reason, threads_text
 
 if TYPE_CHECKING:
     import openvino

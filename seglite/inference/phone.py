@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglite.inference.graph import CoarseMasks, SegmenterGraph, coarse_stride, resize_image
 from seglite.inference.metadata import (
     META_GRAPH,
     META_INPUT_SIZE,
@@ -31,7 +32,6 @@ from seglite.inference.metadata import (
     Size,
     export_metadata,
 )
-from seglite.inference.runners import CoarseMasks, SegmenterGraph, coarse_stride, resize_image
 from seglite.models.segmentor import padded_size
 
 FP32_LOGIT_LIMIT = 1e-3

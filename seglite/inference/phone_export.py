@@ -20,9 +20,9 @@ from torch import nn
 from seglite.checks import check_choice, check_size
 from seglite.errors import ExportCheckError, ExportError
 from seglite.files import check_output_file, write_bytes
+from seglite.inference.graph import coarse_stride, cpu_eval_copy
 from seglite.inference.metadata import Size
 from seglite.inference.phone import Delegation, PhoneParity, check_phone_graph, phone_metadata
-from seglite.inference.runners import coarse_stride, cpu_eval_copy
 
 SUFFIXES = {"executorch": ".pte", "litert": ".tflite"}
 """The file name ending of each phone format (the predictor and the tools tell them apart by it)."""

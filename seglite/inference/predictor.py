@@ -4,7 +4,7 @@
 returns ``(H, W)`` uint8 train ids. Every backend computes the same thing: ImageNet
 normalisation, an optional bilinear resize to ``size``, the network, logits resized bilinearly
 back to the image, argmax. On the fast backends all of it runs inside the runtime as one graph
-(``seglite.inference.runners.SegmenterGraph``).
+(``seglite.inference.graph.SegmenterGraph``).
 
 ``backend="auto"`` (the default) on a CPU times the installed runtimes on the model the first
 time it is loaded on a machine (OpenVINO in bf16 where the CPU computes bf16, else fp32; ONNX
@@ -19,18 +19,15 @@ runtime when it is made.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-import seglite
 from seglite.checkpoints import CheckpointModel, load_checkpoint
 from seglite.checks import check_choice, check_image, check_positive_int
 from seglite.checks import check_size as _check_size
@@ -39,6 +36,9 @@ from seglite.errors import ModelLoadError, SegliteError
 from seglite.files import CACHE_ENVIRONMENT, cache_dir, require_file  # noqa: F401  (CACHE_ENVIRONMENT: a name of seglite 0.2)
 from seglite.files import InputNotFoundError as ModelFileNotFoundError  # noqa: F401  (the name of seglite 0.1)
 from seglite.inference.cache import ConversionCache
+from seglite.inference.choice import backend_candidates
+from seglite.inference.engine import Engine
+from seglite.inference.graph import CoarseMasks, normalize, resize_image
 from seglite.inference.metadata import (  # noqa: F401  (names of seglite 0.1, imported from here by users)
     INPUT_NAME,
     META_CHECKPOINT_SHA256,
@@ -55,18 +55,6 @@ from seglite.inference.metadata import (  # noqa: F401  (names of seglite 0.1, i
     export_metadata,
 )
 from seglite.inference.options import BACKENDS, PRECISIONS, Backend, Int8Scope, Precision
-from seglite.inference.runners import (  # Runner, OnnxRunner: names of seglite 0.1, imported from here by users
-    CoarseMasks,
-    Engine,
-    LogitsEngine,
-    OnnxRunner,
-    Runner,
-    TorchRunner,
-    coarse_stride,
-    default_num_threads,
-    normalize,
-    resize_image,
-)
 
 __all__ = ["FixedInputSizeError", "Predictor", "default_cache_dir", "load_task"]
 
@@ -100,84 +88,6 @@ def default_cache_dir() -> Path:
     return cache_dir()
 
 
-class _TorchEngine:
-    """The ``Engine`` of a :class:`TorchRunner`: ``SegmenterGraph`` in eager PyTorch."""
-
-    def __init__(self, runner: TorchRunner, size: Size | None) -> None:
-        from seglite.inference.runners import SegmenterGraph
-
-        self.runner = runner
-        self.description = runner.description
-        stride = coarse_stride(runner.model) if size is None else None
-        # the exact masks come from the "masks" graph; the coarse one serves tiled large images
-        self.coarse = CoarseMasks(stride) if stride else None
-        outputs = ("masks", "logits", "coarse") if stride else ("masks", "logits")
-        self._graphs = {output: SegmenterGraph(runner.model, size, output) for output in outputs}
-        for graph in self._graphs.values():
-            graph.to(runner.device)
-            graph.memory_format = runner.memory_format
-
-    def _run(self, images: np.ndarray, output: str) -> torch.Tensor:
-        with torch.inference_mode():
-            return self._graphs[output](torch.from_numpy(images).to(self.runner.device)).cpu()
-
-    def masks(self, images: np.ndarray) -> np.ndarray:
-        return self._run(images, "masks").numpy()
-
-    def logits(self, images: np.ndarray) -> torch.Tensor:
-        return self._run(images, "logits")
-
-    def graph_output(self, images: np.ndarray) -> np.ndarray:
-        """The head's coarse logits of ``images`` (each image at its own size)."""
-        return self._run(images, "coarse").numpy()
-
-
-def auto_candidates(device: str, precision: str) -> tuple[list[tuple[str, str]], str]:
-    """``([(backend, precision), ...], note)``: what ``backend="auto"`` chooses among for ``device``.
-
-    Two or more are timed on the model (``seglite.inference.choice``); one is taken as it is, with
-    ``note`` saying why (a GPU, a runtime not installed).
-    """
-    if not str(device).startswith("cpu"):
-        return [("torch", "fp32")], f" (auto: {device})"
-    from seglite.inference import openvino
-
-    candidates = []
-    if openvino.available():
-        candidates.append(("openvino", precision if precision != "auto" else "bf16" if openvino.cpu_has_bf16() else "fp32"))
-    elif precision in ("bf16", "int8"):
-        raise ValueError(f"precision={precision!r} needs OpenVINO: pip install seglite[openvino]")
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        if not candidates:
-            return [("torch", "fp32")], " (auto: openvino and onnxruntime not installed)"
-        return candidates, " (auto: onnxruntime not installed)"
-    if precision in ("bf16", "int8"):
-        return candidates, f" (auto: {precision} runs on openvino only)"
-    candidates.append(("onnxruntime", "fp32"))
-    if len(candidates) == 1:
-        return candidates, " (auto: openvino not installed)"
-    return candidates, ""
-
-
-def auto_backend(device: str, precision: str) -> tuple[str, str]:
-    """``(backend, note)`` when ``backend="auto"`` has one candidate; ``("auto", "")`` when it measures several."""
-    candidates, note = auto_candidates(device, precision)
-    return (candidates[0][0], note) if len(candidates) == 1 else ("auto", note)
-
-
-def _runtime_versions() -> dict[str, str]:
-    """Versions of the runtimes ``backend="auto"`` times (they decide the kernels): part of a choice's key."""
-    from importlib import metadata
-
-    versions = {"seglite": seglite.__version__}
-    for package in ("openvino", "onnxruntime"):
-        with contextlib.suppress(metadata.PackageNotFoundError):  # not installed: not a candidate either
-            versions[package] = metadata.version(package)
-    return versions
-
-
 class Predictor:
     """Train-id masks of RGB images, at each image's own resolution.
 
@@ -185,13 +95,12 @@ class Predictor:
     :meth:`from_litert` or :meth:`from_model`.
 
     Args:
-        runner: an ``Engine`` (uint8 images -> masks, e.g. ``OnnxEngine``, ``OpenVinoEngine``),
-            a :class:`TorchRunner`, or any logits runner (normalised ``(N, 3, h, w)`` batch ->
-            ``(N, C, h, w)`` logits), whose pre- and post-processing then run in NumPy/PyTorch.
+        engine: runs the model (``seglite.inference.engine.Engine``: ``TorchEngine``,
+            ``OnnxEngine``, ``OpenVinoEngine``, ``ExecuTorchEngine``, ``LiteRtEngine``).
         num_classes: classes the model predicts (at most 255: masks are uint8).
         class_names, palette: for legends and colour masks; default: the class index and no palette.
         size: ``(height, width)`` images are resized to before the model; ``None`` runs each
-            image at its own size. An ``Engine`` has it built in (it must be the same).
+            image at its own size. The engine has it built in (it must be the same).
         batch_size: most images per model call in :meth:`predict_batch`.
         mean, std: normalisation the model expects; must be those of training
             (``seglite.data.constants``), checked so a model exported otherwise is not silently misread.
@@ -199,7 +108,7 @@ class Predictor:
 
     def __init__(
         self,
-        runner: Engine | Runner,
+        engine: Engine,
         num_classes: int,
         class_names: Sequence[str] | None = None,
         palette: Sequence[Sequence[int]] | None = None,
@@ -219,13 +128,7 @@ class Predictor:
                 f"normalises with {list(IMAGENET_MEAN)} and {list(IMAGENET_STD)}"
             )
         self.size = check_size(size)
-        self.runner = runner
-        if isinstance(runner, TorchRunner):
-            self.engine: Engine = _TorchEngine(runner, self.size)
-        elif hasattr(runner, "masks"):
-            self.engine = runner
-        else:
-            self.engine = LogitsEngine(runner, self.size)
+        self.engine = engine
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.palette = [list(map(int, color)) for color in palette] if palette is not None else None
@@ -249,7 +152,10 @@ class Predictor:
         batch_size: int = 8,
     ) -> Predictor:
         """A PyTorch predictor over a model in memory (``SegmentationModel`` or any module returning logits at input size)."""
-        return cls(TorchRunner(model, device, channels_last), model.num_classes, class_names, palette, size, batch_size)
+        from seglite.inference.torch_engine import TorchEngine
+
+        size = check_size(size)
+        return cls(TorchEngine(model, device, channels_last, size), model.num_classes, class_names, palette, size, batch_size)
 
     @classmethod
     def from_checkpoint(
@@ -297,121 +203,18 @@ class Predictor:
             raise ValueError("precision='int8' needs calibration_images (a few dozen training images)")
         if num_threads is not None:
             check_positive_int("num_threads", num_threads)
-        note, candidates = "", []
-        if backend == "auto":
-            if onnx_path is not None:
-                backend = "onnxruntime"
-            else:
-                candidates, note = auto_candidates(device, precision)
-                backend = candidates[0][0] if len(candidates) == 1 else "auto"
-        if backend in ("torch", "onnxruntime") and precision not in ("auto", "fp32"):
-            raise ValueError(f"precision={precision!r} is for backend='openvino'; {backend} runs fp32")
+        if backend == "auto" and onnx_path is not None:
+            backend = "onnxruntime"
+        candidates, note = backend_candidates(backend, device, precision)
         loaded = load_checkpoint(path)
-        names, palette, num_classes = loaded.class_names, loaded.palette, loaded.num_classes
-        if backend == "torch":
-            if num_threads is not None:
-                torch.set_num_threads(num_threads)
-            runner = TorchRunner(loaded.model, device, channels_last)
-            runner.description += note
-            return cls(runner, num_classes, names, palette, size, batch_size)
         if onnx_path is not None:
             return cls._from_onnx_file(loaded, Path(onnx_path), device, size, batch_size, num_threads)
+        from seglite.inference.checkpoint_engine import EngineSettings, checkpoint_engine
+
         folder = None if cache_dir is None else default_cache_dir() if cache_dir == "default" else Path(cache_dir)
-        cache = ConversionCache(folder, loaded.sha256)
-
-        def build(backend: str, precision: str, note: str = "") -> Engine:
-            return cls._engine(loaded, backend, precision, device, size, num_threads, note, cache, calibration_images, int8_scope)
-
-        if backend != "auto":
-            return cls(build(backend, "auto" if backend == "onnxruntime" else precision, note), num_classes, names, palette,
-                       size, batch_size)  # fmt: skip
-        from seglite.inference import choice as auto
-
-        builders = {f"{name} {mode}": (lambda name=name, mode=mode: build(name, mode)) for name, mode in candidates}
-        threads = num_threads or default_num_threads()
-        key = auto.choice_key(loaded.sha256 or "", size, precision, threads, _runtime_versions())
-        chosen, engine = auto.choose(builders, size, cache.folder / f"auto-{key}.json" if cache.folder else None)
-        if engine is None:  # a stored choice: only its engine is built
-            engine = builders[chosen.label]()
-        engine.description += chosen.note
-        return cls(engine, num_classes, names, palette, size, batch_size)
-
-    @staticmethod
-    def _engine(
-        loaded: CheckpointModel,
-        backend: str,
-        precision: str,
-        device: str,
-        size: Size | None,
-        num_threads: int | None,
-        note: str,
-        cache: ConversionCache,
-        calibration_images: Sequence[np.ndarray] | None,
-        int8_scope: Int8Scope,
-    ) -> Engine:
-        """The ``onnxruntime`` or ``openvino`` engine of a checkpoint's segmenter graph (from the cache when it holds it)."""
-        metadata = export_metadata(loaded.class_names, loaded.palette, None, loaded.sha256)
-
-        def graph(output: str, load: Callable[[bytes], Any]) -> Any:
-            """``load`` of the serialised segmenter graph, from the cache when it holds a loadable one."""
-            from seglite.inference.export import segmenter_onnx_bytes
-
-            def make() -> bytes:
-                return segmenter_onnx_bytes(loaded.model, size, output, metadata=metadata)
-
-            return cache.load(make, load, "segmenter", size, output)
-
-        # at the image's own size, the graph stops at the head's coarse logits and NumPy finishes
-        # the masks (seglite.inference.postprocess: a fraction of the upsampling's cost)
-        stride = coarse_stride(loaded.model) if size is None else None
-        first_graph, coarse = ("coarse", CoarseMasks(stride)) if stride else ("masks", None)
-        if backend == "onnxruntime":
-            from seglite.inference.runners import OnnxEngine, onnx_session
-
-            threads = num_threads or default_num_threads()
-
-            def session(output: str, shown: str) -> Any:
-                return graph(output, lambda data: onnx_session(data, shown, device, threads))
-
-            return OnnxEngine(session(first_graph, "the segmenter graph"), lambda: session("logits", "the logits graph"),
-                              device, num_threads, note, coarse)  # fmt: skip
-        if not str(device).startswith("cpu"):
-            raise ValueError(f"backend='openvino' runs on the CPU here, got device={device!r}")
-        from seglite.inference import openvino
-
-        if not openvino.available():
-            raise SegliteError("backend='openvino' needs OpenVINO: pip install seglite[openvino] (or use backend='auto')")
-        if precision == "auto":
-            precision = "bf16" if openvino.cpu_has_bf16() else "fp32"
-        masks_model = graph(first_graph, openvino.read_onnx)
-        if precision == "int8":
-            masks_model = Predictor._int8_model(masks_model, calibration_images, int8_scope, cache, size)
-        return openvino.OpenVinoEngine(
-            masks_model,
-            # the layers int8 leaves in float run bf16 where the CPU has it: on a 2-core Zen 4 the int8
-            # LR-ASPP's graph took 36.1 ms with them in fp32 and 24.1 ms in bf16 (its depthwise
-            # convolutions stay float in OpenVINO 2026.4 whatever NNCF does, with reorders around them)
-            ("bf16" if openvino.cpu_has_bf16() else "fp32") if precision == "int8" else precision,
-            num_threads,
-            lambda: graph("logits", openvino.read_onnx),
-            note,
-            int8=precision == "int8",
-            coarse=coarse,
-        )
-
-    @staticmethod
-    def _int8_model(model, calibration_images, scope: str, cache: ConversionCache, size: Size | None):
-        """NNCF int8 of ``model``, from the cache when these images and settings were quantised before."""
-        import openvino as ov
-
-        from seglite.inference import openvino as ov_backend
-
-        digest = hashlib.sha256()
-        for image in calibration_images:
-            digest.update(str(check_image(image).shape).encode())
-            digest.update(np.ascontiguousarray(image).tobytes())
-        return cache.load_ir(lambda: ov_backend.quantize(model, calibration_images, scope),
-                             "int8", size, scope, digest.hexdigest(), ov.__version__)
+        settings = EngineSettings(device, size, channels_last, num_threads, calibration_images, int8_scope)
+        engine = checkpoint_engine(loaded, candidates, note, settings, ConversionCache(folder, loaded.sha256), precision)
+        return cls(engine, loaded.num_classes, loaded.class_names, loaded.palette, size, batch_size)
 
     @classmethod
     def _from_onnx_file(
@@ -419,10 +222,11 @@ class Predictor:
     ) -> Predictor:
         """``from_checkpoint`` with ``onnx_path``: a logits file of this checkpoint, exported there if missing."""
         from seglite.inference.export import export_onnx
+        from seglite.inference.onnxruntime import OnnxEngine
 
         if onnx_path.exists():
             require_file(onnx_path, "ONNX model")  # a folder is named as one, not parsed
-            recorded = OnnxRunner(onnx_path, num_threads=num_threads).metadata.get(META_CHECKPOINT_SHA256)
+            recorded = OnnxEngine.from_logits_file(onnx_path, num_threads=num_threads).logits_file.metadata.get(META_CHECKPOINT_SHA256)
             if recorded != loaded.sha256:
                 raise ModelLoadError(
                     f"{onnx_path} was not exported from {loaded.path} (its recorded checkpoint differs); "
@@ -448,27 +252,30 @@ class Predictor:
         with a static size runs at that size (``size`` must then be ``None`` or equal to it).
         Pre- and post-processing run in NumPy/PyTorch (the file holds the network alone).
         """
+        from seglite.inference.onnxruntime import OnnxEngine
+
         if not isinstance(path, bytes):
             path = require_file(path, "ONNX model")
-        runner = OnnxRunner(path, device, num_threads)
         size = check_size(size)
-        if runner.input_size is not None:
-            if size is not None and size != runner.input_size:
+        engine = OnnxEngine.from_logits_file(path, device, num_threads, size)
+        exported = engine.logits_file
+        if exported.input_size is not None:
+            if size is not None and size != exported.input_size:
                 raise FixedInputSizeError(
-                    f"size={size} but the ONNX model was exported for a fixed input of {runner.input_size}; "
+                    f"size={size} but the ONNX model was exported for a fixed input of {exported.input_size}; "
                     "pass size=None or export with --dynamic",
                     size,
-                    runner.input_size,
+                    exported.input_size,
                 )
-            size = runner.input_size
+            size = exported.size = exported.input_size
             height, width = size
-            runner.description += f", fixed input {height}x{width}: images are resized to it"
-        if runner.batch_size is not None:
-            batch_size = min(batch_size, runner.batch_size)
-        meta = runner.metadata
+            engine.description += f", fixed input {height}x{width}: images are resized to it"
+        if exported.batch_size is not None:
+            batch_size = min(batch_size, exported.batch_size)
+        meta = exported.metadata
         return cls(
-            runner,
-            runner.num_classes,
+            engine,
+            exported.num_classes,
             meta.get(META_CLASS_NAMES),
             meta.get(META_PALETTE),
             size,

@@ -59,7 +59,7 @@ def quantize_onnx(
     if not calibration_images:
         raise ValueError("calibration_images is empty; give some training images")
     predictor = Predictor.from_onnx(model, size=size)
-    reader = _CalibrationReader(predictor, predictor.runner.input_name, calibration_images)
+    reader = _CalibrationReader(predictor, predictor.engine.logits_file.input_name, calibration_images)
     with tempfile.TemporaryDirectory() as folder:
         prepared = Path(folder) / "prepared.onnx"
         # shape inference and graph fusion first, as ONNX Runtime recommends before static quantisation;
