@@ -247,10 +247,10 @@ class _ShortWriter:
 
 @pytest.mark.parametrize("suffix, report", [(".mp4", False), (".avi", True)], ids=["encoder-reports", "silent-mjpeg"])
 def test_full_disk_is_an_error_and_leaves_no_broken_video(tool, odd_video, tmp_path, monkeypatch, capsys, suffix, report):
-    from seglite.inference import video
+    from seglite.inference.video import sink
 
     real = cv2.VideoWriter
-    monkeypatch.setattr(video.cv2, "VideoWriter", lambda *args: _ShortWriter(3, report, real, *args))
+    monkeypatch.setattr(sink.cv2, "VideoWriter", lambda *args: _ShortWriter(3, report, real, *args))
     output = tmp_path / f"full{suffix}"
     assert run_tool(tool, odd_video, output) == 2
     captured = capsys.readouterr()
@@ -509,7 +509,7 @@ def test_the_output_is_checked_before_the_model_loads(tool, odd_video, tmp_path,
 
 
 def test_folders_made_for_a_writer_that_fails_to_open_are_removed(tool, odd_video, tmp_path, monkeypatch, capsys):
-    from seglite.inference import video
+    from seglite.inference.video import sink
 
     class Unopened:
         def __init__(self, *args) -> None:
@@ -521,7 +521,7 @@ def test_folders_made_for_a_writer_that_fails_to_open_are_removed(tool, odd_vide
         def release(self) -> None:
             pass
 
-    monkeypatch.setattr(video.cv2, "VideoWriter", Unopened)
+    monkeypatch.setattr(sink.cv2, "VideoWriter", Unopened)
     output = tmp_path / "new" / "deeper" / "out.mp4"
     assert run_tool(tool, odd_video, output, "--masks", tmp_path / "new" / "masks") == 2
     assert "did not open it" in capsys.readouterr().err
