@@ -304,18 +304,6 @@ def test_a_full_disk_while_writing_predictions_is_one_line(evaluate, tmp_path, m
     assert not output.exists()  # the folder the run made goes with the partial results
 
 
-def test_the_old_callback_path_still_resolves_and_pulls_no_lightning_on_import():
-    import subprocess
-    import sys
-
-    from seglite.inference.evaluation import EvaluationWriter as old
-
-    assert old is EvaluationWriter
-    code = "import sys, seglite.inference.evaluation; print('pytorch_lightning' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert result.stdout.strip() == "False", result.stderr
-
-
 def test_a_result_file_hard_linked_to_an_input_is_never_written(evaluate, tmp_path, capsys):
     output = tmp_path / "eval"
     output.mkdir()
