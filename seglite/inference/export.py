@@ -161,14 +161,12 @@ def _native_stdout_silenced() -> Iterator[None]:
 def max_opset() -> int:
     """The highest ONNX opset the installed torch's TorchScript-based exporter (the one seglite uses) writes.
 
-    Read from ``torch.onnx._constants`` (private: a torch without it falls back to 20, what torch
-    2.1 to 2.14 support)."""
-    try:
-        from torch.onnx import _constants
-    except ImportError:
-        return 20
-    value = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", None) or getattr(_constants, "ONNX_MAX_OPSET", None)
-    return int(value) if isinstance(value, int) and value >= MIN_OPSET else 20
+    Read by :func:`seglite.models.private_api.onnx_exporter_max_opset` (a torch that no longer says
+    falls back to 20, what torch 2.1 to 2.14 support)."""
+    from seglite.models.private_api import onnx_exporter_max_opset
+
+    value = onnx_exporter_max_opset()
+    return value if value is not None and value >= MIN_OPSET else 20
 
 
 def check_opset(opset: int, name: str = "opset") -> int:

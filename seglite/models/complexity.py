@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.ops.misc import SqueezeExcitation
 
 from .layers import SqueezeExcite
+from .private_api import TorchDispatchMode
 
 CATEGORIES = (
     "depthwise conv",
@@ -244,10 +243,17 @@ class GraphCost:
 def _tensors(values) -> Iterator[torch.Tensor]:
     """The distinct tensors among (nested) arguments or results, each once."""
     seen: set[int] = set()
-    for value in tree_flatten(values)[0]:
-        if isinstance(value, torch.Tensor) and id(value) not in seen:
-            seen.add(id(value))
-            yield value
+    pending = [values]
+    while pending:  # an operator's arguments: tensors, numbers, and lists, tuples or dicts of them
+        value = pending.pop()
+        if isinstance(value, torch.Tensor):
+            if id(value) not in seen:
+                seen.add(id(value))
+                yield value
+        elif isinstance(value, (list, tuple)):
+            pending.extend(reversed(value))
+        elif isinstance(value, dict):
+            pending.extend(reversed(list(value.values())))
 
 
 def _nbytes(tensor: torch.Tensor) -> int:

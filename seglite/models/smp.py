@@ -14,7 +14,6 @@ from torch import nn
 
 try:
     from segmentation_models_pytorch.encoders import encoders as _SMP_ENCODERS
-    from segmentation_models_pytorch.encoders._base import EncoderMixin
 except ImportError as error:  # pragma: no cover - smp is an install requirement
     raise ImportError(
         f"seglite.models.smp needs segmentation-models-pytorch ({error}): pip install segmentation-models-pytorch",
@@ -23,6 +22,9 @@ except ImportError as error:  # pragma: no cover - smp is an install requirement
 
 from .backbones.base import FEATURE_NAMES
 from .factory import BACKBONES, build_backbone
+from .private_api import smp_encoder_mixin
+
+EncoderMixin = smp_encoder_mixin()
 
 ENCODER_PREFIX = "seglite_"
 
