@@ -1,0 +1,15 @@
+"""seglite's benchmarks, beside the installed package (as timm keeps its ``benchmark.py``).
+
+Entry scripts, run from a checkout as ``python benchmarks/<name>.py --help``:
+
+- ``benchmark.py``: every model on every backend, with MACs, memory access cost and per-operator profiles;
+- ``predictor.py``: ``Predictor.predict`` on every backend against the deployment goals;
+- ``training.py``: the Lightning training loop against a bare PyTorch loop;
+- ``data.py``: data-loading throughput of one loader worker;
+- ``large_image_memory.py``, ``executorch_etdump.py``: peak memory of large images, ExecuTorch's own profile.
+
+One harness serves them: ``harness`` (the one interleaved timing loop, its statistics, the machine's
+description), ``workers`` (worker processes), ``report`` (tables, CSV, JSON, plot), ``engines``
+(the backends, built on ``seglite.inference``'s engines: the one module here that imports
+``seglite.inference``) and ``profiles`` (per-operator profiles).
+"""
