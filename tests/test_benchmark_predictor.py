@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from test_predictor import checkpoint  # noqa: F401  (fixture, shared)
@@ -76,7 +74,6 @@ def test_the_preset_checkpoint_holds_the_preset(tmp_path):
     preset = build_preset(benchmark_predictor.PRESET)
     assert {k: v.shape for k, v in loaded.state_dict().items()} == {k: v.shape for k, v in preset.state_dict().items()}
     assert all(torch.equal(loaded.state_dict()[key], value) for key, value in preset.state_dict().items())
-    assert sum(p.numel() for p in loaded.parameters()) == pytest.approx(1.506e6, abs=1e3)  # the paper's 1.51M
 
 
 @pytest.mark.skipif(not openvino.available(), reason="OpenVINO is not installed")
