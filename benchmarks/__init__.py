@@ -10,6 +10,7 @@ Entry scripts, run from a checkout as ``python benchmarks/<name>.py --help``:
 
 One harness serves them: ``harness`` (the one interleaved timing loop, its statistics, the machine's
 description), ``workers`` (worker processes), ``report`` (tables, CSV, JSON, plot), ``engines``
-(the backends, built on ``seglite.inference``'s engines: the one module here that imports
-``seglite.inference``) and ``profiles`` (per-operator profiles).
+(the backends, built on ``seglite.inference``'s engines: the one harness module that imports
+``seglite.inference``; the two stand-alone scripts import what they use) and ``profiles``
+(per-operator profiles).
 """
