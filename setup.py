@@ -8,8 +8,8 @@ HERE = Path(__file__).parent
 VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "seglite" / "__init__.py").read_text(encoding="utf-8"), re.M).group(1)
 
 # the command-line tools, each `seglite.apps.<tool>.main` (tools/<tool>.py in a checkout; tests/test_arguments.py keeps both lists equal)
-TOOLS = ["benchmark", "benchmark_data", "benchmark_predictor", "benchmark_training", "class_stats", "complexity", "export",
-         "infer_video", "inspect_model", "make_demo_data", "predict", "show_predictions", "test", "train"]
+TOOLS = ["class_stats", "complexity", "export", "infer_video", "inspect_model", "make_demo_data", "predict", "show_predictions",
+         "test", "train"]
 
 setup(
     name="seglite",
@@ -42,7 +42,7 @@ setup(
     ],
     extras_require={
         "deploy": ["onnx>=1.14", "onnxruntime>=1.16.1"],  # 1.16.0 refuses sessions without providers
-        "bench": ["matplotlib>=3.6"],  # the latency-against-GMACs plot of tools/benchmark.py; 3.6: the first with Python 3.11 wheels
+        "bench": ["matplotlib>=3.6"],  # the latency-against-GMACs plot of benchmarks/benchmark.py; 3.6: the first with Python 3.11 wheels
         # OpenVINO runtime (fp32, bf16 on CPUs with AMX/AVX512-BF16) and NNCF int8; versions tested: 2026.4.1, 3.4.0
         "openvino": ["onnx>=1.14", "openvino>=2026.4", "nncf>=3.4"],
         # phones (README, "On a phone"): ExecuTorch .pte and LiteRT .tflite on XNNPACK. ExecuTorch's bindings link

@@ -1,4 +1,4 @@
-"""tools/benchmark.py: end to end on a tiny preset, its workers, its profiles and its sweep (no timing assertions)."""
+"""benchmarks/benchmark.py: end to end on a tiny preset, its workers, its profiles and its sweep (no timing assertions)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from seglite.apps import benchmark, benchmark_plan
-from seglite.apps.benchmark_backends import BACKENDS, REFERENCE, Case, ModelSpec, OnnxModelRunner, TorchModelRunner
-from seglite.apps.benchmark_profiles import module_path_of_node, profile_onnxruntime, profile_torch
-from seglite.apps.benchmark_run import OVERHEAD, graph_cost, profile_rows, scaled_size, sweep_points
-from seglite.apps.benchmark_workers import run_group
-from seglite.inference.export import onnx_model_bytes
+from benchmarks import benchmark, harness
+from benchmarks.engines import BACKENDS, REFERENCE, Case, ModelSpec
+from benchmarks.profiles import PROFILERS, module_path_of_node
+from benchmarks.sections import OVERHEAD, graph_cost, profile_rows, scaled_size, sweep_points
+from benchmarks.workers import run_group
 from seglite.models import build_preset
-from seglite.models.complexity import CATEGORIES, count_params_and_macs, squeeze_excite_paths
+from seglite.models.complexity import CATEGORIES, count_params_and_macs
 
 TINY = "lraspp_mobilenet_v3_small"
 SIZE = (64, 128)
@@ -166,20 +165,24 @@ def _check_profile(profile, model_name: str, backend: str) -> list:
     return rows
 
 
-def test_torch_profile_categories_sum_to_the_total() -> None:
+def _profile(backend: str):
+    """The profile of the tiny preset on ``backend``, in this process (the workers' run it the same way)."""
     torch.manual_seed(0)
-    runner = TorchModelRunner(build_preset(TINY), "cpu")
-    profile = profile_torch(runner, torch.randn(1, 3, *SIZE), runs=1)
+    model = build_preset(TINY).eval()
+    target = BACKENDS[backend].build(model, Case(ModelSpec(TINY), backend, SIZE, 1))
+    return PROFILERS[BACKENDS[backend].profile](target, 1), model
+
+
+def test_torch_profile_categories_sum_to_the_total() -> None:
+    profile, model = _profile("eager")
     rows = {row.category: row for row in _check_profile(profile, TINY, "eager")}
     for category in ("depthwise conv", "1x1 conv", "squeeze-excite", "activation", "batch norm", "resize"):
         assert rows[category].ms > 0, category
-    assert all(op.name == "(model)" or op.name in dict(runner.model.named_modules()) for op in profile.operators)
+    assert all(op.name == "(model)" or op.name in dict(model.named_modules()) for op in profile.operators)
 
 
 def test_onnxruntime_profile_categories_sum_to_the_total() -> None:
-    model = build_preset(TINY).eval()
-    runner = OnnxModelRunner(onnx_model_bytes(model, SIZE), "cpu", squeeze_excite_paths(model), threads=1)
-    profile = profile_onnxruntime(runner, torch.randn(1, 3, *SIZE), runs=1)
+    profile, _ = _profile("onnxruntime")
     rows = {row.category: row for row in _check_profile(profile, TINY, "onnxruntime")}
     for category in ("depthwise conv", "1x1 conv", "squeeze-excite", "resize"):
         assert rows[category].ms > 0, category
@@ -188,9 +191,7 @@ def test_onnxruntime_profile_categories_sum_to_the_total() -> None:
 
 def test_openvino_profile_categories_sum_to_the_total() -> None:
     pytest.importorskip("openvino")
-    case = Case(ModelSpec(TINY), "openvino", SIZE, 1)
-    runner = BACKENDS["openvino"].build(build_preset(TINY).eval(), case)
-    profile = BACKENDS["openvino"].profile(runner, runner.prepare(torch.zeros(1, 3, *SIZE)), 1)
+    profile, _ = _profile("openvino")
     rows = {row.category: row for row in _check_profile(profile, TINY, "openvino")}
     for category in ("depthwise conv", "1x1 conv", "kxk conv", "squeeze-excite", "resize"):
         assert rows[category].ms > 0, category
@@ -218,6 +219,8 @@ def test_onnx_node_names_map_to_modules() -> None:
     path = module_path_of_node("/backbone/layer1/layer1.0/block/block.1/scale_activation/HardSigmoid_output_0_nchwc")
     assert path == "backbone.layer1.0.block.1.scale_activation" and path in modules
     assert module_path_of_node("/backbone/stem/stem.0/stem.0.0/Conv") == "backbone.stem.0.0"
+    # a segmenter graph's nodes sit under its "model" scope
+    assert module_path_of_node("/model/backbone/stem/stem.0/stem.0.0/Conv") == "backbone.stem.0.0"
     assert module_path_of_node("ReorderOutput_token_12") == ""
 
 
@@ -231,7 +234,7 @@ def test_every_backend_is_described() -> None:
 def test_physical_cores() -> None:
     import os
 
-    assert 1 <= benchmark_plan.physical_cores() <= (os.cpu_count() or 1)
+    assert 1 <= harness.physical_cores() <= (os.cpu_count() or 1)
 
 
 def test_reference_is_torchvisions_lraspp_with_the_papers_settings() -> None:

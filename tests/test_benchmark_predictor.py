@@ -1,15 +1,13 @@
-"""tools/benchmark_predictor.py runs end to end on a tiny checkpoint and prints both goals."""
+"""benchmarks/predictor.py runs end to end on a tiny checkpoint and prints the goals; the harness's timing loop."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
+import torch
 from test_predictor import checkpoint  # noqa: F401  (fixture, shared)
 
-from seglite.apps import benchmark_predictor
-from seglite.data import CITYSCAPES_CLASSES
+from benchmarks import harness
+from benchmarks import predictor as benchmark_predictor
 from seglite.inference import openvino
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
@@ -35,27 +33,47 @@ def test_benchmark_prints_every_path_and_the_goals(checkpoint, tmp_path, capsys,
 
 def test_every_path_takes_its_turn_in_a_rotating_order():
     order: list[str] = []
-    calls = {name: (lambda name=name: order.append(name)) for name in "abc"}
-    times = benchmark_predictor.measure(calls, warmup=1, rounds=3, settle=0)
-    assert order == list("abc" "bca" "cab" "abc") and all(len(values) == 3 for values in times.values())
+    timers = [(lambda name=name: order.append(name) or 0.0) for name in "abc"]
+    timings = harness.interleaved(timers, warmup=1, rounds=3, settle=0)
+    assert order == list("abc" "bca" "cab" "abc") and all(len(timing.times) == 3 for timing in timings)
+
+
+def test_a_failing_candidate_drops_out_and_the_others_go_on():
+    def failing() -> float:
+        raise RuntimeError("no memory")
+
+    steps = iter(range(100))
+    good, bad, several = harness.interleaved([lambda: 1.0, failing, lambda: [float(next(steps))] * 2], 0, 3,
+                                             settle=0, failures=(RuntimeError,))  # fmt: skip
+    assert good.times == [1.0] * 3 and good.error is None
+    assert bad.times == [] and bad.error == "no memory"
+    assert several.times == [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]  # a run that times several steps
+
+
+def test_the_time_budget_stops_after_min_rounds():
+    calls = []
+    harness.interleaved([lambda: calls.append(1) or 0.0], 0, 10, min_rounds=2, time_budget=0.0, settle=0)
+    assert len(calls) == 2
 
 
 def test_a_noisy_reference_is_named_and_a_steady_one_is_not():
-    from seglite.apps.benchmark_run import noisy_reference_warning
-
     steady = [0.100, 0.101, 0.102, 0.099, 0.100, 0.103]
     noisy = [0.100, 0.150, 0.240, 0.149, 0.100, 0.200]  # the 149-241 ms swings of a shared machine
-    assert noisy_reference_warning("torchvision", steady) is None
-    warning = noisy_reference_warning("torchvision", noisy)
+    assert harness.noisy_reference_warning("torchvision", steady) is None
+    warning = harness.noisy_reference_warning("torchvision", noisy)
     assert warning.startswith("warning: the reference (torchvision) spread ") and "min 100.0 ms" in warning
 
 
-def test_the_preset_is_the_model_of_the_paper_config():
-    """The benchmark times the model users train: its copy of the config's model section may not drift."""
-    config = Path(__file__).resolve().parents[1] / "configs" / "lraspp_mnv3.yaml"
-    expected = yaml.safe_load(config.read_text())["model"]["model"]
-    expected["init_args"]["num_classes"] = len(CITYSCAPES_CLASSES)  # the CLI links it from the data module
-    assert expected == benchmark_predictor.PRESET_CONFIG
+def test_the_preset_checkpoint_holds_the_preset(tmp_path):
+    """Without --checkpoint the benchmark times the preset users train: its checkpoint rebuilds that model."""
+    from seglite.checkpoints import load_checkpoint
+    from seglite.models import build_preset
+
+    loaded = load_checkpoint(benchmark_predictor.preset_checkpoint(tmp_path)).model
+    torch.manual_seed(0)
+    preset = build_preset(benchmark_predictor.PRESET)
+    assert {k: v.shape for k, v in loaded.state_dict().items()} == {k: v.shape for k, v in preset.state_dict().items()}
+    assert all(torch.equal(loaded.state_dict()[key], value) for key, value in preset.state_dict().items())
 
 
 @pytest.mark.skipif(not openvino.available(), reason="OpenVINO is not installed")

@@ -1,11 +1,11 @@
-"""tools/benchmark_training.py: options, the paper recipe, the report, and one tiny run of both loops."""
+"""benchmarks/training.py: options, the paper recipe, the report, and one tiny run of both loops."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from seglite.apps import benchmark_training
+from benchmarks import training as benchmark_training
 
 
 def test_paper_recipe_settings_and_explicit_flags_win() -> None:

@@ -3,7 +3,7 @@
 Counts come from ``seglite.models.complexity`` (``FlopCounterMode``, MACs = FLOPs / 2; memory
 access cost = bytes every executed operator reads and writes, ShuffleNetV2 section 2) on models
 built on the meta device, so nothing is computed and even 1024x2048 inputs take a fraction of a
-second. The papers' numbers stand beside ours. Measured speed: ``tools/benchmark.py``.
+second. The papers' numbers stand beside ours. Measured speed: ``python benchmarks/benchmark.py``.
 
     python tools/complexity.py
     python tools/complexity.py --backbone-size 224 --sizes 1024x2048 512x1024 --num-classes 19

@@ -39,7 +39,7 @@ class RandomScaleCrop(A.DualTransform):
     ``base_size`` the image is also resampled once rather than twice.
 
     Why our own transform: it is measurably faster and lighter. On 1024x2048 input, 768x768
-    crops, scale 0.5-2.0, one thread (``python tools/benchmark_data.py --compare --images 8
+    crops, scale 0.5-2.0, one thread (``python benchmarks/data.py --compare --images 8
     --repeats 7``, 2-core AMD EPYC, AVX2, as in the README's Training section): the train
     transforms take 14.7 ms per image against 19.8 ms for the albumentations chain, and decode +
     transforms run at 13.6 against 11.7 images/s per worker (PNG decode is the rest). The chain also allocates a

@@ -89,7 +89,7 @@ class SegmentationTask(pl.LightningModule):
             test images are run (see ``seglite.sliding.predict_probabilities``).
         channels_last: run the model in NHWC memory format: on 2 CPU cores LR-ASPP
             MobileNetV3-Large trains a third faster (464 -> 308 ms per step, batch 8 at 256x256;
-            ``python tools/benchmark_training.py``, figures in the README's Training section).
+            ``python benchmarks/training.py``, figures in the README's Training section).
     """
 
     def __init__(

@@ -4,7 +4,7 @@
 eval-mode forward pass executes, with its MACs, the bytes it reads and writes (the *memory access
 cost* of ShuffleNetV2, Ma et al. 2018, section 2: "FLOPs is an indirect metric"), the module it
 ran in and a category (depthwise conv, 1x1 conv, squeeze-excite, ...), so that a time profile can
-be set beside MACs and bytes (``tools/benchmark.py --sections profile``).
+be set beside MACs and bytes (``python benchmarks/benchmark.py --sections profile``).
 
 A model built on the meta device (``with torch.device("meta"): ...``) is counted without
 computing anything, so even 1024x2048 inputs take a fraction of a second.
@@ -133,7 +133,7 @@ class ModuleScope:
 
     ``path`` is the innermost running module's path (``""`` for the model itself);
     ``on_enter(path)`` / ``on_exit(path)`` are called around each module's forward (the
-    benchmark opens ``torch.profiler.record_function`` ranges with them).
+    benchmark, ``benchmarks/profiles.py``, opens ``torch.profiler.record_function`` ranges with them).
     """
 
     def __init__(

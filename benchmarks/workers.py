@@ -1,19 +1,20 @@
 """Benchmark worker processes: one per (model, backend, size, batch), driven in alternating rounds.
 
-Each runner lives in its own process, so that its peak memory is its own (native allocators,
+Each engine lives in its own process, so that its peak memory is its own (native allocators,
 ONNX Runtime's arena and TorchInductor keep memory that a per-process measure sees and tracemalloc
 does not), and a crash or a hang costs one row, not the run. The parent sends "time one call" to
 each worker of a group in turn, round after round (the order rotating), so load that comes and
-goes on the machine hits every runner of the group alike; only one worker computes at a time.
+goes on the machine hits every engine of the group alike; only one worker computes at a time.
 
 Workers are forked from a fork server that imported torch (and the backends' runtimes) but never
-ran an operator, which is safe for OpenMP thread pools.
+ran an operator, which is safe for OpenMP thread pools. The rounds are ``benchmarks.harness.interleaved``'s,
+each worker timing its own call (the pipe's latency is not timed).
 
 Peak memory of a row: the worker's peak resident set size during the timed calls (Linux
 ``VmHWM``, reset through ``/proc/self/clear_refs`` after the first call, which compiles, plans
 and allocates arenas) minus its resident size before the model was built. It covers the weights,
 the runtime's state (ONNX Runtime's session and arena, TorchInductor's compiled code), the
-activations and the runtime code the calls touch. PyTorch runners on CUDA report
+activations and the runtime code the calls touch. PyTorch engines on CUDA report
 ``torch.cuda.max_memory_allocated`` over the timed calls instead (weights included).
 """
 
@@ -26,7 +27,6 @@ import multiprocessing
 import os
 import resource
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from seglite.apps.benchmark_backends import BACKENDS, Case, TorchModelRunner
-from seglite.apps.benchmark_profiles import OperatorProfile
+from benchmarks.engines import BACKENDS, Case
+from benchmarks.harness import interleaved, timed
+from benchmarks.profiles import PROFILERS, OperatorProfile
 
 SIGNATURE_PIXELS = (64, 128)
 """Logits are compared between backends on a strided subsample of about this many pixels."""
@@ -86,7 +87,7 @@ def _peak_bytes() -> int:
 
 
 def _release_free_memory() -> None:
-    """Return freed heap memory to the system (glibc), so it is not mistaken for a runner's."""
+    """Return freed heap memory to the system (glibc), so it is not mistaken for an engine's."""
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -94,12 +95,6 @@ def _release_free_memory() -> None:
 
 # ---------------------------------------------------------------------------------------------
 # The worker
-
-
-def input_batch(case: Case) -> torch.Tensor:
-    """The same normalised-looking random batch in every worker."""
-    generator = torch.Generator().manual_seed(0)
-    return torch.randn(case.batch_size, 3, *case.size, generator=generator)
 
 
 def _signature(output: Any) -> np.ndarray:
@@ -115,7 +110,7 @@ def _synchronize(device: str) -> None:
 
 
 def _worker(connection: Connection, case: Case, seed: int) -> None:
-    """Build the runner, then answer the parent's commands until "stop"."""
+    """Build the engine, then answer the parent's commands until "stop"."""
     try:
         torch.set_num_threads(case.threads)
         if case.device.startswith("cuda"):
@@ -125,12 +120,11 @@ def _worker(connection: Connection, case: Case, seed: int) -> None:
         torch.manual_seed(seed)  # the same weights in every worker of a model
         backend = BACKENDS[case.backend]
         model = case.model.build().eval()
-        runner = backend.build(model, case)
+        target = backend.build(model, case)
         del model
-        batch = runner.prepare(input_batch(case))
-        # PyTorch's CUDA allocator counts what torch runners hold on the GPU; other runtimes
+        # PyTorch's CUDA allocator counts what torch engines hold on the GPU; other runtimes
         # (ONNX Runtime's CUDA provider) allocate outside it: their host memory is what is measured
-        on_gpu = case.device.startswith("cuda") and isinstance(runner, TorchModelRunner)
+        on_gpu = target.cuda_memory
         _release_free_memory()
         connection.send(("ready", None))
     except BaseException as error:  # anything: the parent reports it as this row's failure
@@ -139,15 +133,14 @@ def _worker(connection: Connection, case: Case, seed: int) -> None:
     signature = None
     peak_method = None
     calls = 0
+    outputs: list[Any] = []
+    time_call = timed(lambda: outputs.append(target.call(target.inputs)), lambda: _synchronize(case.device))
     while True:
         command, argument = connection.recv()
         try:
             if command == "time":
-                _synchronize(case.device)
-                start = time.perf_counter()
-                output = runner(batch)
-                _synchronize(case.device)
-                elapsed = time.perf_counter() - start
+                elapsed = time_call()
+                output = outputs.pop()
                 calls += 1
                 if calls == 1:  # the first call compiles, plans or allocates arenas: measure memory after it
                     signature = _signature(output)
@@ -170,7 +163,7 @@ def _worker(connection: Connection, case: Case, seed: int) -> None:
             elif command == "profile":
                 if backend.profile is None:
                     raise ValueError(f"backend {case.backend!r} has no per-operator profile")
-                connection.send(("profile", backend.profile(runner, batch, argument)))
+                connection.send(("profile", PROFILERS[backend.profile](target, argument)))
             elif command == "stop":
                 connection.send(("stopped", None))
                 return
@@ -193,7 +186,7 @@ def _describe(error: BaseException) -> str:
 
 
 _CONTEXT = None
-_PRELOAD = ["seglite.apps.benchmark_workers"]
+_PRELOAD = ["benchmarks.workers"]
 
 
 def preload_modules(modules: list[str]) -> None:
@@ -308,16 +301,11 @@ def run_group(
     rounds: int,
     min_rounds: int = 3,
     time_budget: float | None = None,
-    settle: float = 0.02,
     log: Callable[[str], None] = lambda message: None,
 ) -> list[Measurement]:
-    """Time ``cases`` in alternating rounds; each runner in its own worker.
+    """Time ``cases`` in alternating rounds (``benchmarks.harness.interleaved``), each in its own worker.
 
-    ``warmup`` untimed rounds, then up to ``rounds`` timed ones, stopping early (after at least
-    ``min_rounds``) once the timed rounds have taken ``time_budget`` seconds. A case that fails
-    keeps its error and drops out; the others go on. Between two calls the parent waits
-    ``settle`` seconds: OpenMP and ONNX Runtime threads spin for a while after a call, and must
-    not take cores from the next worker's call.
+    A case that fails keeps its error and drops out; the others go on.
     """
     measurements = [Measurement(case) for case in cases]
     workers: list[Worker | None] = []
@@ -329,30 +317,12 @@ def run_group(
             except WorkerError as error:
                 measurement.error = str(error)
                 workers.append(None)
-        started = None
-        for round_index in range(warmup + rounds):
-            if round_index == warmup:
-                started = time.perf_counter()
-            shift = round_index % max(len(workers), 1)
-            for index in list(range(shift, len(workers))) + list(range(shift)):
-                worker = workers[index]
-                if worker is None:
-                    continue
-                time.sleep(settle)
-                try:
-                    elapsed = worker.time_call()
-                except WorkerError as error:
-                    measurements[index].error = str(error)
-                    workers[index] = None
-                    continue
-                if round_index >= warmup:
-                    measurements[index].times.append(elapsed)
-            timed = round_index + 1 - warmup
-            over_budget = started is not None and time_budget is not None and time.perf_counter() - started > time_budget
-            if over_budget and timed >= min_rounds:
-                break
-        for measurement, worker in zip(measurements, workers, strict=True):
-            if worker is None:
+        running = [(measurement, worker) for measurement, worker in zip(measurements, workers) if worker is not None]
+        timings = interleaved([worker.time_call for _, worker in running], warmup, rounds, min(min_rounds, rounds),
+                              time_budget, failures=(WorkerError,))  # fmt: skip
+        for (measurement, worker), timing in zip(running, timings):
+            measurement.times, measurement.error = timing.times, timing.error
+            if timing.error is not None:
                 continue
             try:
                 result = worker.finish()

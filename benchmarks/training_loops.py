@@ -1,4 +1,10 @@
-"""The two training loops ``tools/benchmark_training.py`` times: the Lightning task and a bare PyTorch loop."""
+"""The two training loops ``benchmarks/training.py`` times: the Lightning task and a bare PyTorch loop.
+
+A loop's unit of timing is a step inside a run that only its trainer drives (``trainer.fit`` does
+not hand out single steps), so each run reads its own step times with one :class:`StepClock` -
+the time between consecutive step ends, fetching included - and the runs of the two loops are the
+rounds of ``benchmarks.harness.interleaved``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from benchmarks.harness import interleaved
 from seglite.lit.optim import poly_warmup_factor, split_decay_parameters
 from seglite.lit.task import SegmentationTask
 from seglite.models import build_preset
@@ -34,25 +41,35 @@ class RandomBatches(Dataset):
         return {"image": self.images[index % len(self.images)], "mask": self.masks[index % len(self.masks)]}
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+WARMUP_STEPS = 2
+"""Steps of every run left out of its times (the first builds kernels and allocates memory)."""
 
 
-class StepTimer(pl.Callback):
-    """Time between consecutive batch ends: everything Lightning does per step, fetching included."""
+class StepClock:
+    """Times between consecutive step ends, the device synchronised first; the warm-up steps' left out."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.times: list[float] = []
-        self.last: float | None = None
+        self.ends: list[float] = []
+
+    def tick(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.ends.append(time.perf_counter())
+
+    @property
+    def times(self) -> list[float]:
+        return [end - start for start, end in zip(self.ends[WARMUP_STEPS - 1 :], self.ends[WARMUP_STEPS:])]
+
+
+class StepTimer(pl.Callback):
+    """The :class:`StepClock` of a Lightning run: a tick at every batch end."""
+
+    def __init__(self, clock: StepClock) -> None:
+        self.clock = clock
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        _synchronize(self.device)
-        now = time.perf_counter()
-        if self.last is not None:
-            self.times.append(now - self.last)
-        self.last = now
+        self.clock.tick()
 
 
 def _task(args: argparse.Namespace) -> SegmentationTask:
@@ -65,17 +82,17 @@ def _task(args: argparse.Namespace) -> SegmentationTask:
 
 def lightning_step_times(args: argparse.Namespace, loader: DataLoader, device: torch.device) -> list[float]:
     task = _task(args)
-    timer = StepTimer(device)
+    clock = StepClock(device)
     accelerator = "gpu" if device.type == "cuda" else "cpu"
     devices = [device.index or 0] if device.type == "cuda" else 1
     precision = "bf16-mixed" if args.precision == "bf16-mixed" else "32-true"
     trainer = pl.Trainer(
         accelerator=accelerator, devices=devices, precision=precision,
         max_steps=args.steps, logger=False, enable_checkpointing=False, enable_progress_bar=True,
-        enable_model_summary=False, callbacks=[timer], limit_val_batches=0,
+        enable_model_summary=False, callbacks=[StepTimer(clock)], limit_val_batches=0,
     )  # fmt: skip
     trainer.fit(task, loader)
-    return timer.times[1:]  # intervals; the first spans the warm-up step
+    return clock.times
 
 
 def bare_step_times(args: argparse.Namespace, loader: DataLoader, device: torch.device) -> list[float]:
@@ -92,10 +109,9 @@ def bare_step_times(args: argparse.Namespace, loader: DataLoader, device: torch.
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16-mixed" else nullcontext()
     )
-    times = []
+    clock = StepClock(device)
     iterator = iter(loader)
     for _ in range(args.steps):
-        start = time.perf_counter()
         batch = next(iterator)
         images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
         masks = batch["mask"].to(device, non_blocking=True)
@@ -107,8 +123,8 @@ def bare_step_times(args: argparse.Namespace, loader: DataLoader, device: torch.
         optimizer.step()
         scheduler.step()
         loss.item()  # Lightning reads the loss for its progress bar too; on CUDA this waits for the step
-        times.append(time.perf_counter() - start)
-    return times[2:]
+        clock.tick()
+    return clock.times
 
 
 def run(args: argparse.Namespace) -> dict[str, list[float]]:
@@ -121,8 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, list[float]]:
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, drop_last=True,
                         pin_memory=device.type == "cuda")  # fmt: skip
     loops = {"bare": bare_step_times, "lightning": lightning_step_times}
-    results: dict[str, list[float]] = {loop: [] for loop in args.loops}
-    for _ in range(args.repeats):  # alternate, so drifting machine load hits both alike
-        for loop in args.loops:
-            results[loop] += loops[loop](args, loader, device)
-    return results
+    # the loops alternate, so drifting machine load hits both alike
+    timings = interleaved([lambda loop=loop: loops[loop](args, loader, device) for loop in args.loops], 0, args.repeats,
+                          settle=0)  # fmt: skip
+    return {loop: timing.times for loop, timing in zip(args.loops, timings)}

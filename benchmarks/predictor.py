@@ -1,7 +1,7 @@
 """Latency of ``Predictor.predict`` (uint8 image in, mask out) on every backend, against torchvision's eager LR-ASPP.
 
-    python tools/benchmark_predictor.py
-    python tools/benchmark_predictor.py --checkpoint last.ckpt --calibration-root data/demo --eval-root data/demo
+    python benchmarks/predictor.py
+    python benchmarks/predictor.py --checkpoint last.ckpt --calibration-root data/demo --eval-root data/demo
 
 The goals of the deployment path, measured side by side in one process: the default
 ``Predictor.from_checkpoint(ckpt).predict(image)`` against the model call alone of the reference,
@@ -22,28 +22,14 @@ import argparse
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python benchmarks/predictor.py: this checkout's packages
+
 from seglite.apps import arguments
 
 REFERENCE = "torchvision eager, model call (reference)"
-PRESET_CONFIG = {  # the model of configs/lraspp_mnv3.yaml (tested equal): the authors' LR-ASPP MobileNetV3-Large
-    "class_path": "seglite.models.LRASPP",
-    "init_args": {
-        "backbone": {
-            "class_path": "seglite.models.backbones.MobileNetV3",
-            "init_args": {"variant": "large", "width_mult": 1.0, "output_stride": 16, "reduced_tail": True,
-                          "tail_reduction": "all", "dilation_rule": "deeplab"},
-        },
-        "num_classes": 19,
-        "inner_channels": 128,
-        "pool_kernel": [49, 49],
-        "pool_stride": [4, 5],
-        "pool_fallback": "clamp",
-        "gate_activation": "hardsigmoid",
-        "gate_bias": True,
-        "low_feature": "layer2_depthwise",
-        "aux": False,
-    },
-}
+ONNX_MODEL_CALL = "onnxruntime fp32, model call"
+PRESET = "lraspp_mobilenet_v3_large"
+"""The model timed without --checkpoint: the authors' LR-ASPP MobileNetV3-Large (configs/lraspp_mnv3.yaml's)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,23 +59,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def preset_config(num_classes: int = 19) -> dict:
+    """The ``class_path`` config of the :data:`PRESET` (what a training checkpoint records), written from
+    the preset's own settings (``seglite.models.factory.AUTHORS_MOBILENET_V3_LRASPP``)."""
+    from seglite.models.factory import AUTHORS_MOBILENET_V3_LRASPP
+
+    head = dict(AUTHORS_MOBILENET_V3_LRASPP)
+    backbone = {"variant": "large", "output_stride": head.pop("output_stride"), "reduced_tail": head.pop("reduced_tail"),
+                **head.pop("backbone_options")}  # fmt: skip
+    return {
+        "class_path": "seglite.models.LRASPP",
+        "init_args": {"backbone": {"class_path": "seglite.models.backbones.MobileNetV3", "init_args": backbone},
+                      "num_classes": num_classes, **head},
+    }  # fmt: skip
+
+
 def preset_checkpoint(folder: Path) -> Path:
-    """The LR-ASPP MobileNetV3-Large preset as a training checkpoint (what from_checkpoint reads)."""
+    """The :data:`PRESET` as a training checkpoint (what from_checkpoint reads), random weights."""
     import torch
 
-    from seglite.checkpoints import build_model_from_config
     from seglite.data import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+    from seglite.models import build_preset
 
     torch.manual_seed(0)
-    model = build_model_from_config(PRESET_CONFIG)
-    path = folder / "lraspp_mobilenet_v3_large.ckpt"
+    model = build_preset(PRESET, num_classes=len(CITYSCAPES_CLASSES))
+    path = folder / f"{PRESET}.ckpt"
     torch.save(
         {
             "state_dict": {f"model.{key}": value for key, value in model.state_dict().items()},
-            "hyper_parameters": {"model": PRESET_CONFIG, "class_names": list(CITYSCAPES_CLASSES), "palette": CITYSCAPES_PALETTE.tolist()},
+            "hyper_parameters": {"model": preset_config(len(CITYSCAPES_CLASSES)), "class_names": list(CITYSCAPES_CLASSES),
+                                 "palette": CITYSCAPES_PALETTE.tolist()},
         },
         path,
-    )
+    )  # fmt: skip
     return path
 
 
@@ -106,7 +108,7 @@ def benchmark_image(args: argparse.Namespace):
 
     for root in (args.eval_root, args.calibration_root):
         if root is not None:
-            from seglite.inference.accuracy import dataset_images
+            from benchmarks.engines import dataset_images
 
             images = dataset_images(root, "val", 1)
             if images:
@@ -117,7 +119,7 @@ def benchmark_image(args: argparse.Namespace):
 
 
 def calibration_images(args: argparse.Namespace, folder: Path) -> list:
-    from seglite.inference.accuracy import dataset_images
+    from benchmarks.engines import dataset_images
 
     root = args.calibration_root
     if root is None:
@@ -128,14 +130,10 @@ def calibration_images(args: argparse.Namespace, folder: Path) -> list:
 
 
 def build(args: argparse.Namespace, checkpoint: Path, folder: Path) -> tuple[dict, dict]:
-    """(paths timed on uint8 images, paths timed on a normalised tensor): name -> callable."""
+    """(predictors, model calls on a normalised float32 batch): name -> predictor or callable."""
     import torch
-    import torchvision
 
-    from seglite.inference import openvino
-    from seglite.inference.export import onnx_model_bytes
-    from seglite.inference.predictor import Predictor, load_task
-    from seglite.inference.runners import OnnxRunner
+    from benchmarks.engines import Predictor, load_task, logits_model_engine, onnx_model_bytes, openvino, torchvision_reference
 
     predictors = {"default": Predictor.from_checkpoint(checkpoint, cache_dir=folder / "cache")}
     if not args.no_torch:
@@ -155,40 +153,23 @@ def build(args: argparse.Namespace, checkpoint: Path, folder: Path) -> tuple[dic
                 )
     for path in args.phone_model:  # fixed-size files: images of another size are resized to theirs
         predictors[path.name] = Predictor.from_phone_file(path, num_threads=args.threads)
-    reference = torchvision.models.segmentation.lraspp._lraspp_mobilenetv3(
-        torchvision.models.mobilenet_v3_large(weights=None, dilated=True, reduced_tail=True), num_classes=19
-    ).eval()
-    model = load_task(checkpoint).model
-    onnx = OnnxRunner(onnx_model_bytes(model, (args.height, args.width)))
+    reference = torchvision_reference().eval()
+    onnx = logits_model_engine(onnx_model_bytes(load_task(checkpoint).model, (args.height, args.width)))
 
     def reference_call(batch: torch.Tensor) -> None:
         with torch.inference_mode():
             reference(batch)
 
-    return predictors, {REFERENCE: reference_call, "onnxruntime fp32, model call": onnx}
+    return predictors, {REFERENCE: reference_call, ONNX_MODEL_CALL: lambda batch: onnx.graph_output(batch.numpy())}
 
 
-def measure(calls: dict, warmup: int, rounds: int, settle: float = 0.02) -> dict[str, list[float]]:
-    """Seconds per call of each of ``calls``, all taking their turn in every round.
+def measure(calls: dict, warmup: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each of ``calls`` (name -> callable), all taking their turn in every round
+    (``benchmarks.harness.interleaved``)."""
+    from benchmarks.harness import interleaved, timed
 
-    The order rotates by one each round (no path always follows the same one), and the loop waits
-    ``settle`` seconds before each call: OpenMP threads spin a while after a call and must not take
-    the cores from the next one.
-    """
-    import time
-
-    names = list(calls)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for round_index in range(warmup + rounds):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            time.sleep(settle)
-            start = time.perf_counter()
-            calls[name]()
-            elapsed = time.perf_counter() - start
-            if round_index >= warmup:
-                times[name].append(elapsed)
-    return times
+    timings = interleaved([timed(call) for call in calls.values()], warmup, rounds)
+    return {name: timing.times for name, timing in zip(calls, timings)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from seglite.apps.benchmark_run import noisy_reference_warning, timing_stats
+    from benchmarks.engines import default_num_threads, openvino
+    from benchmarks.harness import noisy_reference_warning, timing_stats
+    from benchmarks.report import markdown_table
     from seglite.errors import SegliteError
-    from seglite.inference.runners import default_num_threads
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -224,31 +206,29 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile:
                 profile(predictors, image, args.profile)
     except SegliteError as error:
-        print(f"benchmark_predictor: error: {error}", file=sys.stderr)
+        print(f"benchmarks/predictor.py: error: {error}", file=sys.stderr)
         return 2
     import onnxruntime
 
     versions = f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}"
-    from seglite.inference import openvino
-
     if openvino.available():
         import openvino as ov
 
         versions += f", openvino {ov.__version__.split('-')[0]}"
-    print(f"{args.checkpoint or 'lraspp_mobilenet_v3_large preset (random weights)'}, {args.height}x{args.width} uint8 image "
+    print(f"{args.checkpoint or f'{PRESET} preset (random weights)'}, {args.height}x{args.width} uint8 image "
           f"({image_source}), batch 1, "
           f"{threads} threads; median of {args.rounds} rounds after {args.warmup} warm-up, all paths alternating")
     forced = f" ({openvino.PRECISION_ENVIRONMENT}={openvino.forced_precision()})" if openvino.forced_precision() else ""
     print(f"{versions}; {platform.machine()}, torch CPU capability {torch.backends.cpu.get_cpu_capability()}, "
           f"bf16 {'yes' if openvino.available() and openvino.cpu_has_bf16() else 'no'}{forced}")
     reference = statistics.median(times[REFERENCE])
-    onnx = statistics.median(times["onnxruntime fp32, model call"])
-    width = max(len(name) for name in times)
-    print(f"\n{'path':<{width}}  median ms   min ms  IQR %  vs reference  ORT fp32 / this")
+    onnx = statistics.median(times[ONNX_MODEL_CALL])
+    rows = []
     for name, values in times.items():
         median, fastest, spread = timing_stats(values)
-        print(f"{name:<{width}}  {median:9.1f}  {fastest:7.1f}  {spread:5.0f}  {median / 1000 / reference:11.3f}x  "
-              f"{onnx / median * 1000:14.2f}x")
+        rows.append([name, f"{median:.1f}", f"{fastest:.1f}", f"{spread:.0f}", f"{median / 1000 / reference:.3f}x",
+                     f"{onnx / median * 1000:.2f}x"])  # fmt: skip
+    print("\n" + markdown_table(["path", "median ms", "min ms", "IQR %", "vs reference", "ORT fp32 / this"], rows))
     warning = noisy_reference_warning(REFERENCE, times[REFERENCE])
     if warning:
         print(warning)
@@ -286,8 +266,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def evaluate(args: argparse.Namespace, predictors: dict) -> dict[str, float]:
     """Val mIoU change (points) of each predictor against the exact torch fp32 one."""
-    from seglite.inference.accuracy import evaluate_predictors
-    from seglite.inference.predictor import Predictor
+    from benchmarks.engines import Predictor, evaluate_predictors
 
     candidates = {name: p for name, p in predictors.items() if name != "torch"}
     reference = predictors.get("torch") or Predictor.from_checkpoint(args.checkpoint, backend="torch")

@@ -1,39 +1,31 @@
 """Data-loading throughput of one loader worker: PNG decode + train transforms, images/s.
 
-    python tools/benchmark_data.py                      # synthetic 1024x2048 PNGs in a temp folder
-    python tools/benchmark_data.py --root data/cityscapes --images 20
-    python tools/benchmark_data.py --compare            # also the plain albumentations chain
+    python benchmarks/data.py                      # synthetic 1024x2048 PNGs in a temp folder
+    python benchmarks/data.py --root data/cityscapes --images 20
+    python benchmarks/data.py --compare            # also the plain albumentations chain
 
 Runs in this process on one OpenCV and one torch thread, as one DataLoader worker does, and
-reports the median over ``--repeats`` timed passes after ``--warmup`` untimed ones.
+reports the median over ``--repeats`` timed passes after ``--warmup`` untimed ones, the passes
+of every measurement alternating (``benchmarks.harness.interleaved``).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python benchmarks/data.py: this checkout's packages
 
 from seglite.apps import arguments
 
 
-def median_rate(run: Callable[[], None], count: int, repeats: int, warmup: int) -> float:
-    """Median images/s of ``run`` (which handles ``count`` images) over timed repeats."""
-    for _ in range(warmup):
-        run()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        rates.append(count / (time.perf_counter() - start))
-    return statistics.median(rates)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="benchmark_data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+        prog="benchmarks/data.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
     )
     parser.add_argument("--root", help="a Cityscapes root; default: synthetic full-resolution images in a temp folder")
     parser.add_argument("--split", default="train")
@@ -51,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import numpy as np
     import torch
 
+    from benchmarks.harness import interleaved, timed
     from seglite.data import CityscapesDataset, train_transform
     from seglite.data.synthetic import make_demo_dataset
 
@@ -68,13 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{count} images from {root} ({args.split}), mean PNG size {np.mean(image_sizes) / 1e6:.2f} MB, "
               f"crop {args.crop[0]}x{args.crop[1]}, scale {args.scale[0]}-{args.scale[1]}, 1 thread")
 
-        def decode() -> None:
+        def decode(transform=None) -> None:
+            dataset.transform = transform
             for i in range(count):
                 dataset[i]
+            dataset.transform = None
 
         preloaded = [dataset[i] for i in range(count)]
-        decode_rate = median_rate(decode, count, args.repeats, args.warmup)
-        print(f"  decode only (image + label PNG): {decode_rate:6.1f} images/s")
+        calls = {"decode": decode}
         for name, crop_before_resize in (("RandomScaleCrop", True), ("albumentations chain", False)):
             if not crop_before_resize and not args.compare:
                 continue
@@ -85,10 +79,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for sample in preloaded:
                     transform(image=sample["image"], mask=sample["mask"])
 
-            dataset.transform = transform
-            augment_rate = median_rate(augment, count, args.repeats, args.warmup)
-            total_rate = median_rate(decode, count, args.repeats, args.warmup)
-            dataset.transform = None
-            print(f"  {name}: transforms only {augment_rate:6.1f} images/s ({1000 / augment_rate:.1f} ms/image), "
-                  f"decode + transforms {total_rate:6.1f} images/s per worker")
+            calls[f"{name} transforms"] = augment
+            calls[f"{name} decode"] = lambda transform=transform: decode(transform)
+        timings = interleaved([timed(call) for call in calls.values()], args.warmup, args.repeats)
+        rates = {name: count / statistics.median(timing.times) for name, timing in zip(calls, timings)}
+        print(f"  decode only (image + label PNG): {rates['decode']:6.1f} images/s")
+        for name in ("RandomScaleCrop", "albumentations chain"):
+            if f"{name} transforms" in rates:
+                augment_rate, total_rate = rates[f"{name} transforms"], rates[f"{name} decode"]
+                print(f"  {name}: transforms only {augment_rate:6.1f} images/s ({1000 / augment_rate:.1f} ms/image), "
+                      f"decode + transforms {total_rate:6.1f} images/s per worker")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

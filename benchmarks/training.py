@@ -5,9 +5,9 @@ same in-memory batches, alternately in one process, so Lightning's own overhead 
 The median step time after warm-up is reported, with images/s and the wall time a whole schedule
 (--schedule-steps, default 160k) would take at that speed (compute only: data loading excluded).
 
-    python tools/benchmark_training.py --batch-size 8 --crop 256 256 --steps 12 --repeats 3
-    python tools/benchmark_training.py --channels-last --compile
-    python tools/benchmark_training.py --paper-recipe --device cuda       # batch 16, 768x768, bf16
+    python benchmarks/training.py --batch-size 8 --crop 256 256 --steps 12 --repeats 3
+    python benchmarks/training.py --channels-last --compile
+    python benchmarks/training.py --paper-recipe --device cuda       # batch 16, 768x768, bf16
 
 --paper-recipe is the MobileNetV3 paper's segmentation setting as TF DeepLab trains it: batch 16
 of 769x769 crops (768 here: a multiple of the output stride), bf16 mixed precision, channels-last.
@@ -18,6 +18,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python benchmarks/training.py: this checkout's packages
 
 from seglite.apps import arguments
 
@@ -26,7 +29,7 @@ PAPER_BATCH, PAPER_CROP = 16, (768, 768)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     head, _, tail = __doc__.partition("\n\n")
-    parser = argparse.ArgumentParser(prog="tools/benchmark_training.py", description=head, epilog=tail,
+    parser = argparse.ArgumentParser(prog="benchmarks/training.py", description=head, epilog=tail,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--preset", default="lraspp_mobilenet_v3_large")
     parser.add_argument("--batch-size", type=arguments.positive_int, help="default: 8 (--paper-recipe: 16)")
@@ -60,14 +63,14 @@ def check_device(device: str, precision: str) -> str | None:
     """Why ``device`` cannot train at ``precision`` here (``None``: it can)."""
     import torch
 
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            return "--device cuda: no CUDA device visible to PyTorch"
-        if precision == "bf16-mixed" and not torch.cuda.is_bf16_supported():
-            return "--precision bf16-mixed: this GPU has no bf16; pass --precision fp32"
-    elif precision == "bf16-mixed" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return ("--precision bf16-mixed: this CPU has no native bf16 (AVX-512 BF16 or AMX) and PyTorch would "
-                "emulate it slowly; pass --precision fp32")  # fmt: skip
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return "--device cuda: no CUDA device visible to PyTorch"
+    if precision == "bf16-mixed":
+        from benchmarks.engines import bf16_unavailable
+
+        reason = bf16_unavailable(device)
+        if reason:
+            return f"--precision bf16-mixed: {reason}; pass --precision fp32"
     return None
 
 
@@ -75,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     problem = check_device(args.device, args.precision)
     if problem:
-        print(f"tools/benchmark_training.py: error: {problem}", file=sys.stderr)
+        print(f"benchmarks/training.py: error: {problem}", file=sys.stderr)
         return 2
-    from seglite.apps.benchmark_training_loops import run
+    from benchmarks.training_loops import run
 
     results = run(args)
     print(report(args, results))
@@ -86,22 +89,27 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(args: argparse.Namespace, results: dict[str, list[float]]) -> str:
     """The step times as a small table, with images/s and the estimated schedule wall time."""
+    from benchmarks.report import markdown_table
+
     options = [args.precision] + ["channels-last"] * args.channels_last + ["compiled"] * args.compile
     counts = {len(times) for times in results.values()}
     lines = [
         f"\n{args.preset}, {args.device}, batch {args.batch_size}, crop {args.crop[0]}x{args.crop[1]}, "
         f"{', '.join(options)}, {args.threads or 'default'} threads; median of {'/'.join(map(str, counts))} "
         "steps after warm-up",
-        f"| loop | ms/step | images/s | {args.schedule_steps} steps (h) |",
-        "|---|---|---|---|",
     ]
-    medians = {}
+    medians, rows = {}, []
     for loop, times in results.items():
         median = medians[loop] = statistics.median(times)
-        hours = median * args.schedule_steps / 3600
-        lines.append(f"| {loop} | {1000 * median:.1f} | {args.batch_size / median:.2f} | {hours:.1f} |")
+        rows.append([loop, f"{1000 * median:.1f}", f"{args.batch_size / median:.2f}", f"{median * args.schedule_steps / 3600:.1f}"])
+    lines.append(markdown_table(["loop", "ms/step", "images/s", f"{args.schedule_steps} steps (h)"], rows))
     if len(medians) == 2:
         overhead = 100 * (medians["lightning"] / medians["bare"] - 1)
         lines.append(f"Lightning overhead: {overhead:+.1f}%")
     lines.append("Hours: the whole schedule at the median step time, compute only (data loading excluded).")
     return "\n".join(lines)
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,9 +2,9 @@
 
 PyTorch: ``torch.profiler``, each top-level aten operator attributed to the module it ran in.
 ONNX Runtime: its own profiler's JSON, per graph node, categorised from the optimised graph.
-OpenVINO: the compiled model's per-layer counters (``profile_openvino``, for its backend entry).
+OpenVINO: ``OpenVinoEngine.profile`` (the compiled model's per-layer counters).
 Every entry gets one of ``seglite.models.complexity.CATEGORIES``, so time shares can be set
-beside MAC and memory-access shares.
+beside MAC and memory-access shares. Each reads a ``benchmarks.engines.Target``.
 """
 
 from __future__ import annotations
@@ -13,49 +13,16 @@ import json
 import os
 import statistics
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 
 import torch
 
-from seglite.models.complexity import conv_category, inside, operator_category, squeeze_excite_paths
-
-if TYPE_CHECKING:
-    from seglite.inference.predictor import OnnxRunner
-
-
-# What the profilers read of a runner, written here so that the runners' module
-# (``benchmark_backends``, which imports the profilers) is not imported back.
-class ProfiledTorchModel(Protocol):
-    """A PyTorch runner (``benchmark_backends.TorchModelRunner``): called on a batch; its module, or
-    ``None`` when compiled kernels have no module scopes to attribute time to."""
-
-    @property
-    def device(self) -> torch.device: ...
-
-    @property
-    def profile_model(self) -> torch.nn.Module | None: ...
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor: ...
-
-
-class ProfiledOnnxModel(Protocol):
-    """An ONNX Runtime runner (``benchmark_backends.OnnxModelRunner``): the model, its session's
-    threads and providers, and the squeeze-and-excitation module paths of the PyTorch model."""
-
-    @property
-    def model_bytes(self) -> bytes: ...
-
-    @property
-    def threads(self) -> int: ...
-
-    @property
-    def squeeze_excite(self) -> set[str]: ...
-
-    @property
-    def runner(self) -> OnnxRunner: ...
+from benchmarks.engines import Target, openvino
+from benchmarks.harness import interleaved, timed
+from seglite.models.complexity import ModuleScope, conv_category, inside, operator_category
 
 
 @dataclass(frozen=True)
@@ -83,18 +50,15 @@ class OperatorProfile:
         return max(self.total - sum(op.seconds for op in self.operators), 0.0)
 
 
-def profile_torch(runner: ProfiledTorchModel, batch: torch.Tensor, runs: int) -> OperatorProfile:
-    """``torch.profiler`` over ``runs`` forward passes; each top-level aten operator is attributed
+def profile_torch(target: Target, runs: int) -> OperatorProfile:
+    """``torch.profiler`` over ``runs`` timed calls; each top-level aten operator is attributed
     to the innermost module it ran in (``record_function`` ranges opened by module hooks)."""
     from torch.autograd.profiler import record_function
     from torch.profiler import ProfilerActivity, profile
 
-    from seglite.models.complexity import ModuleScope
-
-    model = runner.profile_model
+    model = target.model
     if model is None:
         raise ValueError("a compiled model has no per-module profile; profile 'eager' or 'channels-last'")
-    squeeze_excite = squeeze_excite_paths(model)
     ranges: list[ExitStack] = []
 
     def enter(path: str) -> None:
@@ -106,15 +70,15 @@ def profile_torch(runner: ProfiledTorchModel, batch: torch.Tensor, runs: int) ->
         ranges.pop().close()
 
     activities = [ProfilerActivity.CPU]
-    on_cuda = runner.device.type == "cuda"
+    on_cuda = target.device.startswith("cuda")
     if on_cuda:
         activities.append(ProfilerActivity.CUDA)
     with ModuleScope(model, enter, leave):
-        runner(batch)  # warm-up
+        target.call(target.inputs)  # warm-up
         with profile(activities=activities, record_shapes=True) as profiler:
             for _ in range(runs):
                 with record_function("benchmark::forward"):
-                    runner(batch)
+                    target.call(target.inputs)
                 if on_cuda:
                     torch.cuda.synchronize()
     operators: list[TimedOperator] = []
@@ -138,7 +102,7 @@ def profile_torch(runner: ProfiledTorchModel, batch: torch.Tensor, runs: int) ->
         input_shape = shapes[0] if len(shapes) > 1 and shapes[0] else None
         weight_shape = shapes[1] if len(shapes) > 1 and shapes[1] else None
         path = path or ""
-        category = operator_category(event.name, inside(path, squeeze_excite), input_shape, weight_shape)
+        category = operator_category(event.name, inside(path, target.squeeze_excite), input_shape, weight_shape)
         microseconds = event.device_time_total if on_cuda else event.cpu_time_total
         operators.append(TimedOperator(path or "(model)", event.name, category, microseconds * 1e-6 / runs))
     total = sum(forwards) * 1e-6 / max(len(forwards), 1)
@@ -174,7 +138,8 @@ def module_path_of_node(node_name: str) -> str:
 
     ``/backbone/layer1/layer1.0/block/block.1/scale_activation/HardSigmoid`` ->
     ``backbone.layer1.0.block.1.scale_activation``:
-    each scope repeats its parent's name before a numbered child (``layer1.0``).
+    each scope repeats its parent's name before a numbered child (``layer1.0``). A segmenter
+    graph's scopes start with ``/model`` (``SegmenterGraph.model``), which is dropped.
     """
     if not node_name.startswith("/"):
         return ""
@@ -184,7 +149,8 @@ def module_path_of_node(node_name: str) -> str:
     for scope in scopes:
         parts.append(scope[len(previous) + 1 :] if previous and scope.startswith(previous + ".") else scope)
         previous = scope
-    return ".".join(parts)
+    path = ".".join(parts)
+    return path[len("model.") :] if path.startswith("model.") else path
 
 
 def graph_node_category(
@@ -223,20 +189,22 @@ def _onnx_weight_shapes(model_path: Path) -> dict[str, tuple[list[int] | None, i
     return found
 
 
-def profile_onnxruntime(runner: ProfiledOnnxModel, batch: torch.Tensor, runs: int) -> OperatorProfile:
-    """ONNX Runtime's own profiler (``enable_profiling``) on a second session of the same model and
-    threads, grouped by node; the optimised graph (fusions, NCHWc layout) gives each node's kernel."""
+def profile_onnxruntime(target: Target, runs: int) -> OperatorProfile:
+    """ONNX Runtime's own profiler (``enable_profiling``) on a second session of the target's graph
+    and threads, grouped by node; the optimised graph (fusions, NCHWc layout) gives each node's kernel.
+    The engine's session cannot profile: ONNX Runtime turns profiling on when a session is made."""
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory(prefix="seglite-ort-profile-") as folder:
         options = ort.SessionOptions()
-        options.intra_op_num_threads = runner.threads
+        options.intra_op_num_threads = target.threads
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(folder, "profile")
         options.optimized_model_filepath = os.path.join(folder, "optimized.onnx")
         options.log_severity_level = 3  # the optimised-model file's hardware-specific warning
-        session = ort.InferenceSession(runner.model_bytes, options, providers=runner.runner.session.get_providers())
-        feed = {session.get_inputs()[0].name: batch.numpy()}
+        cuda = ["CUDAExecutionProvider"] if target.device.startswith("cuda") else []
+        session = ort.InferenceSession(target.graph, options, providers=[*cuda, "CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: target.inputs}
         for _ in range(runs + 1):
             session.run(None, feed)
         events = json.loads(Path(session.end_profiling()).read_text())
@@ -252,54 +220,52 @@ def profile_onnxruntime(runner: ProfiledOnnxModel, batch: torch.Tensor, runs: in
         node = event["name"][: -len("_kernel_time")]
         op_type = event.get("args", {}).get("op_name", "")
         weight_shape, groups = weights.get(node, (None, 1))
-        category = graph_node_category(op_type, node, runner.squeeze_excite, weight_shape, groups)
+        category = graph_node_category(op_type, node, target.squeeze_excite, weight_shape, groups)
         operators.append(TimedOperator(node, op_type, category, event["dur"] * 1e-6 / len(windows)))
     total = statistics.fmean(end - start for start, end in windows) * 1e-6 if windows else 0.0
     return OperatorProfile("", _merge(operators), total, len(windows))
 
 
-def profile_openvino(compiled_model, inputs: dict, runs: int, squeeze_excite: set[str]) -> OperatorProfile:
-    """OpenVINO's per-layer counters: ``compiled_model`` must be compiled with ``{"PERF_COUNT": "YES"}``.
+def _openvino_convolutions(graph: bytes) -> dict[str, tuple[list[int], int]]:
+    """Layer name -> (weight shape, groups) of every convolution of the OpenVINO model of ``graph``.
 
-    The hook for an OpenVINO backend entry (its runner passes its compiled model, its input dict
-    and ``squeeze_excite_paths`` of the PyTorch model). Each executed layer of
-    ``request.get_profiling_info()`` is one entry; fused layers (activations, batch norm, sums
-    folded into a convolution) are not run and cost nothing on their own. The runtime model gives
-    each convolution's input channels and weights (grouped: ``[groups, out/groups, in/groups, k, k]``).
+    A grouped convolution's weights (``[groups, out/groups, in/groups, k, k]``) are folded into
+    ``[out, in/groups, k, k]``; the CPU plugin keeps a convolution's name when it fuses activations,
+    batch norm and sums into it, so the profile's layers find theirs.
     """
-    import time
-
     convolutions: dict[str, tuple[list[int], int]] = {}
-    for op in compiled_model.get_runtime_model().get_ordered_ops():
-        if op.get_input_size() < 2:
+    for op in openvino.read_onnx(graph).get_ordered_ops():
+        if op.get_type_name() not in ("Convolution", "GroupConvolution"):
             continue
-        data, weights = op.input(0).get_partial_shape(), op.input(1).get_partial_shape()
-        if data.is_dynamic or weights.is_dynamic or len(data) != 4 or len(weights) not in (4, 5):
+        weights = op.input(1).get_partial_shape()
+        if weights.is_dynamic:
             continue
         shape = [int(dimension.get_length()) for dimension in weights]
-        if len(shape) == 5:  # grouped: fold the groups into the output channels
-            shape = [shape[0] * shape[1], *shape[2:]]
-        convolutions[op.get_friendly_name()] = (shape, max(int(data[1].get_length()) // max(shape[1], 1), 1))
-    request = compiled_model.create_infer_request()
-    request.infer(inputs)  # warm-up
-    seconds: dict[tuple[str, str], float] = {}
-    walls = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        request.infer(inputs)
-        walls.append(time.perf_counter() - start)
-        for info in request.get_profiling_info():
-            key = (info.node_name, info.node_type)
-            seconds[key] = seconds.get(key, 0.0) + info.real_time.total_seconds() / runs
+        groups = shape[0] if len(shape) == 5 else 1
+        convolutions[op.get_friendly_name()] = ([shape[0] * shape[1], *shape[2:]] if len(shape) == 5 else shape, groups)
+    return convolutions
+
+
+def profile_openvino(target: Target, runs: int) -> OperatorProfile:
+    """``OpenVinoEngine.profile``: each executed layer's median time over ``runs`` (fused layers -
+    activations, batch norm, sums folded into a convolution - are not run and cost nothing on
+    their own), beside the median wall time of the timed call."""
+    convolutions = _openvino_convolutions(target.graph)
     operators = []
-    for (name, node_type), time_spent in seconds.items():
-        if time_spent <= 0:
-            continue
-        weight_shape, groups = convolutions.get(name, (None, 1))
-        if node_type not in ("Convolution", "GroupConvolution"):
-            weight_shape = None
-        category = graph_node_category(node_type, name, squeeze_excite, weight_shape, groups)
-        operators.append(TimedOperator(name, node_type, category, time_spent))
+    for row in target.engine.profile(target.inputs, rounds=runs):
+        weight_shape, groups = convolutions.get(row["name"], (None, 1))
+        category = graph_node_category(row["type"], row["name"], target.squeeze_excite, weight_shape, groups)
+        operators.append(TimedOperator(row["name"], row["type"], category, row["milliseconds"] / 1000))
+    (wall,) = interleaved([timed(lambda: target.call(target.inputs))], warmup=1, rounds=runs)
     # the counters time each layer on its own, their clock reads included: on a small model they can
-    # add up to a little more than the wall time of the request, which then bounds nothing
-    return OperatorProfile("", operators, max(statistics.fmean(walls), sum(op.seconds for op in operators)), runs)
+    # add up to a little more than the wall time of the call, which then bounds nothing
+    total = max(statistics.median(wall.times), sum(op.seconds for op in operators))
+    return OperatorProfile("", operators, total, runs)
+
+
+PROFILERS: dict[str, Callable[[Target, int], OperatorProfile]] = {
+    "torch": profile_torch,
+    "onnxruntime": profile_onnxruntime,
+    "openvino": profile_openvino,
+}
+"""The per-operator profilers, by the name a backend of ``benchmarks.engines.BACKENDS`` gives."""

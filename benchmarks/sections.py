@@ -1,4 +1,5 @@
-"""The measuring part of ``tools/benchmark.py``: groups of workers, MAC counts, ratios, outputs."""
+"""The sections of ``benchmarks/benchmark.py``: the models x backends table, the width and resolution
+sweep and the per-operator profile, each measured in worker processes, with MAC counts and ratios."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ import time
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from seglite.apps.benchmark_backends import BACKENDS, REFERENCE, Case, ModelSpec
-from seglite.apps.benchmark_plan import Plan, physical_cores
-from seglite.apps.benchmark_profiles import OperatorProfile
-from seglite.apps.benchmark_report import (
+from benchmarks.engines import BACKENDS, REFERENCE, Case, ModelSpec, cpu_name
+from benchmarks.harness import log, noisy_reference_warning, physical_cores, timing_stats
+from benchmarks.profiles import OperatorProfile
+from benchmarks.report import (
     MEGA,
     ProfileRow,
     ResultRow,
@@ -33,15 +35,13 @@ from seglite.apps.benchmark_report import (
     write_csv,
     write_json,
 )
-from seglite.apps.benchmark_workers import Measurement, WorkerError, preload_modules, profile_case, run_group
-from seglite.inference.choice import cpu_name
+from benchmarks.workers import Measurement, WorkerError, preload_modules, profile_case, run_group
 from seglite.models.complexity import CATEGORIES, GraphCost, count_costs
 
+if TYPE_CHECKING:
+    from benchmarks.benchmark import Plan
+
 OVERHEAD = "overhead (outside operators)"
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @cache
@@ -84,33 +84,6 @@ def describe_environment(device: str, threads: int) -> dict:
         environment["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
         environment["cudnn_benchmark"] = True
     return environment
-
-
-def timing_stats(times: list[float]) -> tuple[float, float, float]:
-    """(median ms, min ms, interquartile range as % of the median)."""
-    median = statistics.median(times)
-    if len(times) >= 2:
-        first, _, third = statistics.quantiles(times, n=4, method="inclusive")
-        spread = 100 * (third - first) / median
-    else:
-        spread = 0.0
-    return 1000 * median, 1000 * min(times), spread
-
-
-NOISY_SPREAD_PERCENT = 20.0
-"""A reference whose interquartile range exceeds this share of its median makes ratios unreliable."""
-
-
-def noisy_reference_warning(label: str, times: list[float]) -> str | None:
-    """A one-line warning when the reference's timings spread more than :data:`NOISY_SPREAD_PERCENT`, else None."""
-    if len(times) < 4:
-        return None
-    median, fastest, spread = timing_stats(times)
-    if spread <= NOISY_SPREAD_PERCENT:
-        return None
-    return (f"warning: the reference ({label}) spread {spread:.0f}% of its median (interquartile range; "
-            f"median {median:.1f} ms, min {fastest:.1f} ms): the machine is busy, ratios to it are unreliable; "
-            "compare within one run, or run again with more rounds on a quiet machine")
 
 
 def compare_outputs(candidate: np.ndarray | None, reference: np.ndarray | None) -> tuple[float | None, float | None]:

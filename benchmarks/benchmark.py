@@ -1,12 +1,12 @@
 """Measured speed of every model on every backend of this machine, beside its MACs and memory access cost.
 
-    python tools/benchmark.py --quick             # two LR-ASPP models, 512x1024, batch 1: minutes
-    python tools/benchmark.py                     # every preset at 512x1024 and 1024x2048, batch 1 and 4: 36
+    python benchmarks/benchmark.py --quick        # two LR-ASPP models, 512x1024, batch 1: minutes
+    python benchmarks/benchmark.py                # every preset at 512x1024 and 1024x2048, batch 1 and 4: 36
                                                   # groups, most of an hour on 2 cores (--group-seconds caps each)
-    python tools/benchmark.py --presets lraspp_mobilenet_v3_large --sizes 512x1024 --batch-sizes 1 \\
+    python benchmarks/benchmark.py --presets lraspp_mobilenet_v3_large --sizes 512x1024 --batch-sizes 1 \\
         --backends eager channels-last compile onnxruntime --sections table profile
-    python tools/benchmark.py --device cuda --sizes 1024x2048 --backends eager channels-last bf16 compile
-    python tools/benchmark.py --list-backends
+    python benchmarks/benchmark.py --device cuda --sizes 1024x2048 --backends eager channels-last bf16 compile
+    python benchmarks/benchmark.py --list-backends
 
 Sections (--sections):
   table    every preset x size x batch on every backend, with parameters, GMACs, memory access
@@ -19,21 +19,25 @@ Sections (--sections):
   profile  one model's time per operator category (depthwise conv, 1x1 conv, squeeze-excite,
            activations, resize, ...) beside its share of MACs and of memory access cost.
 
-Each runner lives in its own worker process (its peak memory is its own); the runners of a group
-(one preset at one size and batch on every backend, plus the reference) take turns within every
-round, so drifting load hits them alike. Outputs: the tables on stdout and, in --output-dir,
+Every backend runs the product's engine (seglite.inference: uint8 images in, logits at their size
+out, as the Predictor runs them), each in its own worker process (its peak memory is its own); the
+engines of a group (one preset at one size and batch on every backend, plus the reference) take
+turns within every round, so drifting load hits them alike. Outputs: the tables on stdout and, in --output-dir,
 benchmark.csv, sweep.csv, profile.csv, benchmark.json and latency_vs_gmacs.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from seglite.apps.arguments import device, fraction, non_negative_int, positive_int
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python benchmarks/benchmark.py: this checkout's packages
+
+from seglite.apps.arguments import checked, device, fraction, non_negative_int, positive_float, positive_int
 from seglite.apps.arguments import size as size_argument
-from seglite.apps.benchmark_plan import Plan
 from seglite.errors import SegliteError
 
 DEFAULT_SIZES = ((512, 1024), (1024, 2048))
@@ -51,6 +55,20 @@ OUTPUT_FILES = {
 }
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a run measures, resolved against this machine (:func:`resolve`)."""
+
+    presets: list[str]
+    backends: list[str]
+    profile_backends: list[str]
+    unavailable: dict[str, str]
+
+
+def non_negative_float(text: str) -> float:
+    return checked(text, float, lambda value: math.isfinite(value) and value >= 0, "a number >= 0")
+
+
 class BenchmarkError(SegliteError):
     """A benchmark setting cannot be carried out (unknown preset, unavailable backend, ...)."""
 
@@ -58,7 +76,7 @@ class BenchmarkError(SegliteError):
 def build_parser() -> argparse.ArgumentParser:
     head, _, tail = __doc__.partition("\n\n")
     parser = argparse.ArgumentParser(
-        prog="tools/benchmark.py", description=head, epilog=tail, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="benchmarks/benchmark.py", description=head, epilog=tail, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     what = parser.add_argument_group("what to measure")
     what.add_argument("--presets", nargs="+", metavar="PRESET", help="seglite presets (default: all; --quick: two)")
@@ -78,12 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--warmup", type=non_negative_int, help="untimed rounds (default: 2; --quick: 1)")
     timing.add_argument("--rounds", type=positive_int, help="timed rounds at most (default: 7; --quick: 5)")
     timing.add_argument("--min-rounds", type=positive_int, help="timed rounds at least (default: 3, or --rounds if fewer)")
-    timing.add_argument("--group-seconds", type=float, default=60.0,
+    timing.add_argument("--group-seconds", type=non_negative_float, default=60.0,
                         help="stop a group's timed rounds after this many seconds, once --min-rounds are done "
                              "(default: 60; 0: no limit)")  # fmt: skip
     sweep = parser.add_argument_group("sweep")
     sweep.add_argument("--sweep-preset", default="lraspp_mobilenet_v3_large", help="default: lraspp_mobilenet_v3_large")
-    sweep.add_argument("--alphas", nargs="+", type=float, help="width multipliers (default: 1.0 0.75 0.5 0.35)")
+    sweep.add_argument("--alphas", nargs="+", type=positive_float, help="width multipliers (default: 1.0 0.75 0.5 0.35)")
     sweep.add_argument("--rhos", nargs="+", type=fraction,
                        help="resolution multipliers of the first size (default: 1.0 0.75 0.5)")
     profile = parser.add_argument_group("profile")
@@ -116,16 +134,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.min_rounds is not None and args.min_rounds > args.rounds:
         parser.error(f"--min-rounds {args.min_rounds} is more than --rounds {args.rounds}")
     args.min_rounds = min(3, args.rounds) if args.min_rounds is None else args.min_rounds
-    if any(alpha <= 0 for alpha in args.alphas):
-        parser.error(f"--alphas must be positive numbers, got {args.alphas}")
-    if args.group_seconds < 0:
-        parser.error(f"--group-seconds must be >= 0, got {args.group_seconds}")
     return args
 
 
 def resolve(args: argparse.Namespace) -> Plan:
     """Check the presets and backends (``BenchmarkError`` naming the bad one) and drop those this machine lacks."""
-    from seglite.apps.benchmark_backends import BACKENDS
+    from benchmarks.engines import BACKENDS
     from seglite.models import PRESETS
 
     presets = args.presets or (list(QUICK_PRESETS) if args.quick else list(PRESETS))
@@ -155,8 +169,8 @@ def resolve(args: argparse.Namespace) -> Plan:
 
 
 def list_backends(device: str) -> str:
-    from seglite.apps.benchmark_backends import BACKENDS
-    from seglite.apps.benchmark_report import markdown_table
+    from benchmarks.engines import BACKENDS
+    from benchmarks.report import markdown_table
 
     rows = []
     for name, backend in BACKENDS.items():
@@ -178,7 +192,7 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
         if importlib.util.find_spec("matplotlib") is not None:
             wanted.add("plot")
         else:
-            print("tools/benchmark.py: no plot: matplotlib is not installed (pip install 'seglite[bench]')",
+            print("benchmarks/benchmark.py: no plot: matplotlib is not installed (pip install 'seglite[bench]')",
                   file=sys.stderr)
     if "sweep" in args.sections:
         wanted.add("sweep")
@@ -197,9 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.list_backends:
             print(list_backends(args.device))
             return 0
-        from seglite.apps.benchmark_run import run
+        from benchmarks.sections import run
 
         return run(args, resolve(args), output_paths(args))
     except SegliteError as error:
-        print(f"tools/benchmark.py: error: {error}", file=sys.stderr)
+        print(f"benchmarks/benchmark.py: error: {error}", file=sys.stderr)
         return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

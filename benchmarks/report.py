@@ -1,4 +1,5 @@
-"""Rows, tables, CSV, JSON and the latency-against-GMACs plot of ``tools/benchmark.py``.
+"""The benchmarks' one report writer: Markdown tables, CSV, JSON, and the latency-against-GMACs plot
+of ``benchmarks/benchmark.py`` with its rows.
 
 Plain Python (matplotlib only inside ``plot_latency``); every file goes through ``seglite.files``.
 """
