@@ -32,17 +32,13 @@ from torch import nn
 
 from seglite.inference import executorch, litert, openvino
 from seglite.inference.accuracy import dataset_images, evaluate_predictors  # noqa: F401  (for benchmarks.predictor)
-from seglite.inference.choice import cpu_name  # noqa: F401  (for benchmarks.sections)
+from seglite.inference.choice import cpu_flags, cpu_name  # noqa: F401  (cpu_name: for benchmarks.sections)
+from seglite.inference.engine import default_num_threads  # noqa: F401  (for benchmarks.predictor)
 from seglite.inference.export import onnx_model_bytes, segmenter_onnx_bytes
+from seglite.inference.graph import coarse_stride, normalize
+from seglite.inference.onnxruntime import OnnxEngine, onnx_session
 from seglite.inference.phone import phone_metadata
 from seglite.inference.predictor import Predictor, load_task  # noqa: F401  (load_task: for benchmarks.predictor)
-from seglite.inference.runners import (
-    OnnxEngine,
-    coarse_stride,
-    default_num_threads,  # noqa: F401  (for benchmarks.predictor)
-    normalize,
-    onnx_session,
-)
 from seglite.models.complexity import squeeze_excite_paths
 
 REFERENCE = "torchvision-lraspp"
@@ -51,13 +47,19 @@ REFERENCE = "torchvision-lraspp"
 
 def torchvision_reference(num_classes: int = 19) -> nn.Module:
     """torchvision's LR-ASPP MobileNetV3-Large as the MobileNetV3 paper configures it for Cityscapes:
-    dilated (output stride 16) and reduced tail. The public builder ignores ``reduced_tail``,
-    hence the private one. The benchmarks' one reference builder."""
+    dilated (output stride 16) and reduced tail. The public builder ignores ``reduced_tail``, so the
+    model is put together from torchvision's public parts as its private ``_lraspp_mobilenetv3``
+    does (``tests/test_benchmark.py`` checks they are the same model). The benchmarks' one reference builder."""
     from torchvision.models import mobilenet_v3_large
-    from torchvision.models.segmentation.lraspp import _lraspp_mobilenetv3
+    from torchvision.models.feature_extraction import create_feature_extractor
+    from torchvision.models.segmentation import LRASPP
 
-    backbone = mobilenet_v3_large(weights=None, dilated=True, reduced_tail=True)
-    return _lraspp_mobilenetv3(backbone, num_classes=num_classes)
+    model = mobilenet_v3_large(weights=None, dilated=True, reduced_tail=True)
+    # _lraspp_mobilenetv3's taps: the last stride-8 block (features.4, 40 channels) and the last layer
+    # (features.16, 480 with the reduced tail)
+    low, high = model.features[4], model.features[16]
+    backbone = create_feature_extractor(model, {"features.4": "low", "features.16": "high"})
+    return LRASPP(backbone, low.out_channels, high.out_channels, num_classes)
 
 
 class TorchvisionReference(nn.Module):
@@ -270,10 +272,10 @@ def _needs_cuda(device: str) -> str | None:
 
 def cpu_computes_bf16() -> bool:
     """True when this CPU has bf16 arithmetic (AMX or AVX512-BF16): OpenVINO's answer
-    (``seglite.inference.openvino.cpu_computes_bf16``), PyTorch's oneDNN check where OpenVINO is not installed."""
+    (``seglite.inference.openvino.cpu_computes_bf16``), the CPU's flags where OpenVINO is not installed."""
     if openvino.available():
         return openvino.cpu_computes_bf16()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_flags().split()))
 
 
 def bf16_unavailable(device: str, runtime: str = "PyTorch") -> str | None:

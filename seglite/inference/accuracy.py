@@ -1,7 +1,7 @@
 """How accurate and how fast predictors are on a data set: mIoU and time per image, side by side.
 
 The measure every deployment path is judged by (the mIoU change of bf16, int8 or a phone file
-against PyTorch fp32): ``tools/export.py`` and ``tools/benchmark_predictor.py`` print it.
+against PyTorch fp32): ``tools/export.py`` and ``benchmarks/predictor.py`` print it.
 """
 
 from __future__ import annotations

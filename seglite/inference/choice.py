@@ -59,6 +59,11 @@ def cpu_name() -> str:
     return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
+def cpu_flags() -> str:
+    """The CPU's feature flags (Linux: ``/proc/cpuinfo``; empty elsewhere): they decide every runtime's kernels."""
+    return _cpuinfo("flags")
+
+
 def _cpuinfo(field: str) -> str:
     """The first ``field`` of ``/proc/cpuinfo`` (``"flags"``: the features that decide every runtime's
     kernels); empty where there is no such file."""
@@ -74,7 +79,7 @@ def _cpuinfo(field: str) -> str:
 
 def choice_key(checkpoint_sha256: str, size: Size | None, precision: str, threads: int, versions: Mapping[str, str]) -> str:
     """The cache key of a choice: machine (CPU name and flags, threads), runtimes, model and settings."""
-    parts = (cpu_name(), _cpuinfo("flags"), platform.machine(), threads, sorted(versions.items()), checkpoint_sha256, size, precision)
+    parts = (cpu_name(), cpu_flags(), platform.machine(), threads, sorted(versions.items()), checkpoint_sha256, size, precision)
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
 

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from torch import nn
 
+NORMS = (
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
+    nn.InstanceNorm3d, nn.GroupNorm, nn.LayerNorm,
+)  # fmt: skip
+"""Normalisation layers (the lazy variants become these once built)."""
+
 
 def split_decay_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(decayed, not decayed) parameters.
@@ -19,7 +25,7 @@ def split_decay_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[n
             if not parameter.requires_grad or id(parameter) in seen:
                 continue
             seen.add(id(parameter))
-            is_norm = isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm))
+            is_norm = isinstance(module, NORMS)
             is_depthwise = (
                 isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels
             )
