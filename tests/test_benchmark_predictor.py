@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 from test_predictor import checkpoint  # noqa: F401  (fixture, shared)
 
 from seglite.apps import benchmark_predictor
@@ -51,11 +50,17 @@ def test_a_noisy_reference_is_named_and_a_steady_one_is_not():
 
 
 def test_the_preset_is_the_model_of_the_paper_config():
-    """The benchmark times the model users train: its copy of the config's model section may not drift."""
+    """The benchmark times the model users train: configs/lraspp_mnv3.yaml names the preset, which its copy may not leave."""
+    from seglite.apps.configs import read_config
+    from seglite.checkpoints import build_model_from_config
+    from seglite.models import build_preset
+
     config = Path(__file__).resolve().parents[1] / "configs" / "lraspp_mnv3.yaml"
-    expected = yaml.safe_load(config.read_text())["model"]["model"]
-    expected["init_args"]["num_classes"] = len(CITYSCAPES_CLASSES)  # the CLI links it from the data module
-    assert expected == benchmark_predictor.PRESET_CONFIG
+    assert read_config(config)["model"]["model"] == {"class_path": "seglite.models.Preset",
+                                                     "init_args": {"name": "lraspp_mobilenet_v3_large"}}
+    expected = build_preset("lraspp_mobilenet_v3_large", num_classes=len(CITYSCAPES_CLASSES))
+    copied = build_model_from_config(benchmark_predictor.PRESET_CONFIG)
+    assert str(copied) == str(expected)  # the same modules, every option included
 
 
 @pytest.mark.skipif(not openvino.available(), reason="OpenVINO is not installed")
