@@ -391,12 +391,12 @@ class CapturedRun:
 
 
 def test_evaluation_is_fp32_whatever_the_training_precision_unless_asked(evaluate, tmp_path, monkeypatch):
-    import yaml
     from helpers import MODEL_CONFIG
 
     import seglite.lit.cli
+    from seglite.apps.configs import read_config
 
-    assert yaml.safe_load(MODEL_CONFIG.read_text())["trainer"]["precision"] == "bf16-mixed"  # what training used
+    assert read_config(MODEL_CONFIG)["trainer"]["precision"] == "bf16-mixed"  # what training used
     captured = CapturedRun()
     monkeypatch.setattr(seglite.lit.cli, "run", captured)
     assert evaluate(tmp_path / "fp32") == 0
