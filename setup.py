@@ -26,7 +26,7 @@ setup(
         "torchvision>=0.19",  # the release of torch 2.4 (the tests compare with its models)
         "numpy>=1.24.4",  # albumentations 2.0's own lower bound
         "pillow>=9.3.0",  # PIL.Image header reads; first release with Python 3.11 wheels
-        # 2.5.5: LightningCLI._parse_ckpt_path, which seglite's CLI overrides; 2.5.3: ModelCheckpoint(save_on_exception)
+        # 2.5.5: LightningCLI._parse_ckpt_path, which seglite.lit.lightning_private overrides; 2.5.3: ModelCheckpoint(save_on_exception)
         "pytorch-lightning>=2.5.5",
         "torchmetrics>=1.0",  # MulticlassConfusionMatrix
         "segmentation-models-pytorch>=0.5.0",  # scriptable encoders and decoders (_is_torch_scriptable); 0.3.4: losses

@@ -60,18 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def preset_config(num_classes: int = 19) -> dict:
-    """The ``class_path`` config of the :data:`PRESET` (what a training checkpoint records), written from
-    the preset's own settings (``seglite.models.factory.AUTHORS_MOBILENET_V3_LRASPP``)."""
-    from seglite.models.factory import AUTHORS_MOBILENET_V3_LRASPP
-
-    head = dict(AUTHORS_MOBILENET_V3_LRASPP)
-    backbone = {"variant": "large", "output_stride": head.pop("output_stride"), "reduced_tail": head.pop("reduced_tail"),
-                **head.pop("backbone_options")}  # fmt: skip
-    return {
-        "class_path": "seglite.models.LRASPP",
-        "init_args": {"backbone": {"class_path": "seglite.models.backbones.MobileNetV3", "init_args": backbone},
-                      "num_classes": num_classes, **head},
-    }  # fmt: skip
+    """The ``class_path`` config of the :data:`PRESET` (what a training checkpoint of ``configs/lraspp_mnv3.yaml``
+    records): the preset by name, ``seglite.models.Preset``."""
+    return {"class_path": "seglite.models.Preset", "init_args": {"name": PRESET, "num_classes": num_classes}}
 
 
 def preset_checkpoint(folder: Path) -> Path:

@@ -108,6 +108,9 @@ def describe_checkpoint_model(checkpoint: dict[str, Any]) -> str:
     hparams = checkpoint.get("hyper_parameters", {}) or {}
     model = hparams.get("model")
     text = class_name(model) or "a model"
+    preset = model.get("init_args", {}).get("name") if isinstance(model, dict) and text == "Preset" else None
+    if isinstance(preset, str):  # seglite.models.Preset, as the configs name models
+        text = f"the preset {preset}"
     backbone = model.get("init_args", {}).get("backbone") if isinstance(model, dict) else None
     if class_name(backbone):
         text += f" on {class_name(backbone)}"

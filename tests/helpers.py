@@ -29,8 +29,8 @@ TINY = [
     "--trainer.devices=1",
     "--trainer.precision=32-true",
     "--trainer.check_val_every_n_epoch=null",
-    "--model.model.init_args.backbone.init_args.variant=small",
-    "--model.model.init_args.backbone.init_args.width_mult=0.25",
+    "--model.model.init_args.name=lraspp_mobilenet_v3_small",
+    "--model.model.init_args.width_mult=0.25",
     "--model.log_images=0",
 ]
 

@@ -130,8 +130,8 @@ def test_only_seglite_model_classes_are_built(checkpoint, tmp_path, class_path):
 
 def test_a_nested_foreign_class_is_refused(checkpoint, tmp_path):  # noqa: F811
     def change(content):
-        content["hyper_parameters"]["model"]["init_args"]["backbone"]["class_path"] = "subprocess.Popen"
-        content["hyper_parameters"]["model"]["init_args"]["backbone"]["init_args"] = {"args": ["touch", str(tmp_path / "ran")]}
+        foreign = {"class_path": "subprocess.Popen", "init_args": {"args": ["touch", str(tmp_path / "ran")]}}
+        content["hyper_parameters"]["model"] = {"class_path": "seglite.models.LRASPP", "init_args": {"backbone": foreign}}
     with pytest.raises(ModelLoadError, match="subprocess.Popen"):
         load_checkpoint(_variant(checkpoint, tmp_path, "nested", change))
     assert not (tmp_path / "ran").exists()

@@ -274,7 +274,7 @@ def _folder_data(root: Path, num_classes: int) -> Path:
 def test_a_checkpoint_of_another_number_of_classes_is_named(tiny_checkpoint, tmp_path, capsys):
     data = _folder_data(tmp_path / "folder", num_classes=3)
     expected = (
-        f"checkpoint {tiny_checkpoint} holds LRASPP on MobileNetV3 for 19 classes (road, sidewalk, building, wall, ...), "
+        f"checkpoint {tiny_checkpoint} holds the preset lraspp_mobilenet_v3_small for 19 classes (road, sidewalk, building, wall, ...), "
         "step 2, but this configuration builds a model for 3 classes (the data module's)"
     )
     folder_config = Path(__file__).resolve().parents[1] / "configs" / "lraspp_mnv3_folder.yaml"
@@ -336,7 +336,15 @@ def _as_v01_checkpoint(source: Path, path: Path) -> None:
 
     checkpoint = torch.load(source, map_location="cpu", weights_only=True)
     del checkpoint["seglite_version"]
-    config = checkpoint["hyper_parameters"]["model"]
+    # the tiny model (configs name it as seglite.models.Preset) spelled out as 0.1 stored every model
+    config = {"class_path": "seglite.models.LRASPP", "init_args": {
+        "backbone": {"class_path": "seglite.models.backbones.MobileNetV3", "init_args": {
+            "variant": "small", "width_mult": 0.25, "output_stride": 16, "reduced_tail": True,
+            "tail_reduction": "all", "dilation_rule": "deeplab"}},
+        "num_classes": checkpoint["hyper_parameters"]["model"]["init_args"]["num_classes"], "inner_channels": 128,
+        "pool_kernel": [49, 49], "pool_stride": [4, 5], "pool_fallback": "clamp", "gate_activation": "hardsigmoid",
+        "gate_bias": True, "low_feature": "layer2_depthwise", "aux": False}}
+    checkpoint["hyper_parameters"]["model"] = config
     for section in (config["init_args"], config["init_args"]["backbone"]["init_args"]):
         for key in ADDED_IN_0_2:
             section.pop(key, None)

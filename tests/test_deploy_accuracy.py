@@ -42,7 +42,7 @@ def trained_demo(tmp_path_factory) -> tuple[Path, Path]:
     }))
     cli = run_cli([
         "fit", f"--config={REPO / 'configs/lraspp_mnv3_small.yaml'}", f"--config={overrides}",
-        "--model.model.init_args.backbone.init_args.width_mult=0.75",
+        "--model.model.init_args.width_mult=0.75",
         "--data.init_args.root", str(root), "--data.init_args.batch_size=8", "--data.init_args.num_workers=0",
         "--data.init_args.crop_size=[96, 96]", "--data.init_args.scale_range=[0.75, 1.25]",
         "--data.init_args.base_size=null", "--data.init_args.eval_size=null",

@@ -379,12 +379,12 @@ class CapturedRun:
 
 
 def test_evaluation_is_fp32_whatever_the_training_precision_unless_asked(evaluate, tmp_path, monkeypatch):
-    import yaml
     from helpers import MODEL_CONFIG
 
     import seglite.lit.cli
+    from seglite.apps.configs import read_config
 
-    assert yaml.safe_load(MODEL_CONFIG.read_text())["trainer"]["precision"] == "bf16-mixed"  # what training used
+    assert read_config(MODEL_CONFIG)["trainer"]["precision"] == "bf16-mixed"  # what training used
     captured = CapturedRun()
     monkeypatch.setattr(seglite.lit.cli, "run", captured)
     assert evaluate(tmp_path / "fp32") == 0
@@ -421,16 +421,18 @@ def test_a_config_of_another_model_is_named_and_the_checkpoints_model_recorded(
     assert tool.main([str(mobilenet_v2), str(data), str(tiny_checkpoint), "--output", str(output)]) == 0
     notices = [line for line in capsys.readouterr().err.splitlines() if line.startswith("test:")]
     assert len(notices) == 1, notices
-    notice = f"test: evaluating the checkpoint's own model, not the configs': {tiny_checkpoint} holds LRASPP on MobileNetV3"
+    notice = (f"test: evaluating the checkpoint's own model, not the configs': {tiny_checkpoint} holds "
+              "the preset lraspp_mobilenet_v3_small")
     assert notices[0].startswith(notice)
-    assert "backbone: MobileNetV3 in the checkpoint, MobileNetV2 in the configs" in notices[0]
+    differs = "name: 'lraspp_mobilenet_v3_small' in the checkpoint, 'lraspp_mobilenet_v2' in the configs"
+    assert differs in notices[0]
 
     held = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]["model"]
-    assert held["init_args"]["backbone"]["class_path"].endswith(".MobileNetV3")
+    assert held["init_args"]["name"] == "lraspp_mobilenet_v3_small"
     results = json.loads((output / "results.json").read_text())
     assert results["configs"] == [str(mobilenet_v2), str(data)]
-    assert results["model"].startswith("LRASPP on MobileNetV3 for 19 classes")
-    assert "backbone: MobileNetV3 in the checkpoint, MobileNetV2 in the configs" in results["model_differs_from_configs"]
+    assert results["model"].startswith("the preset lraspp_mobilenet_v3_small for 19 classes")
+    assert differs in results["model_differs_from_configs"]
 
 
 def test_model_differences_compare_only_what_the_configs_state():

@@ -32,7 +32,7 @@ from seglite.models.weights import FULL_TAIL_HINT
 
 FEATURE_NAMES = ["stem", "layer1", "layer2", "layer3", "layer4"]
 NOMINAL_STRIDES = [2, 4, 8, 16, 32]
-OPTION = "--model.model.init_args.backbone.init_args."
+OPTION = "--model.model.init_args."  # seglite.models.Preset's, as the configs name the model
 
 # torchvision model name: (torchvision builder, our backbone builder, the file name torchvision downloads)
 FAMILIES = {
@@ -304,9 +304,9 @@ def test_yaml_config_initialises_from_imagenet_and_its_checkpoint_outlives_the_f
     path = tmp_path / source.name
     path.write_bytes(source.read_bytes())
     weights_config = tmp_path / "imagenet.yaml"
-    weights_config.write_text(yaml.safe_dump({"model": {"model": {"init_args": {"backbone": {"init_args": {
-        "variant": "small", "width_mult": 1.0, "reduced_tail": False, "weights": str(path),
-    }}}}}}))
+    weights_config.write_text(yaml.safe_dump({"model": {"model": {"init_args": {
+        "name": "lraspp_mobilenet_v3_small", "width_mult": 1.0, "reduced_tail": False, "weights": str(path),
+    }}}}))
     reports: list[str] = []
     monkeypatch.setattr(cli_module, "rank_zero_info", reports.append)
 
@@ -321,8 +321,8 @@ def test_yaml_config_initialises_from_imagenet_and_its_checkpoint_outlives_the_f
     last = Path(trained.trainer.checkpoint_callback.last_model_path)
     saved = torch.load(last, map_location="cpu", weights_only=True)
     # the checkpoint's model config does not name the file: every way of rebuilding it works without it
-    assert saved["hyper_parameters"]["model"]["init_args"]["backbone"]["init_args"]["weights"] is None
-    assert trained.model.hparams["model"]["init_args"]["backbone"]["init_args"]["weights"] == str(path)  # the run's own
+    assert saved["hyper_parameters"]["model"]["init_args"]["weights"] is None
+    assert trained.model.hparams["model"]["init_args"]["weights"] == str(path)  # the run's own
     trained_weights = {key: value.clone() for key, value in trained.model.model.state_dict().items()}
     # training moved the ImageNet weights (a check that the comparisons below are not trivially true)
     assert not torch.equal(trained_weights["backbone.stem.0.0.weight"], reference.state_dict()["features.0.0.weight"])

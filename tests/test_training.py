@@ -16,6 +16,7 @@ import yaml
 from helpers import MODEL_CONFIG, REPO, TINY, assert_same_weights, fit_args, run_config
 from torch.utils.data import DataLoader
 
+from seglite.apps.configs import read_config
 from seglite.data import CityscapesDataModule
 from seglite.data.synthetic import make_demo_dataset
 from seglite.lit.cli import run, run_cli
@@ -23,7 +24,8 @@ from seglite.lit.task import SegmentationTask
 from seglite.models import build_model
 
 OVERLAYS = ("demo.yaml", "camvid_cpu.yaml")  # composed after a model config, not complete on their own
-CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if p.name not in OVERLAYS)
+BASE = "base.yaml"  # what the model configs start from (config: base.yaml), no model of its own
+CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if p.name not in (*OVERLAYS, BASE))
 TINY_DATA = [
     "--data.init_args.num_workers=0",
     "--data.init_args.batch_size=2",
@@ -61,7 +63,7 @@ def _logged_config(tmp_path: Path, name: str) -> Path:
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_every_config_runs_one_tiny_batch(config, tiny_cityscapes, tmp_path):
-    data = yaml.safe_load(config.read_text())["data"]
+    data = read_config(config)["data"]
     root_args = [f"--data.init_args.root={tiny_cityscapes}"]
     if data["class_path"].endswith("FolderDataModule"):
         root_args = [f"--data.init_args.root={_folder_dataset_from(tiny_cityscapes, tmp_path)}"]
@@ -133,7 +135,7 @@ def _fit(tmp_path: Path, tiny_cityscapes: Path, name: str, *extra: str):
     return run_cli(
         ["fit", f"--config={REPO / 'configs/lraspp_mnv3.yaml'}",
          f"--config={_logged_config(tmp_path, name)}",
-         *TINY_DATA, f"--data.init_args.root={tiny_cityscapes}", "--model.model.init_args.backbone.init_args.width_mult=0.5",
+         *TINY_DATA, f"--data.init_args.root={tiny_cityscapes}", "--model.model.init_args.width_mult=0.5",
          "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1", "--trainer.log_every_n_steps=1",
          *extra]
     )
@@ -198,7 +200,7 @@ def test_bad_config_value_names_the_argument_without_traceback(tiny_cityscapes, 
 
     code = train.main([str(REPO / "configs/lraspp_mnv3.yaml"), str(REPO / "configs/demo.yaml"), f"--data.init_args.root={tiny_cityscapes}",
                        f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
-                       "--model.model.init_args.backbone.init_args.output_stride=4"])
+                       "--model.model.init_args.output_stride=4"])
     assert code == 2
     error = capsys.readouterr().err
     assert "Traceback" not in error
@@ -224,7 +226,7 @@ def test_validation_logs_image_truth_prediction_panels_to_tensorboard(tiny_citys
         "class_path": "pytorch_lightning.loggers.TensorBoardLogger",
         "init_args": {"save_dir": str(tmp_path), "name": "tb"}}], "enable_progress_bar": False}}))
     run_cli(["fit", f"--config={REPO / 'configs/lraspp_mnv3.yaml'}", f"--config={config}", *TINY_DATA,
-             f"--data.init_args.root={tiny_cityscapes}", "--model.model.init_args.backbone.init_args.width_mult=0.5",
+             f"--data.init_args.root={tiny_cityscapes}", "--model.model.init_args.width_mult=0.5",
              "--model.log_images=2", "--trainer.max_steps=4", "--trainer.val_check_interval=null",
              "--trainer.check_val_every_n_epoch=1"])
     events = EventAccumulator(str(tmp_path / "tb" / "version_0"), size_guidance={"images": 0})

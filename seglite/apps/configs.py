@@ -13,7 +13,50 @@ import yaml
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """The sections of a YAML config file; ``ConfigurationError`` naming the file if it is not one."""
+    """The sections of a YAML config file, composed as LightningCLI reads it; ``ConfigurationError`` naming the file if it is not one.
+
+    A ``config: base.yaml`` key (relative to the file) reads that file in its place, and a dotted key
+    (``trainer.max_steps: 5``, ``model.model: {...}``) after it replaces that one value of it:
+    what jsonargparse does with the configs/ model configs.
+    """
+    sections = _read_sections(path)
+    if "config" not in sections:
+        return _nested(sections)
+    composed: dict[str, Any] = {}
+    keys = list(sections)
+    at = keys.index("config")
+    for key in keys[:at]:  # before `config:`: the included file's values win
+        composed = merge_sections(composed, _nested({key: sections[key]}))
+    included = sections["config"]
+    if not isinstance(included, str):
+        from seglite.errors import ConfigurationError
+
+        raise ConfigurationError(f"config {path}: config: must name a YAML file, got {included!r}")
+    composed = merge_sections(composed, read_config(Path(path).parent / included))
+    for key in keys[at + 1 :]:
+        *parents, name = key.split(".")
+        node = composed
+        for parent in parents:
+            if not isinstance(node.get(parent), dict):
+                node[parent] = {}
+            node[parent] = dict(node[parent])
+            node = node[parent]
+        node[name] = sections[key]
+    return composed
+
+
+def _nested(sections: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys (``trainer.max_steps: 5``) as nested sections, merged into the others."""
+    nested: dict[str, Any] = {}
+    for key, value in sections.items():
+        for part in reversed(key.split(".")[1:]):
+            value = {part: value}
+        nested = merge_sections(nested, {key.split(".")[0]: value})
+    return nested
+
+
+def _read_sections(path: str | Path) -> dict[str, Any]:
+    """The top-level keys of a YAML config file as written."""
     from seglite.errors import ConfigurationError
 
     expected = "expected a YAML config such as configs/lraspp_mnv3.yaml"

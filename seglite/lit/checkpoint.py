@@ -29,12 +29,12 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from seglite.files import OutputWriteError, describe_os_error, make_dir, write_bytes
+from seglite.lit.lightning_private import LastCheckpointHooks
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -115,7 +115,7 @@ def absolute_state(state: dict[str, Any], checkpoint_path: Any) -> dict[str, Any
     return state
 
 
-class ModelCheckpoint(LightningModelCheckpoint):
+class ModelCheckpoint(LastCheckpointHooks):
     """Lightning's ``ModelCheckpoint`` with a ``last.ckpt`` that is never stale, and atomic writes.
 
     Same arguments as Lightning's. With ``save_last``, ``last.ckpt`` is rewritten after every
@@ -200,13 +200,13 @@ class ModelCheckpoint(LightningModelCheckpoint):
             self.best_model_path, self.best_model_score = "", None
 
     # ------------------------------------------------------------------ last.ckpt after every validation
-    def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+    def save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
         if self._closing_epoch and self.last_step == trainer.global_step and _epoch_cut_short(trainer):
             # last.ckpt already holds this step from before Lightning closed the epoch early (max_steps,
             # early stopping); saved after the closing, it would resume into the next epoch and skip
             # the rest of this one
             return
-        super()._save_last_checkpoint(trainer, monitor_candidates)
+        super().save_last_checkpoint(trainer, monitor_candidates)
         if self.save_last:
             self.last_step = trainer.global_step
             self._last_before_validation = False
@@ -223,9 +223,9 @@ class ModelCheckpoint(LightningModelCheckpoint):
         ):
             return
         # a last.ckpt of ours must not count as "saved at this step" for the top-k decision that may follow
-        saved_step = self._last_global_step_saved
-        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-        self._last_global_step_saved = saved_step
+        saved_step = self.last_global_step_saved
+        self.save_last_checkpoint(trainer, self.monitor_candidates(trainer))
+        self.last_global_step_saved = saved_step
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
@@ -236,14 +236,14 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
+        if not self.saves_on_train_epoch_end(trainer):
             self._refresh_last(trainer, again=self._last_before_validation)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._closing_epoch = True
         try:
             super().on_train_epoch_end(trainer, pl_module)
-            if self._should_save_on_train_epoch_end(trainer):  # saving waits for the epoch end, after validation
+            if self.saves_on_train_epoch_end(trainer):  # saving waits for the epoch end, after validation
                 self._refresh_last(trainer, again=self._last_before_validation)
         finally:
             self._closing_epoch = False

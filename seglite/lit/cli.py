@@ -23,7 +23,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from pytorch_lightning.cli import LightningArgumentParser, SaveConfigCallback
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -33,6 +33,7 @@ from seglite.data.datamodule import SegmentationDataModule
 from seglite.errors import ConfigurationError, OutputExistsError, SegliteError
 from seglite.files import describe_os_error, make_dir, write_text
 from seglite.lit.checkpoint import use_atomic_checkpoint_io
+from seglite.lit.lightning_private import CheckpointHyperparametersCLI
 from seglite.lit.task import SegmentationTask
 
 EVAL_OPTIONS = ("eval_mode", "eval_crop_size", "eval_stride", "eval_flip", "eval_scales")
@@ -132,8 +133,21 @@ def _innermost_value_error(error: BaseException) -> BaseException:
     return found
 
 
-class SegliteCLI(LightningCLI):
+class SegliteCLI(CheckpointHyperparametersCLI):
     """LightningCLI with the data module's classes linked into the model, checked inputs and a closing summary."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """LightningCLI's (it parses, instantiates and runs the subcommand); an interrupted run ends in ``TrainingInterrupted``."""
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException as stop:
+            trainer = getattr(self, "trainer", None)
+            stopped = isinstance(stop, (SIGTERMException, KeyboardInterrupt, SystemExit)) or (
+                trainer is not None and trainer.received_sigterm  # e.g. a loader error from workers the signal ended
+            )
+            if trainer is None or not trainer.interrupted or not stopped:
+                raise
+            raise self._interrupted(isinstance(stop, SIGTERMException) or trainer.received_sigterm) from None
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.num_classes", "model.model.init_args.num_classes", apply_on="instantiate")
@@ -141,7 +155,7 @@ class SegliteCLI(LightningCLI):
         parser.link_arguments("data.class_names", "model.class_names", compute_fn=list, apply_on="instantiate")
         parser.link_arguments("data.palette", "model.palette", compute_fn=_as_lists, apply_on="instantiate")
 
-    def _parse_ckpt_path(self) -> None:
+    def parse_checkpoint_hyperparameters(self) -> None:
         """Rebuild the model of ``--ckpt_path`` (as Lightning does), with three differences.
 
         - The file is read by seglite's checkpoint reader: a missing, truncated, foreign or
@@ -205,9 +219,9 @@ class SegliteCLI(LightningCLI):
 
     def before_fit(self) -> None:
         trainer = self.trainer
-        # Lightning keeps the SyncBatchNorm plugin on the strategy (private attribute; the public
-        # flag is not stored); without this check torch fails deep inside DDP's constructor
-        if getattr(trainer.strategy, "_layer_sync", None) is not None and isinstance(trainer.accelerator, CPUAccelerator):
+        # the Trainer does not keep its sync_batchnorm flag where it can be read: the config holds it;
+        # without this check torch fails deep inside DDP's constructor
+        if self.config[self.subcommand].trainer.get("sync_batchnorm") and isinstance(trainer.accelerator, CPUAccelerator):
             raise SegliteError(
                 "--trainer.sync_batchnorm true needs GPUs: torch's SyncBatchNorm does not run on CPU "
                 "(DDP on CPU works without it, each process normalising its own batch)"
@@ -224,18 +238,6 @@ class SegliteCLI(LightningCLI):
             folders = [trainer.default_root_dir] + [logger.save_dir for logger in trainer.loggers if logger.save_dir]
             for folder in dict.fromkeys(folders):
                 make_dir(folder, "output folder")
-
-    def _run_subcommand(self, subcommand: str) -> None:
-        try:
-            super()._run_subcommand(subcommand)
-        except BaseException as stop:
-            trainer = getattr(self, "trainer", None)
-            stopped = isinstance(stop, (SIGTERMException, KeyboardInterrupt, SystemExit)) or (
-                trainer is not None and trainer.received_sigterm  # e.g. a loader error from workers the signal ended
-            )
-            if trainer is None or not trainer.interrupted or not stopped:
-                raise
-            raise self._interrupted(isinstance(stop, SIGTERMException) or trainer.received_sigterm) from None
 
     def _interrupted(self, orderly: bool) -> TrainingInterrupted:
         trainer = self.trainer

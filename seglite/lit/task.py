@@ -23,6 +23,7 @@ from seglite.checkpoints import CheckpointError, describe_checkpoint_model, with
 from seglite.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from seglite.data.statistics import CLASS_WEIGHT_METHODS, ClassWeightMethod, class_table, class_weights
 from seglite.errors import ConfigurationError
+from seglite.lit.lightning_private import cli_is_instantiating
 from seglite.lit.losses import SegmentationLoss, check_class_weighted
 from seglite.lit.metrics import confusion_matrix_metric
 from seglite.lit.optim import poly_warmup_factor, split_decay_parameters
@@ -53,15 +54,6 @@ def _check_class_weights(value: object, num_classes: int) -> tuple[ClassWeightMe
     if not all(math.isfinite(number) and number >= 0 for number in weights) or not any(weights):
         raise ValueError(f"class_weights must be finite numbers >= 0, not all 0, got {list(value)}")  # type: ignore[call-overload]
     return None, weights
-
-
-def _cli_is_instantiating() -> bool:
-    """True while LightningCLI instantiates this module with the config as hyperparameters."""
-    try:  # private, but the only way to know; without it we fall back to ignoring the model
-        from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
-    except ImportError:  # pragma: no cover - older/newer Lightning
-        return False
-    return _given_hyperparameters.get() is not None
 
 
 class SegmentationTask(pl.LightningModule):
@@ -132,7 +124,7 @@ class SegmentationTask(pl.LightningModule):
         # Under LightningCLI the hyperparameters are the config (model included as class_path +
         # init_args), so load_from_checkpoint can rebuild the model; elsewhere the module itself
         # must not be pickled into hparams.
-        self.save_hyperparameters(ignore=None if _cli_is_instantiating() else ["model"])
+        self.save_hyperparameters(ignore=None if cli_is_instantiating() else ["model"])
         self.model = model
         self.num_classes = model.num_classes
         self.class_names = class_names or [str(index) for index in range(self.num_classes)]
@@ -180,7 +172,10 @@ class SegmentationTask(pl.LightningModule):
         missing = [key for key in ours if key not in theirs]
         if not differ and not missing:
             return
-        path = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+        try:
+            path = self.trainer.ckpt_path
+        except RuntimeError:  # not attached to a trainer (load_from_checkpoint)
+            path = None
         source = f"checkpoint {path}" if path else "the checkpoint"
         held = describe_checkpoint_model(checkpoint)
         names = checkpoint.get("hyper_parameters", {}).get("class_names")

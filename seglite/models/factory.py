@@ -6,6 +6,7 @@ constructor documents its options (jump to it from here).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Literal
@@ -119,18 +120,28 @@ def build_model(
 
 PresetVariant = Literal["authors", "torchvision"]
 
-# The MobileNetV3 authors' Cityscapes models: TF DeepLab's mobilenet_v3_large_seg /
-# mobilenet_v3_small_seg with the model zoo's flags (research/deeplab/g3doc/model_zoo.md).
-AUTHORS_MOBILENET_V3_LRASPP: dict[str, Any] = {
+# The MobileNetV3 authors' LR-ASPP head (TF DeepLab model zoo flags): reduced tail, output stride 16,
+# 128 filters, a 49x49 gate pool with stride (4, 5) in feature pixels (pooled whole along a side
+# shorter than 49, i.e. inputs under 784 px at OS16), a hard-sigmoid gate with bias, the skip from
+# the stride-8 stage's output (any backbone).
+AUTHORS_LRASPP: dict[str, Any] = {
     "output_stride": 16,
     "reduced_tail": True,
-    "backbone_options": {"tail_reduction": "all", "dilation_rule": "deeplab"},
     "inner_channels": 128,
     "pool_kernel": (49, 49),
     "pool_stride": (4, 5),
     "pool_fallback": "clamp",
     "gate_activation": "hardsigmoid",
     "gate_bias": True,
+    "low_feature": "layer2",
+}
+# The MobileNetV3 authors' Cityscapes models: TF DeepLab's mobilenet_v3_large_seg /
+# mobilenet_v3_small_seg with the model zoo's flags (research/deeplab/g3doc/model_zoo.md): every
+# width of the halved tail halved (112 -> 336 -> 80), DeepLab's dilation rule, the skip from the
+# depthwise output of the last stride-8 block.
+AUTHORS_MOBILENET_V3_LRASPP: dict[str, Any] = {
+    **AUTHORS_LRASPP,
+    "backbone_options": {"tail_reduction": "all", "dilation_rule": "deeplab"},
     "low_feature": "layer2_depthwise",
 }
 # torchvision.models.segmentation.lraspp_mobilenet_v3_large (and _lraspp_mobilenetv3 on any
@@ -243,17 +254,28 @@ def deeplabv3_mobilenet_v3_large(
 # The authors' LR-ASPP head on MobileNetV2 (Table 7). The paper's 0.98M parameters fit the
 # 32-channel stride-8 stage output and torchvision-style tail halving (0.984M), not the 192-channel
 # depthwise tap TF DeepLab uses for MobileNetV2 (0.987M) or the fully halved tail (0.93M).
-AUTHORS_MOBILENET_V2_LRASPP: dict[str, Any] = {
-    **AUTHORS_MOBILENET_V3_LRASPP,
-    "backbone_options": {"tail_reduction": "outputs"},
-    "low_feature": "layer2",
-}
+AUTHORS_MOBILENET_V2_LRASPP: dict[str, Any] = {**AUTHORS_LRASPP, "backbone_options": {"tail_reduction": "outputs"}}
 
 
 def lraspp_mobilenet_v2(num_classes: int = 19, **options: Any) -> SegmentationModel:
     """LR-ASPP on MobileNetV2 as in the MobileNetV3 paper's Table 7: reduced tail, OS16, 128 filters,
     the authors' head options (see ``AUTHORS_MOBILENET_V2_LRASPP``)."""
     return _preset("mobilenet_v2", "lraspp", num_classes, AUTHORS_MOBILENET_V2_LRASPP, options)
+
+
+def lraspp_mobilenet_v1(num_classes: int = 19, **options: Any) -> SegmentationModel:
+    """LR-ASPP on MobileNetV1 with the authors' head (``AUTHORS_LRASPP``): reduced tail, OS16, 128 filters."""
+    return _preset("mobilenet_v1", "lraspp", num_classes, AUTHORS_LRASPP, options)
+
+
+def lraspp_shufflenet_v1(num_classes: int = 19, **options: Any) -> SegmentationModel:
+    """LR-ASPP on ShuffleNetV1 1x (g=3) with the authors' head (``AUTHORS_LRASPP``): reduced tail, OS16, 128 filters."""
+    return _preset("shufflenet_v1", "lraspp", num_classes, AUTHORS_LRASPP, options)
+
+
+def lraspp_shufflenet_v2(num_classes: int = 19, **options: Any) -> SegmentationModel:
+    """LR-ASPP on ShuffleNetV2 1x with the authors' head (``AUTHORS_LRASPP``): reduced tail, OS16, 128 filters."""
+    return _preset("shufflenet_v2", "lraspp", num_classes, AUTHORS_LRASPP, options)
 
 
 def raspp_mobilenet_v2(num_classes: int = 19, **options: Any) -> SegmentationModel:
@@ -294,8 +316,28 @@ PRESETS: dict[str, Callable[..., SegmentationModel]] = {
         deeplabv3plus_mobilenet_v2,
         deeplabv3_shufflenet_v2,
         deeplabv3plus_shufflenet_v2,
+        lraspp_mobilenet_v1,
+        lraspp_shufflenet_v1,
+        lraspp_shufflenet_v2,
     )
 }
+
+PresetName = Literal[
+    "lraspp_mobilenet_v3_large",
+    "lraspp_mobilenet_v3_small",
+    "raspp_mobilenet_v3_large",
+    "deeplabv3_mobilenet_v3_large",
+    "lraspp_mobilenet_v2",
+    "raspp_mobilenet_v2",
+    "deeplabv3_mobilenet_v2",
+    "deeplabv3plus_mobilenet_v2",
+    "deeplabv3_shufflenet_v2",
+    "deeplabv3plus_shufflenet_v2",
+    "lraspp_mobilenet_v1",
+    "lraspp_shufflenet_v1",
+    "lraspp_shufflenet_v2",
+]
+"""The names of ``PRESETS`` (a test keeps the two equal), the choices of ``Preset``'s ``name``."""
 
 
 def build_preset(name: str, **options: Any) -> SegmentationModel:
@@ -306,3 +348,50 @@ def build_preset(name: str, **options: Any) -> SegmentationModel:
     num_classes=21, reduced_tail=True)``.
     """
     return _lookup(PRESETS, name, "preset")(**options)
+
+
+class Preset(SegmentationModel):
+    """A named preset of ``PRESETS`` as a model class: what the configs' ``model.model`` names.
+
+    ``class_path: seglite.models.Preset`` with ``init_args: {name: lraspp_mobilenet_v3_large}`` is the
+    preset function's model (same modules, same weights' names); the few settings below override
+    the preset's, and every other one is the preset's. For any other setting, name the model
+    class itself (``seglite.models.LRASPP`` with its backbone), as ``seglite.models.factory``'s
+    presets spell out. A class rather than the preset function as ``class_path``: the CLI links
+    ``num_classes`` from the data module, which jsonargparse 4.53 cannot do into a function.
+
+    Args:
+        name: the preset (a function of ``seglite.models.factory``: its docstring says what it builds).
+        num_classes: classes to predict (linked from the data module by the CLI).
+        variant: the preset's variant, for presets that have one (e.g. ``"torchvision"``); ``None``: its default.
+        width_mult: the backbone's width multiplier.
+        output_stride: the backbone's output stride, 8, 16 or 32 (every preset's own is 16).
+        reduced_tail: halve the backbone's last stage; ``None``: the preset's (true for LR-ASPP).
+        aux: add an ``FCNHead`` auxiliary head on ``layer3`` for training.
+        weights: a file of torchvision ImageNet classifier weights the backbone starts from
+            (MobileNetV2, MobileNetV3, ShuffleNetV2; see the backbone's ``weights``).
+    """
+
+    def __init__(
+        self,
+        name: PresetName = "lraspp_mobilenet_v3_large",
+        num_classes: int = 19,
+        variant: Literal["authors", "torchvision", "seglite"] | None = None,
+        width_mult: float = 1.0,
+        output_stride: int = 16,
+        reduced_tail: bool | None = None,
+        aux: bool = False,
+        weights: str | None = None,
+    ) -> None:
+        preset = _lookup(PRESETS, name, "preset")
+        options: dict[str, Any] = {"num_classes": num_classes, "width_mult": width_mult, "output_stride": output_stride, "aux": aux}
+        if variant is not None:
+            if "variant" not in inspect.signature(preset).parameters:
+                raise ValueError(f"Preset: preset {name!r} has no variants; set variant to null")
+            options["variant"] = variant
+        if reduced_tail is not None:
+            options["reduced_tail"] = reduced_tail
+        if weights is not None:
+            options["backbone_options"] = {"weights": weights}
+        model = preset(**options)
+        super().__init__(model.backbone, model.head, model.aux_head)
