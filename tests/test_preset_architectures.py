@@ -1,0 +1,64 @@
+"""The presets are frozen: a checkpoint of ``seglite.models.Preset`` records the preset by name and is
+rebuilt from today's definition, so a preset that changed would load its weights into another network.
+
+Each preset's architecture (every module's type and the settings that shape its computation) is
+fingerprinted and compared with ``tests/data/preset_architectures.json``. A failure here means a
+preset changed: give the new architecture a new preset name (or a variant) instead, so checkpoints
+of the old one keep their meaning. ``python tests/test_preset_architectures.py`` prints every
+preset's fingerprint, to add a new preset's to the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from seglite.models.factory import PRESETS, build_preset
+
+RECORD = Path(__file__).resolve().parent / "data" / "preset_architectures.json"
+NORMS = (nn.BatchNorm2d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm)
+
+
+def describe(model: nn.Module) -> str:
+    """One line per module: its name, type and shaping settings (not torch's repr of norms, which changes across torch versions)."""
+    lines = []
+    for name, module in model.named_modules():
+        if isinstance(module, NORMS):
+            settings = f"{getattr(module, 'num_features', getattr(module, 'num_channels', ''))} eps={module.eps}"
+        else:
+            settings = module.extra_repr()
+        lines.append(f"{name} {type(module).__name__} {settings}")
+    return "\n".join(lines)
+
+
+def fingerprints() -> dict[str, str]:
+    with torch.device("meta"):
+        return {name: hashlib.sha256(describe(build_preset(name)).encode()).hexdigest()[:16] for name in sorted(PRESETS)}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_each_preset_keeps_the_architecture_its_checkpoints_were_trained_with(name):
+    recorded = json.loads(RECORD.read_text())
+    assert name in recorded, f"new preset {name}: add its fingerprint to {RECORD.name} (run this file)"
+    assert fingerprints()[name] == recorded[name], (
+        f"preset {name} changed: its checkpoints would load into another network; name the new architecture anew"
+    )
+
+
+def test_the_fingerprint_sees_a_change_of_dilation_or_pool():
+    model = build_preset("lraspp_mobilenet_v3_large")
+    before = describe(model)
+    conv = next(module for module in model.modules() if isinstance(module, nn.Conv2d) and module.kernel_size == (3, 3))
+    conv.dilation = (2, 2)
+    assert describe(model) != before
+
+
+if __name__ == "__main__":
+    json.dump(fingerprints(), sys.stdout, indent=1)
+    print()
