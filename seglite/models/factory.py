@@ -360,6 +360,10 @@ class Preset(SegmentationModel):
     presets spell out. A class rather than the preset function as ``class_path``: the CLI links
     ``num_classes`` from the data module, which jsonargparse 4.53 cannot do into a function.
 
+    A checkpoint records the preset by name and is rebuilt from its definition here, so presets
+    are frozen: a new architecture gets a new name (``tests/test_preset_architectures.py`` fails
+    when a preset's modules change).
+
     Args:
         name: the preset (a function of ``seglite.models.factory``: its docstring says what it builds).
         num_classes: classes to predict (linked from the data module by the CLI).
