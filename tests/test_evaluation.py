@@ -451,6 +451,21 @@ def test_model_differences_compare_only_what_the_configs_state():
     assert model_differences(another_head, held) == ["model: LRASPP in the checkpoint, DeepLabV3 in the configs"]
 
 
+def test_a_preset_and_the_classes_it_names_are_the_same_model():
+    """Checkpoints of seglite 0.2 record the class tree; configs now name the preset: not a difference."""
+    from seglite.apps.test import model_differences
+
+    class_tree = {"class_path": "seglite.models.LRASPP", "init_args": {
+        "num_classes": 19, "inner_channels": 128, "pool_kernel": [49, 49], "pool_stride": [4, 5], "pool_fallback": "clamp",
+        "gate_activation": "hardsigmoid", "gate_bias": True, "low_feature": "layer2_depthwise", "aux": False,
+        "backbone": {"class_path": "seglite.models.backbones.MobileNetV3", "init_args": {
+            "variant": "large", "output_stride": 16, "reduced_tail": True, "tail_reduction": "all", "dilation_rule": "deeplab"}}}}
+    preset = {"class_path": "seglite.models.Preset", "init_args": {"name": "lraspp_mobilenet_v3_large", "num_classes": 19}}
+    assert model_differences(preset, class_tree) == []
+    small = {"class_path": "seglite.models.Preset", "init_args": {"name": "lraspp_mobilenet_v3_small", "num_classes": 19}}
+    assert model_differences(small, class_tree) == ["model: LRASPP in the checkpoint, Preset in the configs"]
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [

@@ -19,27 +19,12 @@ import pytest
 import torch
 from torch import nn
 
-from seglite.models.factory import PRESETS, build_preset
+from seglite.models.factory import PRESETS, architecture_description, build_preset
 
 RECORD = Path(__file__).resolve().parent / "data" / "preset_architectures.json"
-NORMS = (nn.BatchNorm2d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm)
-
-
-def describe(model: nn.Module) -> str:
-    """One line per module: its name, type and shaping settings (not torch's repr of norms, which changes across torch versions)."""
-    lines = []
-    for name, module in model.named_modules():
-        if isinstance(module, NORMS):
-            settings = f"{getattr(module, 'num_features', getattr(module, 'num_channels', ''))} eps={module.eps}"
-        else:
-            settings = module.extra_repr()
-        lines.append(f"{name} {type(module).__name__} {settings}")
-    return "\n".join(lines)
-
-
 def fingerprints() -> dict[str, str]:
     with torch.device("meta"):
-        return {name: hashlib.sha256(describe(build_preset(name)).encode()).hexdigest()[:16] for name in sorted(PRESETS)}
+        return {name: hashlib.sha256(architecture_description(build_preset(name)).encode()).hexdigest()[:16] for name in sorted(PRESETS)}
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -53,10 +38,10 @@ def test_each_preset_keeps_the_architecture_its_checkpoints_were_trained_with(na
 
 def test_the_fingerprint_sees_a_change_of_dilation_or_pool():
     model = build_preset("lraspp_mobilenet_v3_large")
-    before = describe(model)
+    before = architecture_description(model)
     conv = next(module for module in model.modules() if isinstance(module, nn.Conv2d) and module.kernel_size == (3, 3))
     conv.dilation = (2, 2)
-    assert describe(model) != before
+    assert architecture_description(model) != before
 
 
 if __name__ == "__main__":

@@ -399,3 +399,24 @@ class Preset(SegmentationModel):
             options["backbone_options"] = {"weights": weights}
         model = preset(**options)
         super().__init__(model.backbone, model.head, model.aux_head)
+
+
+def architecture_description(model: nn.Module) -> str:
+    """One line per module: its name, type and the settings that shape its computation.
+
+    Two models with the same description compute the same function of the same weights (whatever
+    config built them: a ``Preset`` or the classes it names, which share ``SegmentationModel.forward``,
+    so the top module is described by its parts). Norm layers are described by their channels and
+    epsilon rather than torch's ``repr``, which changes across torch versions.
+    """
+    norms = (nn.BatchNorm2d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm)
+    lines = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+        if isinstance(module, norms):
+            settings = f"{getattr(module, 'num_features', getattr(module, 'num_channels', ''))} eps={module.eps}"
+        else:
+            settings = module.extra_repr()
+        lines.append(f"{name} {type(module).__name__} {settings}")
+    return "\n".join(lines)
