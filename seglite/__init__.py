@@ -7,7 +7,7 @@ The segmentation-models-pytorch encoders (``seglite_<backbone>``) are registered
 
 from importlib import import_module
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _EXPORTS = {
     "Predictor": "seglite.inference.predictor",
