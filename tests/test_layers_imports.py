@@ -168,6 +168,18 @@ def test_layers_import_only_their_libraries():
     assert not wrong, "imports a layer must not make:\n" + "\n".join(sorted(wrong))
 
 
+def test_deployment_does_not_reach_into_the_training_layer():
+    """inference/ sits above lit/ but imports none of it (Lightning stays out of deployment, even lazily)."""
+    wrong = [
+        f"{name} imports {target}"
+        for name, path in modules().items()
+        if name.startswith("seglite.inference")
+        for target in imports_of(name, path)
+        if target == "seglite.lit" or target.startswith("seglite.lit.")
+    ]
+    assert not wrong, "\n".join(sorted(wrong))
+
+
 @pytest.mark.parametrize(
     "statement",
     [
