@@ -1,7 +1,7 @@
 """Draw a model's predictions beside the ground truth: image | truth | prediction | errors, one row per image.
 
     python tools/show_predictions.py configs/lraspp_mnv3_camvid.yaml --checkpoint best.ckpt \\
-        --split test --count 4 --output docs/camvid_test_predictions.png
+        --split test --count 4 --output docs/camvid_test_lraspp_mnv3_large.png
     python tools/show_predictions.py configs/lraspp_mnv3_camvid.yaml --checkpoint best.ckpt \\
         --split test --names 0001TP_008550 Seq05VD_f02370 --output picked.png
 
