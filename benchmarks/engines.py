@@ -224,9 +224,9 @@ def _build_openvino(precision: str) -> Callable[[nn.Module, Case], Target]:
     def build(model: nn.Module, case: Case) -> Target:
         graph = _logits_graph(model)
         network = openvino.read_onnx(graph)
-        if precision == "int8":  # the layers int8 leaves in float run bf16 where the CPU has it, as the Predictor runs them
+        if precision == "int8":  # its float layers at the Predictor's precision
             network = openvino.quantize(network, calibration_images(case))
-            hint = "bf16" if openvino.cpu_has_bf16() else "fp32"
+            hint = openvino.float_precision()
         else:
             hint = precision
         engine = openvino.OpenVinoEngine(network, hint, case.threads, int8=precision == "int8")

@@ -105,16 +105,13 @@ def build_engine(
     if not openvino.available():
         raise SegliteError("backend='openvino' needs OpenVINO: pip install seglite[openvino] (or use backend='auto')")
     if precision == "auto":
-        precision = "bf16" if openvino.cpu_has_bf16() else "fp32"
+        precision = openvino.float_precision()
     masks_model = graph(first_graph, openvino.read_onnx)
     if precision == "int8":
         masks_model = _int8_model(masks_model, settings, cache)
     return openvino.OpenVinoEngine(
         masks_model,
-        # the layers int8 leaves in float run bf16 where the CPU has it: on a 2-core Zen 4 the int8
-        # LR-ASPP's graph took 36.1 ms with them in fp32 and 24.1 ms in bf16 (its depthwise
-        # convolutions stay float in OpenVINO 2026.4 whatever NNCF does, with reorders around them)
-        ("bf16" if openvino.cpu_has_bf16() else "fp32") if precision == "int8" else precision,
+        openvino.float_precision() if precision == "int8" else precision,
         settings.num_threads,
         lambda: graph("logits", openvino.read_onnx),
         note,

@@ -187,7 +187,7 @@ def auto_candidates(device: str, precision: str) -> tuple[list[tuple[str, str]],
 
     candidates = []
     if openvino.available():
-        candidates.append(("openvino", precision if precision != "auto" else "bf16" if openvino.cpu_has_bf16() else "fp32"))
+        candidates.append(("openvino", precision if precision != "auto" else openvino.float_precision()))
     elif precision in ("bf16", "int8"):
         raise ValueError(f"precision={precision!r} needs OpenVINO: pip install seglite[openvino]")
     try:
