@@ -1,7 +1,7 @@
 """The backends the benchmarks run, each built on an engine of ``seglite.inference``.
 
-This is the one module of ``benchmarks/`` that imports ``seglite.inference``: the other modules
-take the engines, the Predictor and the runtimes' helpers from here.
+The other benchmark modules import ``seglite.inference`` directly where they use it (the Predictor,
+its accuracy comparison, the CPU's name); the backends' construction is all here.
 
 A backend turns an eval-mode ``nn.Module`` into a :class:`Target`: the product's engine for it
 (``Predictor.from_model``'s PyTorch engine, ``OnnxEngine``, ``OpenVinoEngine`` with its precision
@@ -31,14 +31,12 @@ import torch
 from torch import nn
 
 from seglite.inference import executorch, litert, openvino
-from seglite.inference.accuracy import dataset_images, evaluate_predictors  # noqa: F401  (for benchmarks.predictor)
-from seglite.inference.choice import cpu_flags, cpu_name  # noqa: F401  (cpu_name: for benchmarks.sections)
-from seglite.inference.engine import default_num_threads  # noqa: F401  (for benchmarks.predictor)
+from seglite.inference.choice import cpu_flags
 from seglite.inference.export import onnx_model_bytes, segmenter_onnx_bytes
 from seglite.inference.graph import coarse_stride, normalize
 from seglite.inference.onnxruntime import OnnxEngine, onnx_session
 from seglite.inference.phone import phone_metadata
-from seglite.inference.predictor import Predictor, load_task  # noqa: F401  (load_task: for benchmarks.predictor)
+from seglite.inference.predictor import Predictor
 from seglite.models.complexity import squeeze_excite_paths
 
 REFERENCE = "torchvision-lraspp"

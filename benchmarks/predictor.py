@@ -99,7 +99,7 @@ def benchmark_image(args: argparse.Namespace):
 
     for root in (args.eval_root, args.calibration_root):
         if root is not None:
-            from benchmarks.engines import dataset_images
+            from seglite.inference.accuracy import dataset_images
 
             images = dataset_images(root, "val", 1)
             if images:
@@ -110,7 +110,7 @@ def benchmark_image(args: argparse.Namespace):
 
 
 def calibration_images(args: argparse.Namespace, folder: Path) -> list:
-    from benchmarks.engines import dataset_images
+    from seglite.inference.accuracy import dataset_images
 
     root = args.calibration_root
     if root is None:
@@ -124,7 +124,9 @@ def build(args: argparse.Namespace, checkpoint: Path, folder: Path) -> tuple[dic
     """(predictors, model calls on a normalised float32 batch): name -> predictor or callable."""
     import torch
 
-    from benchmarks.engines import Predictor, load_task, logits_model_engine, onnx_model_bytes, openvino, torchvision_reference
+    from benchmarks.engines import logits_model_engine, onnx_model_bytes, torchvision_reference
+    from seglite.inference import openvino
+    from seglite.inference.predictor import Predictor, load_task
 
     predictors = {"default": Predictor.from_checkpoint(checkpoint, cache_dir=folder / "cache")}
     if not args.no_torch:
@@ -173,10 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from benchmarks.engines import default_num_threads, openvino
     from benchmarks.harness import noisy_reference_warning, timing_stats
     from benchmarks.report import markdown_table
     from seglite.errors import SegliteError
+    from seglite.inference import openvino
+    from seglite.inference.engine import default_num_threads
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -257,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def evaluate(args: argparse.Namespace, predictors: dict) -> dict[str, float]:
     """Val mIoU change (points) of each predictor against the exact torch fp32 one."""
-    from benchmarks.engines import Predictor, evaluate_predictors
+    from seglite.inference.accuracy import evaluate_predictors
+    from seglite.inference.predictor import Predictor
 
     candidates = {name: p for name, p in predictors.items() if name != "torch"}
     reference = predictors.get("torch") or Predictor.from_checkpoint(args.checkpoint, backend="torch")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from benchmarks.engines import BACKENDS, REFERENCE, Case, ModelSpec, cpu_name
+from benchmarks.engines import BACKENDS, REFERENCE, Case, ModelSpec
 from benchmarks.harness import log, noisy_reference_warning, physical_cores, timing_stats
 from benchmarks.profiles import OperatorProfile
 from benchmarks.report import (
@@ -36,6 +36,7 @@ from benchmarks.report import (
     write_json,
 )
 from benchmarks.workers import Measurement, WorkerError, preload_modules, profile_case, run_group
+from seglite.inference.choice import cpu_name
 from seglite.models.complexity import CATEGORIES, GraphCost, count_costs
 
 if TYPE_CHECKING:
