@@ -252,3 +252,17 @@ def test_reference_is_torchvisions_lraspp_with_the_papers_settings() -> None:
     # (torchvision/models/mobilenetv3.py::_mobilenet_v3_conf, reduce_divider)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
     assert sum(p.numel() for p in ours.parameters()) == pytest.approx(1.747e6, abs=500)
+
+
+def test_eager_memory_measures_a_forward_in_fresh_processes(capsys):
+    """benchmarks/eager_memory.py: seglite's preset beside torchvision's reference, a MiB figure each."""
+    from benchmarks import eager_memory
+
+    assert eager_memory.main(["--preset", "lraspp_mobilenet_v3_small", "--size", "256", "512", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("peak memory of one eager forward at 256x512")
+    figures = [float(line.split(": ")[1].split(" MiB")[0]) for line in lines[1:]]
+    assert [line.split(":")[0].strip() for line in lines[1:]] == [
+        "seglite lraspp_mobilenet_v3_small", "torchvision lraspp_mobilenet_v3_large"]
+    # a 256x512 forward holds megabytes of activations, not nothing and not gigabytes
+    assert all(1 < figure < 1000 for figure in figures), figures
