@@ -4,11 +4,13 @@
     python benchmarks/eager_memory.py --preset lraspp_mobilenet_v2 --size 512 1024 --repeats 5
 
 Each measurement runs in a fresh process: the model is built (random weights) and run once at a
-small size, the resident memory is read, then one ``torch.inference_mode`` forward of a batch of
-one at ``--size`` runs, and the growth of the process's peak resident memory (``ru_maxrss``) is
-what that forward held at its peak: activations and workspace. Tensors this large are mapped
-from and returned to the system whole, so the resident memory follows them. The median of
-``--repeats`` processes is printed per model.
+small size, the resident memory is read and its high-water mark reset (Linux: ``/proc/self``),
+then one ``torch.inference_mode`` forward of a batch of one at ``--size`` runs, and the new
+high-water mark's growth over the resident memory before it is what that forward held at its peak:
+activations and workspace. Tensors this large are mapped from and returned to the system whole,
+so the resident memory follows them. (``ru_maxrss`` would not do: Linux carries it across
+``exec`` from the parent that started the process.) The median of ``--repeats`` processes is
+printed per model.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ import sys
 
 def measure(model_name: str, height: int, width: int) -> float:
     """The forward pass's peak in MiB, in this process."""
-    import resource
-
     import torch
 
     torch.manual_seed(0)
@@ -40,10 +40,21 @@ def measure(model_name: str, height: int, width: int) -> float:
     with torch.inference_mode():
         forward(torch.rand(1, 3, 64, 128))  # kernels chosen, one-time buffers made
         batch = torch.rand(1, 3, height, width)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = _status_kib("VmRSS")
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")  # the high-water mark starts again from the resident memory now
         forward(batch)
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (after - before) / 1024  # KiB on Linux
+        after = _status_kib("VmHWM")
+    return (after - before) / 1024
+
+
+def _status_kib(field: str) -> int:
+    """A memory figure of this process from ``/proc/self/status``, in KiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field} (this benchmark reads Linux's process status)")
 
 
 def main(argv: list[str] | None = None) -> int:
