@@ -10,7 +10,7 @@ reduced_tail=True), num_classes=19)`` in eager mode (at most 0.15x), the fastest
 path against ONNX Runtime fp32 of the same model (at least 1.5x, with demo val mIoU within 0.5
 point of fp32: give --eval-root), and OpenVINO int8 against OpenVINO bf16 where the CPU has bf16
 (at least 1.3x, within 1.0 mIoU). The default predict's stages are timed one by one. Every path takes its turn in every round;
-medians and minimums after warm-up, the order rotating every round, with a warning when the
+medians and minimums after warm-up, the order shuffled every round, with a warning when the
 reference's own timings spread more than 20% (a busy machine). Without --checkpoint the LR-ASPP MobileNetV3-Large preset (random
 weights) is saved as a training checkpoint in a temporary folder; int8 is calibrated on
 --calibration-root, or on synthetic demo images (speed does not depend on calibration quality).

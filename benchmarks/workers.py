@@ -3,7 +3,7 @@
 Each engine lives in its own process, so that its peak memory is its own (native allocators,
 ONNX Runtime's arena and TorchInductor keep memory that a per-process measure sees and tracemalloc
 does not), and a crash or a hang costs one row, not the run. The parent sends "time one call" to
-each worker of a group in turn, round after round (the order rotating), so load that comes and
+each worker of a group in turn, round after round (the order shuffled), so load that comes and
 goes on the machine hits every engine of the group alike; only one worker computes at a time.
 
 Workers are forked from a fork server that imported torch (and the backends' runtimes) but never

@@ -31,11 +31,19 @@ def test_benchmark_prints_every_path_and_the_goals(checkpoint, tmp_path, capsys,
     assert "predict, end to end" in printed
 
 
-def test_every_path_takes_its_turn_in_a_rotating_order():
+def test_every_path_takes_its_turn_each_round_after_varying_predecessors():
     order: list[str] = []
-    timers = [(lambda name=name: order.append(name) or 0.0) for name in "abc"]
-    timings = harness.interleaved(timers, warmup=1, rounds=3, settle=0)
-    assert order == list("abc" "bca" "cab" "abc") and all(len(timing.times) == 3 for timing in timings)
+    timers = [(lambda name=name: order.append(name) or 0.0) for name in "abcd"]
+    timings = harness.interleaved(timers, warmup=1, rounds=11, settle=0)
+    rounds = [order[start : start + 4] for start in range(0, len(order), 4)]
+    assert len(rounds) == 12 and all(sorted(one) == list("abcd") for one in rounds)
+    assert all(len(timing.times) == 11 for timing in timings)
+    # within rounds, each path follows more than one other path (a rotating order would keep one)
+    before = {name: {one[i - 1] for one in rounds for i in range(1, 4) if one[i] == name} for name in "abcd"}
+    assert all(len(predecessors) >= 2 for predecessors in before.values()), before
+    order_again: list[str] = []
+    harness.interleaved([(lambda name=name: order_again.append(name) or 0.0) for name in "abcd"], 1, 11, settle=0)
+    assert order_again == order  # seeded: a run repeats
 
 
 def test_a_failing_candidate_drops_out_and_the_others_go_on():

@@ -121,7 +121,10 @@ def _block_argmax(image: np.ndarray, factor_y: int, factor_x: int) -> np.ndarray
             [padded[:, rows, columns], padded[:, rows, columns + 1], padded[:, rows + 1, columns], padded[:, rows + 1, columns + 1]],
             axis=-1,
         )  # (C, U, 4)
-        values = corners @ weights.T  # (C, U, factor_y * factor_x)
+        # the product in PyTorch (MKL, OpenMP threads), not NumPy: NumPy's OpenBLAS threads keep spinning
+        # ~0.1 s after a call and take the cores from the runtime's next call (an OpenVINO bf16 graph
+        # at 1024x2048 on 2 Zen 4 cores took 114-120 ms 20 ms after NumPy's product, 76-77 after this one)
+        values = (torch.from_numpy(corners) @ torch.from_numpy(weights.T)).numpy()  # (C, U, factor_y * factor_x)
         best, winner = values[0].copy(), np.zeros(values.shape[1:], dtype=np.uint8)
         for klass in range(1, classes):  # strictly greater: ties keep the first class, as argmax does
             better = values[klass] > best
