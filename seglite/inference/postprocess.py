@@ -27,7 +27,13 @@ import torch
 
 UNDECIDED = 255
 BLOCK_CHUNK = 8192
-"""Undecided blocks interpolated at once (19 classes of 8x8 blocks: 40 MB of float32)."""
+"""Undecided blocks interpolated at once at most (19 classes of 8x8 blocks: 40 MB of float32)."""
+SINGLE_THREAD_PRODUCT = 65536
+"""Blocks x pixels per block of one matrix product at most: OpenBLAS (NumPy's BLAS) runs products of
+``rows * columns * 4`` up to 4 x 65536 on the calling thread (``interface/gemm.c``, ``SMP_THRESHOLD_MIN
+* GEMM_MULTITHREAD_THRESHOLD``). A larger one wakes its worker threads, which then spin ~0.1 s and take
+the cores from the runtime's next call: an OpenVINO bf16 graph at 1024x2048 on 2 Zen 4 cores took
+114-120 ms 20 ms after such a product, 76-77 ms without."""
 
 
 @lru_cache(maxsize=16)
@@ -114,9 +120,10 @@ def _block_argmax(image: np.ndarray, factor_y: int, factor_x: int) -> np.ndarray
     blocks[...] = first[:, None, :, None]
     all_rows, all_columns = np.nonzero(undecided)
     # in chunks: the interpolated values of every undecided block of an 8000x6000 photo at once
-    # would take ~700 MB
-    for start in range(0, len(all_rows), BLOCK_CHUNK):
-        rows, columns = all_rows[start : start + BLOCK_CHUNK], all_columns[start : start + BLOCK_CHUNK]
+    # would take ~700 MB, and small products keep NumPy's BLAS on this thread (SINGLE_THREAD_PRODUCT)
+    chunk = max(1, min(BLOCK_CHUNK, SINGLE_THREAD_PRODUCT // (factor_y * factor_x)))
+    for start in range(0, len(all_rows), chunk):
+        rows, columns = all_rows[start : start + chunk], all_columns[start : start + chunk]
         corners = np.stack(
             [padded[:, rows, columns], padded[:, rows, columns + 1], padded[:, rows + 1, columns], padded[:, rows + 1, columns + 1]],
             axis=-1,
