@@ -6,11 +6,11 @@ Entry scripts, run from a checkout as ``python benchmarks/<name>.py --help``:
 - ``predictor.py``: ``Predictor.predict`` on every backend against the deployment goals;
 - ``training.py``: the Lightning training loop against a bare PyTorch loop;
 - ``data.py``: data-loading throughput of one loader worker;
-- ``large_image_memory.py``, ``executorch_etdump.py``: peak memory of large images, ExecuTorch's own profile.
+- ``eager_memory.py``, ``large_image_memory.py``: peak memory of one eager forward and of large images;
+- ``executorch_etdump.py``: ExecuTorch's own profile.
 
 One harness serves them: ``harness`` (the one interleaved timing loop, its statistics, the machine's
-description), ``workers`` (worker processes), ``report`` (tables, CSV, JSON, plot), ``engines``
-(the backends, built on ``seglite.inference``'s engines: the one harness module that imports
-``seglite.inference``; the two stand-alone scripts import what they use) and ``profiles``
+description), ``workers`` (worker processes and their memory figures), ``report`` (tables, CSV, JSON, plot),
+``engines`` (the backends, built on ``seglite.inference``'s engines) and ``profiles``
 (per-operator profiles).
 """

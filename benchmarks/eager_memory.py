@@ -19,11 +19,16 @@ import argparse
 import statistics
 import subprocess
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python benchmarks/eager_memory.py: this checkout's packages
 
 
 def measure(model_name: str, height: int, width: int) -> float:
     """The forward pass's peak in MiB, in this process."""
     import torch
+
+    from benchmarks.workers import peak_bytes, reset_peak, resident_bytes
 
     torch.manual_seed(0)
     if model_name == "torchvision":
@@ -40,28 +45,21 @@ def measure(model_name: str, height: int, width: int) -> float:
     with torch.inference_mode():
         forward(torch.rand(1, 3, 64, 128))  # kernels chosen, one-time buffers made
         batch = torch.rand(1, 3, height, width)
-        before = _status_kib("VmRSS")
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")  # the high-water mark starts again from the resident memory now
+        before = resident_bytes()
+        if before is None or not reset_peak():  # the high-water mark starts again from the resident memory now
+            raise RuntimeError("this benchmark reads Linux's /proc/self/status and resets /proc/self/clear_refs")
         forward(batch)
-        after = _status_kib("VmHWM")
-    return (after - before) / 1024
-
-
-def _status_kib(field: str) -> int:
-    """A memory figure of this process from ``/proc/self/status``, in KiB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field} (this benchmark reads Linux's process status)")
+        after = peak_bytes()
+    return (after - before) / 2**20
 
 
 def main(argv: list[str] | None = None) -> int:
+    from seglite.apps import arguments
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="lraspp_mobilenet_v3_large", help="a seglite preset (seglite.models.build_preset)")
-    parser.add_argument("--size", nargs=2, type=int, default=[1024, 2048], metavar=("HEIGHT", "WIDTH"))
-    parser.add_argument("--repeats", type=int, default=3, help="fresh processes per model (median printed)")
+    parser.add_argument("--size", nargs=2, type=arguments.positive_int, default=[1024, 2048], metavar=("HEIGHT", "WIDTH"))
+    parser.add_argument("--repeats", type=arguments.positive_int, default=3, help="fresh processes per model (median printed)")
     parser.add_argument("--one", metavar="MODEL", help=argparse.SUPPRESS)  # a worker
     args = parser.parse_args(argv)
     height, width = args.size

@@ -68,7 +68,7 @@ def resident_bytes() -> int | None:
     return _status_bytes("VmRSS")
 
 
-def _reset_peak() -> bool:
+def reset_peak() -> bool:
     """Start a new high-water mark of resident memory (Linux >= 4.0); False where not possible."""
     try:
         with open("/proc/self/clear_refs", "w") as clear_refs:
@@ -78,7 +78,8 @@ def _reset_peak() -> bool:
         return False
 
 
-def _peak_bytes() -> int:
+def peak_bytes() -> int:
+    """The high-water mark of resident memory (Linux ``VmHWM``; elsewhere the process's peak, ``ru_maxrss``)."""
     peak = _status_bytes("VmHWM")
     if peak is not None:
         return peak
@@ -116,7 +117,7 @@ def _worker(connection: Connection, case: Case, seed: int) -> None:
         if case.device.startswith("cuda"):
             torch.cuda.set_device(torch.device(case.device))
             torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels in warm-up
-        baseline = resident_bytes() or _peak_bytes()
+        baseline = resident_bytes() or peak_bytes()
         torch.manual_seed(seed)  # the same weights in every worker of a model
         backend = BACKENDS[case.backend]
         model = case.model.build().eval()
@@ -150,7 +151,7 @@ def _worker(connection: Connection, case: Case, seed: int) -> None:
                         torch.cuda.reset_peak_memory_stats()
                         peak_method = "cuda max_memory_allocated"
                     else:
-                        peak_method = "VmHWM after warm-up" if _reset_peak() else "peak RSS including loading"
+                        peak_method = "VmHWM after warm-up" if reset_peak() else "peak RSS including loading"
                         if case.device.startswith("cuda"):
                             peak_method += " (host memory only)"
                 connection.send(("time", elapsed))
@@ -158,7 +159,7 @@ def _worker(connection: Connection, case: Case, seed: int) -> None:
                 if on_gpu:
                     peak = torch.cuda.max_memory_allocated()
                 else:
-                    peak = _peak_bytes() - baseline
+                    peak = peak_bytes() - baseline
                 connection.send(("finish", {"peak_bytes": peak, "peak_method": peak_method, "signature": signature}))
             elif command == "profile":
                 if backend.profile is None:
