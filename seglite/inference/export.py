@@ -49,6 +49,7 @@ from seglite.inference.metadata import (
     Size,
     export_metadata,
 )
+from seglite.inference.onnxruntime import OnnxEngine
 from seglite.inference.options import EXPORT_FORMATS, TORCHSCRIPT_METHODS, ExportFormat, TorchScriptMethod
 
 if TYPE_CHECKING:
@@ -274,8 +275,6 @@ def export_onnx(
     output = check_output(output, overwrite, inputs)
     data = onnx_model_bytes(model, size, dynamic, opset, batch_size, metadata)
     sizes = check_sizes(check_size("size", size), dynamic)
-    from seglite.inference.onnxruntime import OnnxEngine
-
     exported = OnnxEngine.from_logits_file(data).logits_file
     reports = check_export(cpu_eval_copy(model), exported.network, sizes, 2 if dynamic else batch_size)
     write_bytes(output, data)
