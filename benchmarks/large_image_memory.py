@@ -4,7 +4,7 @@
     python benchmarks/large_image_memory.py --checkpoint CKPT --backends openvino --size 6000 8000
 
 Each measurement runs in a fresh process and reports that process's peak resident memory
-(``ru_maxrss``: the imported libraries included) and the time of the one ``predict`` call. The
+(Linux ``VmHWM``, read through ``benchmarks.workers``: the imported libraries included) and the time of the one ``predict`` call. The
 image is smooth noise (a photo's content does not change the memory).
 """
 
@@ -13,16 +13,19 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python benchmarks/large_image_memory.py: this checkout's packages
 
 
 def measure(checkpoint: str, backend: str, mode: str, size: tuple[int, int], cache: str | None) -> None:
     """One measurement, in this process: prints ``backend mode seconds peak_mb``."""
-    import resource
     import time
 
     import cv2
     import numpy as np
 
+    from benchmarks.workers import peak_bytes
     from seglite.inference import tiling
     from seglite.inference.predictor import Predictor
 
@@ -35,15 +38,16 @@ def measure(checkpoint: str, backend: str, mode: str, size: tuple[int, int], cac
     start = time.perf_counter()
     predictor.predict(image)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(f"{backend} {mode} {seconds:.1f} {peak:.0f}", flush=True)
+    print(f"{backend} {mode} {seconds:.1f} {peak_bytes() / 2**20:.0f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from seglite.apps import arguments
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--backends", nargs="+", default=["openvino", "onnxruntime", "torch"])
-    parser.add_argument("--size", nargs=2, type=int, default=[6000, 8000], metavar=("HEIGHT", "WIDTH"))
+    parser.add_argument("--size", nargs=2, type=arguments.positive_int, default=[6000, 8000], metavar=("HEIGHT", "WIDTH"))
     parser.add_argument("--cache-dir", default=None, help="conversion cache (default: seglite's)")
     parser.add_argument("--one", nargs=2, metavar=("BACKEND", "MODE"), help=argparse.SUPPRESS)  # a worker
     args = parser.parse_args(argv)
