@@ -34,8 +34,10 @@ setup(
         "pydantic>=2.9.2",  # InitSchema fields of RandomScaleCrop; albumentations 2.0's own lower bound
         "opencv-python-headless>=4.11.0.86",  # cv2.IMREAD_COLOR_RGB
         # 4.51: a constructor's own ValueError stays reachable under a union type's error (one-line config
-        # errors); 4.48: argparse-style "unrecognized arguments"; 4.39: applied_instantiation_links
-        "jsonargparse[signatures]>=4.51.0",
+        # errors); 4.48: argparse-style "unrecognized arguments"; 4.39: applied_instantiation_links.
+        # <5: pytorch-lightning 2.6's LightningCLI calls add_instantiator, instantiate_classes and
+        # dump(skip_none=...), which jsonargparse 4.49 deprecated for removal in 5.0 (its own warnings)
+        "jsonargparse[signatures]>=4.51.0,<5",
         "tensorboard>=2.12.0",  # TensorBoardLogger images (event_accumulator in the tests); 2.11 caps protobuf<4
         "pyyaml>=6.0",  # YAML configs (read by jsonargparse; the tests write some)
         "tqdm>=4.57.0",  # pytorch-lightning 2.5.2's own lower bound
