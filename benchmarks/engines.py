@@ -314,12 +314,24 @@ def _onnxruntime_int8_unavailable(device: str) -> str | None:
     return _onnxruntime_unavailable(device)
 
 
-def _openvino_unavailable(device: str) -> str | None:
-    if device != "cpu":
-        return "seglite runs OpenVINO on the CPU only"
-    if importlib.util.find_spec("openvino") is None or importlib.util.find_spec("onnx") is None:
-        return "openvino is not installed (pip install 'seglite[openvino]')"
-    return None
+def _cpu_runtime_unavailable(cpu_only: str, modules: tuple[str, ...], missing: str) -> Callable[[str], str | None]:
+    """The check of a runtime seglite runs on the CPU only: ``cpu_only`` on another device, ``missing``
+    where one of ``modules`` is not installed (``find_spec``: the parent checks every backend and must
+    not import their runtimes)."""
+
+    def unavailable(device: str) -> str | None:
+        if device != "cpu":
+            return cpu_only
+        if any(importlib.util.find_spec(module) is None for module in modules):
+            return missing
+        return None
+
+    return unavailable
+
+
+_openvino_unavailable = _cpu_runtime_unavailable(
+    "seglite runs OpenVINO on the CPU only", ("openvino", "onnx"), "openvino is not installed (pip install 'seglite[openvino]')"
+)
 
 
 def _openvino_bf16_unavailable(device: str) -> str | None:
@@ -333,20 +345,14 @@ def _openvino_int8_unavailable(device: str) -> str | None:
     return unavailable
 
 
-def _executorch_unavailable(device: str) -> str | None:
-    if device != "cpu":
-        return "seglite runs ExecuTorch on the CPU only (XNNPACK)"
-    if importlib.util.find_spec("executorch") is None:
-        return "executorch is not installed (pip install 'seglite[executorch]')"
-    return None
-
-
-def _litert_unavailable(device: str) -> str | None:
-    if device != "cpu":
-        return "seglite runs LiteRT on the CPU only (XNNPACK)"
-    if importlib.util.find_spec("litert_torch") is None or importlib.util.find_spec("ai_edge_litert") is None:
-        return "litert-torch and ai-edge-litert are not installed (pip install 'seglite[litert]')"
-    return None
+_executorch_unavailable = _cpu_runtime_unavailable(
+    "seglite runs ExecuTorch on the CPU only (XNNPACK)", ("executorch",),
+    "executorch is not installed (pip install 'seglite[executorch]')",
+)
+_litert_unavailable = _cpu_runtime_unavailable(
+    "seglite runs LiteRT on the CPU only (XNNPACK)", ("litert_torch", "ai_edge_litert"),
+    "litert-torch and ai-edge-litert are not installed (pip install 'seglite[litert]')",
+)
 
 
 # ---------------------------------------------------------------------------------------------
