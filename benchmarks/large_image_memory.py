@@ -3,9 +3,10 @@
     python benchmarks/large_image_memory.py --checkpoint outputs/demo/version_0/checkpoints/last.ckpt
     python benchmarks/large_image_memory.py --checkpoint CKPT --backends openvino --size 6000 8000
 
-Each measurement runs in a fresh process and reports that process's peak resident memory
-(Linux ``VmHWM``, read through ``benchmarks.workers``: the imported libraries included) and the time of the one ``predict`` call. The
-image is smooth noise (a photo's content does not change the memory).
+Each measurement runs in a fresh process and reports that process's peak resident memory in MiB
+(Linux ``VmHWM``, read through ``benchmarks.workers``: the imported libraries included) and the
+time of the one ``predict`` call. The image is smooth noise (a photo's content does not change the
+memory).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python benchmark
 
 
 def measure(checkpoint: str, backend: str, mode: str, size: tuple[int, int], cache: str | None) -> None:
-    """One measurement, in this process: prints ``backend mode seconds peak_mb``."""
+    """One measurement, in this process: prints ``backend mode seconds peak_mib``."""
     import time
 
     import cv2
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         measure(args.checkpoint, args.one[0], args.one[1], size, args.cache_dir)
         return 0
     print(f"{size[0]}x{size[1]} image, {args.checkpoint}; peak resident memory of a fresh process")
-    print(f"{'backend':<12} {'mode':<6} {'seconds':>8} {'peak MB':>8}")
+    print(f"{'backend':<12} {'mode':<6} {'seconds':>8} {'peak MiB':>8}")
     for backend in args.backends:
         for mode in ("tiled", "whole"):
             command = [sys.executable, __file__, "--checkpoint", args.checkpoint, "--size", *map(str, size), "--one", backend, mode]

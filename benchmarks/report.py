@@ -241,7 +241,7 @@ def plot_latency(path: Path, rows: Sequence[ResultRow], title: str) -> Path:
         axis.set_ylabel("median latency, batch 1 (ms)")
         axis.set_title(f"{height}x{width}")
         axis.grid(True, which="both", alpha=0.3)
-        if axis.get_legend_handles_labels()[0]:  # a size where every run failed has nothing to name
+        if axis.get_legend_handles_labels()[0]:  # a panel with no batch-1 result has nothing to name
             axis.legend(fontsize=7)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
